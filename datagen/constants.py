@@ -1,0 +1,34 @@
+"""Names shared by every stage: dataset layout, sample keys, versions, task vocabularies.
+
+Readers and writers import these; nothing else spells a key or a path template.
+"""
+
+from sim.lattice import ACTIONS
+
+DATASET_VERSION = "spoc-nav/1"
+"""Version of the episode-shard format; a reader refuses any other."""
+
+INFO_FILE = "info.json"
+SHARD_TEMPLATE = "{split}/shard-{index:06d}.tar"
+SHARD_GLOB = "shard-*.tar"
+SPLITS = ("train", "val", "test")
+
+# Keys of one webdataset sample (one episode).
+KEY_RGB = "rgb.mp4"  # H.264 frames, one per step, frame t is what the agent saw before action t
+KEY_ACTIONS = "actions.npy"  # int8 (T,), indices into ACTIONS; the last is END
+KEY_META = "meta.json"  # house id, task, target, start pose, poses, shortest length, seed, source
+
+ACTION_VOCAB = list(ACTIONS)
+
+TASK_OBJECTNAV = "objectnav"
+TASK_ROOMNAV = "roomnav"
+TASKS = (TASK_OBJECTNAV, TASK_ROOMNAV)
+
+OBJECTNAV_TARGETS = (
+    "AlarmClock", "Apple", "BaseballBat", "BasketBall", "Bed", "Bowl", "Chair", "GarbageCan",
+    "HousePlant", "Laptop", "Mug", "Sofa", "SprayBottle", "Television", "Toilet", "Vase",
+)
+"""ProcTHOR's 16 ObjectNav target types (Deitke et al. 2022)."""
+
+ROOMNAV_TARGETS = ("Bathroom", "Bedroom", "Kitchen", "LivingRoom")
+"""ProcTHOR's room types."""
