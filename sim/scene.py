@@ -4,10 +4,10 @@ Coordinates are AI2-THOR's: x and z horizontal, y up, metres. A heading (yaw) of
 faces +z and 90 degrees faces +x (Unity's left-handed frame, so ``rotate_right`` adds yaw).
 
 - Walls become vertical *pieces*: rectangles over a base segment ``a -> b`` between heights
-  ``y0`` and ``y1``. Door and window holes are cut out, leaving the wall beside, below and
-  above (a doorway keeps its lintel). Each piece faces into its own room (``normal``); a
-  renderer shows only faces seen from the front, so the two coincident sides of an interior
-  wall never fight.
+  ``y0`` and ``y1`` (``"empty": true`` walls, open-plan boundaries, become nothing). Door
+  and window holes are cut out, leaving the wall beside, below and above (a doorway keeps
+  its lintel). Each piece faces into its own room (``normal``); a renderer shows only faces
+  seen from the front, so the two coincident sides of an interior wall never fight.
 - A closed door (openness 0, not a bare door frame) fills its hole with a door panel; a window
   fills its hole with a glass panel. Panels render but are not see-through.
 - Objects (children included) become oriented boxes sized from the asset database.
@@ -231,6 +231,8 @@ def build_pieces(house: dict, polys: dict[str, np.ndarray]) -> Pieces:
     rows = []
     centre = np.mean(np.concatenate(list(polys.values())), axis=0)
     for wall in house["walls"]:
+        if wall.get("empty"):
+            continue  # an open-plan boundary: ProcTHOR keeps the record but builds no wall
         a, b, lo, hi = _wall_frame(wall)
         length = float(np.linalg.norm(b - a))
         d = (b - a) / length
