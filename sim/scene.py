@@ -217,16 +217,39 @@ def _inward_normal(a: np.ndarray, b: np.ndarray, room_poly: np.ndarray | None) -
     return n
 
 
-def build_pieces(house: dict, polys: dict[str, np.ndarray]) -> Pieces:
-    holes_by_wall: dict[str, list] = {}
-    panels: list[tuple[str, tuple, int]] = []
+def _holes_on_walls(house: dict, walls: dict[str, dict]) -> dict[str, list[tuple]]:
+    """Wall id -> hole rectangles (u0, u1, y0, y1) in that wall's own frame.
+
+    ``holePolygon`` is given in ``wall0``'s frame (x along the wall from its first vertex);
+    ``wall1`` usually runs the other way, so the hole is carried over through world space.
+    """
+    out: dict[str, list[tuple]] = {}
     for kind in ("doors", "windows"):
         for hole in house.get(kind, []):
             lo_pt, hi_pt = hole["holePolygon"]
-            rect = (lo_pt["x"], hi_pt["x"], lo_pt["y"], hi_pt["y"])
+            a0, b0, _, _ = _wall_frame(walls[hole["wall0"]])
+            d0 = (b0 - a0) / np.linalg.norm(b0 - a0)
+            ends = (a0 + lo_pt["x"] * d0, a0 + hi_pt["x"] * d0)  # world (x, z)
             for side in ("wall0", "wall1"):
-                holes_by_wall.setdefault(hole[side], []).append(rect)
+                wall = walls.get(hole[side])
+                if wall is None:
+                    continue
+                a, b, _, _ = _wall_frame(wall)
+                d = (b - a) / np.linalg.norm(b - a)
+                u0, u1 = sorted(float(np.dot(e - a, d)) for e in ends)
+                out.setdefault(hole[side], []).append((u0, u1, lo_pt["y"], hi_pt["y"]))
+    return out
+
+
+def build_pieces(house: dict, polys: dict[str, np.ndarray]) -> Pieces:
+    walls = {w["id"]: w for w in house["walls"]}
+    holes_by_wall = _holes_on_walls(house, walls)
+    panels: list[tuple[str, tuple, int]] = []
+    for kind in ("doors", "windows"):
+        for hole in house.get(kind, []):
             if not _hole_is_open(hole, kind):
+                lo_pt, hi_pt = hole["holePolygon"]
+                rect = (lo_pt["x"], hi_pt["x"], lo_pt["y"], hi_pt["y"])
                 panels.append((hole["wall0"], rect, WINDOW if kind == "windows" else DOOR_PANEL))
     rows = []
     centre = np.mean(np.concatenate(list(polys.values())), axis=0)

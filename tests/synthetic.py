@@ -20,11 +20,13 @@ def _walls(room_id: str, poly: list[tuple[float, float]], height: float) -> list
 
 
 def two_room_house(door: str | None = "Doorframe_1", openness: float = 1.0,
-                   objects: list[dict] | None = None, height: float = 2.5) -> dict:
+                   objects: list[dict] | None = None, height: float = 2.5,
+                   hole: tuple[float, float] = (1.5, 2.5)) -> dict:
     """Two 4 x 4 m rooms side by side along x (x in [0, 4] and [4, 8], z in [0, 4]).
 
-    The shared wall at x = 4 has a 1 m wide, 2.1 m tall hole from z = 1.5 to 2.5 when
-    ``door`` is an asset id (``None``: no door, the rooms are disconnected).
+    The shared wall at x = 4 has a 2.1 m tall hole spanning ``hole`` along room 1's wall,
+    which runs from (4, 4) to (4, 0), so the hole is at z in [4 - hole[1], 4 - hole[0]]
+    (default z = 1.5 .. 2.5) when ``door`` is an asset id (``None``: no door).
     """
     a = [(0.0, 0.0), (0.0, 4.0), (4.0, 4.0), (4.0, 0.0)]
     b = [(4.0, 0.0), (4.0, 4.0), (8.0, 4.0), (8.0, 0.0)]
@@ -42,8 +44,8 @@ def two_room_house(door: str | None = "Doorframe_1", openness: float = 1.0,
             "id": "door|1|2", "assetId": door, "openness": openness, "openable": True,
             "room0": "room|1", "room1": "room|2",
             "wall0": "wall|1|4.00|4.00|4.00|0.00", "wall1": "wall|2|4.00|0.00|4.00|4.00",
-            "holePolygon": [{"x": 1.5, "y": 0.0, "z": 0}, {"x": 2.5, "y": 2.1, "z": 0}],
-            "assetPosition": {"x": 2.0, "y": 1.05, "z": 0},
+            "holePolygon": [{"x": hole[0], "y": 0.0, "z": 0}, {"x": hole[1], "y": 2.1, "z": 0}],
+            "assetPosition": {"x": (hole[0] + hole[1]) / 2, "y": 1.05, "z": 0},
         })
     return {
         "rooms": rooms, "walls": walls, "doors": doors, "windows": [],

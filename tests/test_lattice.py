@@ -131,3 +131,15 @@ def test_diagonal_moves_do_not_cut_the_doorway_jambs():
 def test_bad_agent_config_is_one_line():
     with pytest.raises(ValueError, match="agent.headings: 6 is not supported"):
         AgentConfig(headings=6)
+
+
+def test_hole_is_cut_at_the_same_place_in_both_sides_of_the_wall():
+    """holePolygon is in wall0's frame; wall1 runs the other way and must be cut to match."""
+    lat = lattice_of(two_room_house(hole=(0.5, 1.5)))  # world z in [2.5, 3.5]
+    assert (lat.room_index[lat.reachable] == 0).any() and (lat.room_index[lat.reachable] == 1
+                                                           ).any()
+    i, j = lat.cell_of(2.0, 3.0)
+    state = (i, j, 1)
+    for _ in range(12):
+        state, _ = lat.step(state, MOVE_AHEAD)
+    assert lat.position(*state[:2])[0] > 4.5
