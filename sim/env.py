@@ -9,6 +9,7 @@ pure and deterministic: the same house and pose give the same pixels.
 from __future__ import annotations
 
 import abc
+import json
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from sim.camera import CameraConfig
 from sim.lattice import ACTIONS, AgentConfig, Lattice
-from sim.scene import Scene, build_scene
+from sim.scene import Scene, build_scene, stable_hash
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,10 @@ class EmbeddedEnv(Env):
         """Scene and lattice of a house (cached by house id)."""
         from sim.render import Renderer
 
-        hid = str(house.get("metadata", {}).get("houseId", id(house)))
+        hid = house.get("metadata", {}).get("houseId")
+        if hid is None:  # no id: key by content, never by object address
+            hid = f"sha-{stable_hash(json.dumps(house, sort_keys=True)):016x}"
+        hid = str(hid)
         if hid not in self._cache:
             scene = build_scene(house, hid)
             self._cache[hid] = (scene, Lattice(scene, self.agent), Renderer(scene, self.camera))
