@@ -187,3 +187,21 @@ def test_empty_walls_are_open(tmp_path):
         w.pop("empty", None)
     assert house_report(house)["connected"]
     assert not house_report(closed)["connected"]
+
+
+@pytest.mark.parametrize("path", [OLD, NEW], ids=["schema-0.0.1", "schema-1.0.0"])
+def test_show_draws_a_map(path, tmp_path, capsys):
+    out = tmp_path / "map.png"
+    cli.main(["show", str(path), "--index", "0", "--out", str(out)])
+    from PIL import Image
+
+    img = Image.open(out)
+    assert img.size[0] > 200 and img.size[1] > 200
+    assert len(set(img.convert("RGB").getdata())) > 20  # rooms, walls, objects, labels
+
+
+def test_show_bad_index_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as err:
+        cli.main(["show", str(NEW), "--index", "5", "--out", str(tmp_path / "m.png")])
+    assert err.value.code == 2
+    assert "no house at this index" in capsys.readouterr().err

@@ -1,0 +1,607 @@
+"""The embedded egocentric renderer: a compiled 2.5D column ray caster.
+
+Walls are vertical rectangles and objects are oriented boxes standing on (or floating above)
+a flat floor under a flat ceiling, so what a ray sees depends on its *azimuth* (which vertical
+surfaces it crosses, in what order) and its *elevation* (at what height it meets them). The
+renderer therefore works in two passes per frame:
+
+1. **Columns.** For a fixed table of level azimuths (``col_tan``: tangent of the azimuth in
+   the level camera frame) cast horizontal rays from the eye. List ``j`` serves the pixels
+   whose azimuth lies between columns ``j`` and ``j + 1``: it holds, sorted by distance (up to
+   :data:`MAX_HITS`), every front-facing wall piece and every box whose footprint overlaps
+   that wedge. A full-height wall that both columns hit ends the list. Each primitive is only
+   tested against the columns its footprint spans.
+2. **Pixels.** Every output pixel knows, from the camera alone, its list, its elevation
+   tangent and its horizontal direction. It walks the list nearest first, intersects each
+   candidate exactly with its own ray (a box is also hit on its top or bottom face when the
+   ray passes above or below its side) and stops when the next candidate starts beyond the
+   best surface so far; else it sees the floor or the ceiling plane.
+
+For a pitched camera (default 30 degrees down) the pixel rays are the pure rotation ``R`` of
+level rays (the camera centre does not move, ``K R K^-1``), so each pixel has its own azimuth
+and elevation; the column table covers the pitched frustum, at least as dense as the densest
+image row. Nothing is sheared, and since every primitive overlapping a pixel's wedge is in its
+list and intersected with the pixel's own ray, the result is exact for level and pitched
+cameras alike (up to MAX_HITS and floating point). On the fixture houses ids agree with the
+numpy reference (:mod:`sim.render_ref`, per-pixel 3D rays, a different algorithm) on
+essentially every pixel; see ``tests/test_render.py`` and ``scripts/bench_render.md``.
+
+Shading is deliberately simple so that geometry is legible: a fixed light gives each wall or
+box face its own brightness (box tops brighter, bottoms darker), brightness falls off with
+distance, object types carry a cheap pattern (stripes or checker in box-local coordinates) and
+the floor has a faint 0.5 m checker.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from numba import njit
+
+from sim.camera import CameraConfig
+from sim.scene import WALL, Scene
+
+MAX_HITS = 16
+"""Nearest hits kept per column (the prototype needed at most 11 before a full wall)."""
+
+FLOOR_CELL = 0.05
+"""Cell size in metres of the top-down room raster that colours the floor."""
+
+OUTSIDE_COLOR = (96, 96, 96)
+"""Floor colour outside every room (seen through an open exterior door)."""
+
+LIGHT_XZ = (0.6, 0.8)
+"""Horizontal direction the light comes from (unit, in x, z)."""
+
+_NEAR = 1e-3  # metres: geometry closer than this in front of the eye is ignored
+WALL_NONE = 1 << 30  # "prim" of a pixel that sees the floor or ceiling
+_TILE_OFFSET = 8192.0  # even; added before int() so floor-tile parity works for x > -4 km
+
+
+@dataclass
+class Frame:
+    """One rendered view; arrays are freshly allocated per call (never reused)."""
+
+    rgb: np.ndarray  # (H, W, 3) uint8
+    depth: np.ndarray  # (H, W) float32, metres along the optical axis
+    ids: np.ndarray  # (H, W) int32 instance ids: box row + 1, 0 = structure
+
+
+# --------------------------------------------------------------------------- shading helpers
+
+
+def face_shade(nx: np.ndarray | float, nz: np.ndarray | float):
+    """Brightness factor of a vertical face with unit normal (nx, nz): 0.61..0.95."""
+    return 0.78 + 0.17 * (nx * LIGHT_XZ[0] + nz * LIGHT_XZ[1])
+
+
+_face_shade = njit(cache=True)(face_shade)
+
+
+TOP_SHADE, BOTTOM_SHADE, FLOOR_SHADE, CEILING_SHADE = 1.0, 0.5, 0.92, 0.85
+PATTERN_DARK = 0.68  # brightness of the dark stripes/squares of a patterned box
+FLOOR_TILE, FLOOR_TILE_DARK = 0.5, 0.93
+FALLOFF = 0.045  # brightness = 1 / (1 + FALLOFF * distance in metres)
+
+
+# --------------------------------------------------------------------------- camera tables
+
+
+@dataclass
+class PixelTables:
+    """Everything about the pixels that does not depend on the pose (flattened, P = H * W)."""
+
+    col: np.ndarray  # (P,) int32 column at or left of each pixel's azimuth (then col + 1)
+    tan_el: np.ndarray  # (P,) float64 elevation tangent (up positive) of each pixel's ray
+    inv_h: np.ndarray  # (P,) float64 z-depth per metre of horizontal distance
+    px: np.ndarray  # (P,) float64 horizontal ray direction, level-frame right component
+    pz: np.ndarray  # (P,) float64 horizontal ray direction, level-frame forward component
+    r_plane: np.ndarray  # (P,) float64 horizontal distance to the floor/ceiling (inf if level)
+    dist_scale: np.ndarray  # (P,) float64 3D distance per metre of horizontal distance
+    col_tan: np.ndarray  # (K,) float64 sorted azimuth tangents of the columns
+
+
+def level_rays(camera: CameraConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel rays (z = 1 in the pitched camera) rotated into the level camera frame.
+
+    Returns ``(dx, dy, dz)``, each (H, W): right, *down* and forward components.
+    """
+    rays = camera.pixel_rays()
+    th = math.radians(camera.pitch)
+    dx = rays[..., 0]
+    dy = rays[..., 1] * math.cos(th) + math.sin(th)
+    dz = math.cos(th) - rays[..., 1] * math.sin(th)
+    return dx, dy, dz
+
+
+def column_tangents(camera: CameraConfig, dz_rows: np.ndarray, oversample: float = 1.0
+                    ) -> np.ndarray:
+    """(K,) sorted azimuth tangents of the columns that cover every pixel.
+
+    The densest image row (largest forward component ``dz``) gets exactly its own pixel
+    azimuths; beyond its range the step grows to the spacing of the densest row that still
+    reaches that far, divided by ``oversample``.
+    """
+    f, W = camera.focal, camera.width
+    half = (W / 2 - 0.5) / (f * dz_rows)  # (H,) tangent of each row's outermost pixel
+    top = int(np.argmax(dz_rows))
+    n_core = int(round(W * oversample))
+    core = (np.arange(n_core) + 0.5 - n_core / 2) / (f * dz_rows[top] * oversample)
+    outer = []
+    t = core[-1]
+    while t < half.max():
+        reach = dz_rows[half >= t - 1e-12]
+        t = t + 1.0 / (f * reach.max() * oversample)
+        outer.append(t)
+    outer = np.array(outer)
+    return np.concatenate([-outer[::-1], core, outer])
+
+
+def pixel_tables(camera: CameraConfig, ceiling: float, oversample: float = 1.0) -> PixelTables:
+    """Pose-independent per-pixel tables for :func:`render_frame`."""
+    dx, dy, dz = level_rays(camera)
+    if dz.min() <= 0.05:
+        raise ValueError(f"camera.pitch {camera.pitch} with vfov {camera.vfov}: the embedded "
+                         "renderer needs |pitch| + vfov/2 below about 85 degrees")
+    h = np.hypot(dx, dz)
+    tan_el = -dy / h
+    col_tan = column_tangents(camera, dz[:, 0], oversample)
+    tau = dx / dz
+    col = np.clip(np.searchsorted(col_tan, tau, side="right") - 1, 0, len(col_tan) - 2)
+    col = col.astype(np.int32)  # the column at or left of each pixel's azimuth
+    eye = camera.eye_height
+    with np.errstate(divide="ignore"):
+        r_plane = np.where(tan_el < 0, eye / -tan_el,
+                           np.where(tan_el > 0, (ceiling - eye) / tan_el, np.inf))
+    return PixelTables(col.ravel(), tan_el.ravel(), (1.0 / h).ravel(), (dx / h).ravel(),
+                       (dz / h).ravel(), r_plane.ravel(), np.sqrt(1 + tan_el**2).ravel(),
+                       col_tan)
+
+
+# --------------------------------------------------------------------------- scene tables
+
+
+def room_raster(scene: Scene, cell: float = FLOOR_CELL) -> tuple[np.ndarray, float, float]:
+    """(GX, GZ) int16 index of the room under each cell centre (-1 outside), and the grid
+    origin (x0, z0)."""
+    xmin, zmin, xmax, zmax = scene.bounds
+    x0, z0 = xmin - cell, zmin - cell
+    nx, nz = int(math.ceil((xmax - x0) / cell)) + 2, int(math.ceil((zmax - z0) / cell)) + 2
+    xs, zs = np.meshgrid(x0 + (np.arange(nx) + 0.5) * cell, z0 + (np.arange(nz) + 0.5) * cell,
+                         indexing="ij")
+    grid = np.full((nx, nz), -1, dtype=np.int16)
+    for k, room in enumerate(scene.rooms):
+        poly = shapely.Polygon(room.polygon)
+        inside = shapely.contains_xy(poly, xs, zs) & (grid < 0)
+        grid[inside] = k
+    return grid, x0, z0
+
+
+@dataclass
+class SceneTables:
+    """Scene arrays in the layout the kernels read."""
+
+    wa: np.ndarray  # (N, 2) wall base start
+    wb: np.ndarray  # (N, 2) wall base end
+    wy: np.ndarray  # (N, 2) wall bottom, top
+    wn: np.ndarray  # (N, 2) wall unit normal (front side)
+    wfull: np.ndarray  # (N,) bool: covers floor to ceiling (ends a column's hit list)
+    wcolor: np.ndarray  # (N, 3) float64 shaded colour
+    bc: np.ndarray  # (M, 3) box centre
+    bh: np.ndarray  # (M, 3) box half extents
+    bcs: np.ndarray  # (M, 2) cos, sin of box yaw
+    bcolor: np.ndarray  # (M, 3) float64 base colour
+    bpat: np.ndarray  # (M,) int8 pattern
+    room_grid: np.ndarray  # (GX, GZ) int16
+    grid_origin: np.ndarray  # (3,) x0, z0, cell
+    room_colors: np.ndarray  # (R + 1, 3) float64; the last row is OUTSIDE_COLOR
+    ceiling_color: np.ndarray  # (3,) float64
+
+
+def scene_tables(scene: Scene) -> SceneTables:
+    p, b = scene.pieces, scene.boxes
+    full = (p.kind == WALL) & (p.y0 <= 1e-6) & (p.y1 >= scene.ceiling_height - 1e-6)
+    shade = face_shade(p.normal[:, 0], p.normal[:, 1])
+    grid, x0, z0 = room_raster(scene)
+    rooms = [r.floor_color for r in scene.rooms] + [OUTSIDE_COLOR]
+    f64 = np.float64
+    return SceneTables(
+        wa=np.ascontiguousarray(p.a, f64).reshape(-1, 2),
+        wb=np.ascontiguousarray(p.b, f64).reshape(-1, 2),
+        wy=np.ascontiguousarray(np.stack([p.y0, p.y1], axis=1), f64).reshape(-1, 2),
+        wn=np.ascontiguousarray(p.normal, f64).reshape(-1, 2),
+        wfull=np.ascontiguousarray(full, np.bool_),
+        wcolor=np.ascontiguousarray(p.color.astype(f64) * shade[:, None]).reshape(-1, 3),
+        bc=np.ascontiguousarray(b.center, f64).reshape(-1, 3),
+        bh=np.ascontiguousarray(b.half, f64).reshape(-1, 3),
+        bcs=np.ascontiguousarray(np.stack([np.cos(b.yaw), np.sin(b.yaw)], axis=1),
+                                 f64).reshape(-1, 2),
+        bcolor=np.ascontiguousarray(b.color, f64).reshape(-1, 3),
+        bpat=np.ascontiguousarray(b.pattern, np.int8),
+        room_grid=grid,
+        grid_origin=np.array([x0, z0, FLOOR_CELL]),
+        room_colors=np.array(rooms, dtype=f64),
+        ceiling_color=np.array(scene.ceiling_color, dtype=f64),
+    )
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+@njit(cache=True)
+def _insert(j, r, prim, block, hit_r, hit_prim, cnt, rmax):
+    """Insert a hit at sort key ``r`` into list j (dropping the farthest when full). A
+    ``block`` distance (finite for a full-height wall) ends the list there."""
+    if r > rmax[j]:
+        return
+    n = cnt[j]
+    i = n
+    while i > 0 and hit_r[j, i - 1] > r:
+        i -= 1
+    if i >= MAX_HITS:
+        return
+    k = min(n, MAX_HITS - 1)
+    while k > i:
+        hit_r[j, k] = hit_r[j, k - 1]
+        hit_prim[j, k] = hit_prim[j, k - 1]
+        k -= 1
+    hit_r[j, i] = r
+    hit_prim[j, i] = prim
+    n = min(n + 1, MAX_HITS)
+    if block < rmax[j]:
+        rmax[j] = block
+        while n > 0 and hit_r[j, n - 1] > block:
+            n -= 1
+    cnt[j] = n
+
+
+@njit(cache=True)
+def _add_to_pair(j, r_left, r_right, r_near, prim, full, hit_r, hit_prim, cnt, rmax):
+    """List j serves the pixels between columns j and j + 1: record ``prim``, which overlaps
+    that wedge and which the two columns meet at r_left / r_right (inf: a miss). A primitive
+    that fits between the columns is kept at ``r_near`` (its nearest corner). A full-height
+    wall blocks the pair only when both columns hit it (then so does every ray between them,
+    no farther than the farther hit: distance is convex along a segment)."""
+    key = min(r_left, r_right)
+    if key == np.inf:
+        key = r_near
+    block = max(r_left, r_right) if full else np.inf
+    _insert(j, key, prim, block, hit_r, hit_prim, cnt, rmax)
+
+
+@njit(cache=True)
+def _pair_range(col_tan, tmin, tmax):
+    """Column pairs [j0, j1] whose wedge (col_tan[j], col_tan[j + 1]) overlaps [tmin, tmax]."""
+    j0 = np.searchsorted(col_tan, tmin, side="right") - 1
+    j1 = np.searchsorted(col_tan, tmax, side="right") - 1
+    return max(j0, 0), min(j1, len(col_tan) - 2)
+
+
+@njit(cache=True)
+def _cast_walls(cx, cz, rx, rz, fx, fz, col_tan, cdx, cdz, wa, wb, wn, wfull,
+                hit_r, hit_prim, cnt, rmax):
+    """Add every front-facing wall piece to the lists of the column pairs it overlaps."""
+    for w in range(wa.shape[0]):
+        ax, az, bx, bz = wa[w, 0] - cx, wa[w, 1] - cz, wb[w, 0] - cx, wb[w, 1] - cz
+        if wn[w, 0] * -ax + wn[w, 1] * -az <= 0.0:
+            continue  # the eye is behind this face
+        ua, va = ax * rx + az * rz, ax * fx + az * fz  # camera right, forward coordinates
+        ub, vb = bx * rx + bz * rz, bx * fx + bz * fz
+        if va <= _NEAR and vb <= _NEAR:
+            continue
+        if va <= _NEAR:
+            s = (_NEAR - va) / (vb - va)
+            ua, va = ua + s * (ub - ua), _NEAR
+        elif vb <= _NEAR:
+            s = (_NEAR - vb) / (va - vb)
+            ub, vb = ub + s * (ua - ub), _NEAR
+        ta, tb = ua / va, ub / vb
+        j0, j1 = _pair_range(col_tan, min(ta, tb), max(ta, tb))
+        r_near = min(math.hypot(ax, az), math.hypot(bx, bz))
+        ex, ez = bx - ax, bz - az
+        prev = np.inf
+        for k in range(j0, j1 + 2):
+            dx, dz = cdx[k], cdz[k]
+            det = ex * dz - ez * dx
+            cur = np.inf
+            if abs(det) >= 1e-12:
+                r = (ex * az - ez * ax) / det  # solves r * d = a + s * e
+                s = (dx * az - dz * ax) / det
+                if r > _NEAR and -1e-9 <= s <= 1.0 + 1e-9:
+                    cur = r
+            if k > j0:
+                _add_to_pair(k - 1, prev, cur, r_near, w, wfull[w], hit_r, hit_prim, cnt, rmax)
+            prev = cur
+
+
+@njit(cache=True)
+def _box_slab(ox, oz, dx, dz, hx, hz):
+    """Ray (o + r d) against the box-local rectangle |x| <= hx, |z| <= hz.
+
+    Returns (r_in, r_out, face): face 0/1 = +x/-x side, 2/3 = +z/-z side, 4 = the origin is
+    inside; r_out < r_in means a miss.
+    """
+    tmin, tmax, face = -1e30, 1e30, 4
+    if abs(dx) < 1e-12:
+        if abs(ox) > hx:
+            return 1.0, -1.0, 4
+    else:
+        t1, t2 = (-hx - ox) / dx, (hx - ox) / dx
+        f1 = 1 if dx > 0 else 0  # entering through -x when moving +x
+        if t1 > t2:
+            t1, t2 = t2, t1
+        if t1 > tmin:
+            tmin, face = t1, f1
+        tmax = min(tmax, t2)
+    if abs(dz) < 1e-12:
+        if abs(oz) > hz:
+            return 1.0, -1.0, 4
+    else:
+        t1, t2 = (-hz - oz) / dz, (hz - oz) / dz
+        f1 = 3 if dz > 0 else 2
+        if t1 > t2:
+            t1, t2 = t2, t1
+        if t1 > tmin:
+            tmin, face = t1, f1
+        tmax = min(tmax, t2)
+    if tmin < 0.0:
+        return 0.0, tmax, 4
+    return tmin, tmax, face
+
+
+@njit(cache=True)
+def _cast_boxes(cx, cz, rx, rz, fx, fz, col_tan, cdx, cdz, bc, bh, bcs,
+                hit_r, hit_prim, cnt, rmax):
+    """Add every box to the lists of the column pairs its footprint overlaps
+    (prim = -(row + 1)). A box reaching behind the eye is added where a column meets it."""
+    K = len(col_tan)
+    for m in range(bc.shape[0]):
+        c, s = bcs[m, 0], bcs[m, 1]
+        ox, oz = bc[m, 0] - cx, bc[m, 2] - cz  # centre relative to the eye
+        hx, hz = bh[m, 0], bh[m, 2]
+        tmin, tmax, behind, front, r_near = 1e30, -1e30, False, False, 1e30
+        for sx in (-1.0, 1.0):
+            for sz in (-1.0, 1.0):
+                px = ox + sx * hx * c + sz * hz * s  # object +x = (c, -s), +z = (s, c)
+                pz = oz - sx * hx * s + sz * hz * c
+                u, v = px * rx + pz * rz, px * fx + pz * fz
+                r_near = min(r_near, math.hypot(px, pz))
+                if v <= _NEAR:
+                    behind = True
+                else:
+                    front = True
+                    t = u / v
+                    tmin, tmax = min(tmin, t), max(tmax, t)
+        if not front:
+            continue
+        j0, j1 = (0, K - 2) if behind else _pair_range(col_tan, tmin, tmax)
+        lox, loz = -(ox * c - oz * s), -(ox * s + oz * c)  # the eye in box coordinates
+        prev = np.inf
+        for k in range(j0, j1 + 2):
+            ldx = cdx[k] * c - cdz[k] * s
+            ldz = cdx[k] * s + cdz[k] * c
+            rin, rout, _ = _box_slab(lox, loz, ldx, ldz, hx, hz)
+            cur = rin if rout >= rin and rout > _NEAR else np.inf
+            if k > j0 and not (behind and prev == np.inf and cur == np.inf):
+                _add_to_pair(k - 1, prev, cur, r_near, -(m + 1), False, hit_r, hit_prim, cnt,
+                             rmax)
+            prev = cur
+
+
+@njit(cache=True)
+def _pattern_factor(pat, a, b, ha, hb):
+    """Brightness of a box pattern at face coordinates (a across, b up) with half sizes."""
+    if pat == 0:
+        return 1.0
+    sa, sb = max(ha / 3.0, 0.015), max(hb / 3.0, 0.015)
+    ia = int(math.floor((a + ha) / sa)) & 1
+    ib = int(math.floor((b + hb) / sb)) & 1
+    odd = ib if pat == 1 else (ia if pat == 2 else ia ^ ib)
+    return PATTERN_DARK if odd else 1.0
+
+
+@njit(cache=True)
+def _side_normal(face, c, s):
+    """World (nx, nz) of a box side: face 0/1 = +x/-x, 2/3 = +z/-z, for yaw cos c, sin s."""
+    sg = 1.0 if face == 0 or face == 2 else -1.0
+    if face < 2:
+        return sg * c, -sg * s
+    return sg * s, sg * c
+
+
+@njit(cache=True)
+def _box_shade(face, pat, lx, ly, lz, hx, hy, hz, c, s):
+    """Light x pattern factor of a box hit at box-local (lx, ly, lz) on ``face`` (0-3 sides,
+    5 top, 6 bottom)."""
+    if face == 5:
+        return TOP_SHADE * _pattern_factor(pat, lx, lz, hx, hz)
+    if face == 6:
+        return BOTTOM_SHADE
+    nx, nz = _side_normal(face, c, s)
+    if face < 2:
+        return _face_shade(nx, nz) * _pattern_factor(pat, lz, ly, hz, hy)
+    return _face_shade(nx, nz) * _pattern_factor(pat, lx, ly, hx, hy)
+
+
+@njit(cache=True)
+def _resolve_pixels(cx, cz, fx, fz, rx, rz, eye, col, tan_el, ppx, ppz, r_plane,
+                    hit_r, hit_prim, cnt, wa, wb, wy, bc, bh, bcs, out_r, out_prim, out_face):
+    """What each pixel sees: horizontal distance ``out_r``, ``out_prim`` (>= 0 wall row,
+    < 0 box -(row + 1), WALL_NONE floor/ceiling) and ``out_face`` (box side 0-3, top 5,
+    bottom 6).
+
+    A pixel's azimuth lies between columns ``col`` and ``col + 1``; list ``col`` holds what
+    either of them meets. The pixel walks it nearest first until the next hit starts beyond
+    the best surface found so far (a box top can be farther than an object standing on it),
+    re-intersecting each candidate exactly with its own ray. So depth and silhouettes are
+    exact unless a primitive fits entirely between two neighbouring columns.
+    """
+    for p in range(len(col)):
+        j, t, rp = col[p], tan_el[p], r_plane[p]
+        dxw = ppx[p] * rx + ppz[p] * fx
+        dzw = ppx[p] * rz + ppz[p] * fz
+        res_r, res_prim, res_face = rp, WALL_NONE, 0
+        for i in range(cnt[j]):
+            key = hit_r[j, i]
+            if key >= res_r * (1.0 + 1e-6):
+                break
+            prim = hit_prim[j, i]
+            y_key = eye + t * key  # the ray's height where the primitive can start
+            if prim >= 0:
+                if (t >= 0.0 and y_key > wy[prim, 1]) or (t <= 0.0 and y_key < wy[prim, 0]):
+                    continue  # passes above (rising) or below (falling) the whole piece
+                ax, az = wa[prim, 0] - cx, wa[prim, 1] - cz
+                ex, ez = wb[prim, 0] - wa[prim, 0], wb[prim, 1] - wa[prim, 1]
+                det = ex * dzw - ez * dxw
+                if abs(det) < 1e-12:
+                    continue
+                r = (ex * az - ez * ax) / det
+                sp = (dxw * az - dzw * ax) / det
+                y = eye + t * r
+                if -1e-9 <= sp <= 1.0 + 1e-9 and wy[prim, 0] <= y <= wy[prim, 1] and \
+                        _NEAR < r < res_r:
+                    res_r, res_prim, res_face = r, prim, 0
+                continue
+            m = -prim - 1
+            y0, y1 = bc[m, 1] - bh[m, 1], bc[m, 1] + bh[m, 1]
+            if (t >= 0.0 and y_key > y1) or (t <= 0.0 and y_key < y0):
+                continue
+            c, s = bcs[m, 0], bcs[m, 1]
+            ox, oz = cx - bc[m, 0], cz - bc[m, 2]
+            rin, rout, face = _box_slab(ox * c - oz * s, ox * s + oz * c, dxw * c - dzw * s,
+                                        dxw * s + dzw * c, bh[m, 0], bh[m, 2])
+            if rout < rin or rout <= _NEAR:
+                continue
+            y = eye + t * rin
+            if face < 4 and y0 <= y <= y1:
+                if rin < res_r:
+                    res_r, res_prim, res_face = rin, prim, face
+            elif y > y1 and t < 0.0:
+                rt = (y1 - eye) / t  # passes above the side: maybe onto the top
+                if rt <= rout and rt < res_r:
+                    res_r, res_prim, res_face = rt, prim, 5
+            elif y < y0 and t > 0.0:
+                rb = (y0 - eye) / t
+                if rb <= rout and rb < res_r:
+                    res_r, res_prim, res_face = rb, prim, 6
+        out_r[p], out_prim[p], out_face[p] = res_r, res_prim, res_face
+
+
+@njit(cache=True)
+def _shade_pixels(cx, cz, fx, fz, rx, rz, eye, tan_el, inv_h, ppx, ppz, dist_scale,
+                  res_r, res_prim, res_face, wcolor, bc, bh, bcs, bcolor, bpat,
+                  room_grid, grid_origin, room_colors, ceiling_color, rgb, depth, ids):
+    """Colour, depth and id of every pixel from what it sees (see _resolve_pixels)."""
+    x0, z0, inv_cell, inv_tile = grid_origin[0], grid_origin[1], 1.0 / grid_origin[2], \
+        1.0 / FLOOR_TILE
+    gx, gz, outside = room_grid.shape[0], room_grid.shape[1], len(room_colors) - 1
+    for p in range(len(res_r)):
+        r, prim, t = res_r[p], res_prim[p], tan_el[p]
+        depth[p] = r * inv_h[p]
+        light = 1.0 / (1.0 + FALLOFF * r * dist_scale[p])
+        ids[p] = 0
+        if prim >= 0 and prim != WALL_NONE:
+            for ch in range(3):
+                rgb[p, ch] = min(wcolor[prim, ch] * light, 255.0)
+            continue
+        hx = cx + r * (ppx[p] * rx + ppz[p] * fx)  # world x, z of the hit
+        hz = cz + r * (ppx[p] * rz + ppz[p] * fz)
+        if prim == WALL_NONE and t >= 0.0:
+            for ch in range(3):
+                rgb[p, ch] = min(ceiling_color[ch] * CEILING_SHADE * light, 255.0)
+        elif prim == WALL_NONE:
+            u, v = (hx - x0) * inv_cell, (hz - z0) * inv_cell
+            kr = outside
+            if 0.0 <= u < gx and 0.0 <= v < gz and room_grid[int(u), int(v)] >= 0:
+                kr = room_grid[int(u), int(v)]
+            # int() of a positive number is floor; the even offset keeps the parity.
+            odd = (int(hx * inv_tile + _TILE_OFFSET) + int(hz * inv_tile + _TILE_OFFSET)) & 1
+            shade = FLOOR_SHADE * (FLOOR_TILE_DARK if odd else 1.0) * light
+            for ch in range(3):
+                rgb[p, ch] = min(room_colors[kr, ch] * shade, 255.0)
+        else:
+            m = -prim - 1
+            ids[p] = m + 1
+            c, s = bcs[m, 0], bcs[m, 1]
+            wx, wz = hx - bc[m, 0], hz - bc[m, 2]
+            shade = _box_shade(res_face[p], bpat[m], wx * c - wz * s, eye + t * r - bc[m, 1],
+                               wx * s + wz * c, bh[m, 0], bh[m, 1], bh[m, 2], c, s) * light
+            for ch in range(3):
+                rgb[p, ch] = min(bcolor[m, ch] * shade, 255.0)
+
+
+@njit(cache=True)
+def render_frame(cx, cz, yaw, eye, col, tan_el, inv_h, ppx, ppz, r_plane, dist_scale,
+                 col_tan, wa, wb, wy, wn, wfull, wcolor, bc, bh, bcs, bcolor, bpat,
+                 room_grid, grid_origin, room_colors, ceiling_color, height, width,
+                 hit_r, hit_prim, res_r, res_prim, res_face):
+    """Render one view from eye (cx, eye, cz) at ``yaw`` radians.
+
+    ``hit_r`` (K, MAX_HITS), ``hit_prim`` (K, MAX_HITS) and ``res_*`` (P,) are scratch
+    buffers reused between frames. Returns rgb (H, W, 3) uint8, depth (H, W) float32 and ids
+    (H, W) int32, newly allocated.
+    """
+    sy, cy = math.sin(yaw), math.cos(yaw)
+    fx, fz, rx, rz = sy, cy, cy, -sy  # forward and right in world (x, z)
+    K = len(col_tan)
+    cdx, cdz = np.empty(K), np.empty(K)
+    for k in range(K):
+        norm = 1.0 / math.sqrt(1.0 + col_tan[k] * col_tan[k])
+        cdx[k] = (col_tan[k] * rx + fx) * norm
+        cdz[k] = (col_tan[k] * rz + fz) * norm
+    cnt = np.zeros(K, np.int32)
+    rmax = np.full(K, np.inf)
+    _cast_walls(cx, cz, rx, rz, fx, fz, col_tan, cdx, cdz, wa, wb, wn, wfull,
+                hit_r, hit_prim, cnt, rmax)
+    _cast_boxes(cx, cz, rx, rz, fx, fz, col_tan, cdx, cdz, bc, bh, bcs,
+                hit_r, hit_prim, cnt, rmax)
+    P = height * width
+    _resolve_pixels(cx, cz, fx, fz, rx, rz, eye, col, tan_el, ppx, ppz, r_plane,
+                    hit_r, hit_prim, cnt, wa, wb, wy, bc, bh, bcs, res_r, res_prim, res_face)
+    rgb = np.empty((P, 3), np.uint8)
+    depth = np.empty(P, np.float32)
+    ids = np.empty(P, np.int32)
+    _shade_pixels(cx, cz, fx, fz, rx, rz, eye, tan_el, inv_h, ppx, ppz, dist_scale,
+                  res_r, res_prim, res_face, wcolor, bc, bh, bcs, bcolor, bpat,
+                  room_grid, grid_origin, room_colors, ceiling_color, rgb, depth, ids)
+    return (rgb.reshape(height, width, 3), depth.reshape(height, width),
+            ids.reshape(height, width))
+
+
+# --------------------------------------------------------------------------- renderer
+
+
+class Renderer:
+    """Renders a scene from agent poses with one camera.
+
+    ``render(x, z, yaw_deg)``: the eye is at (x, camera.eye_height, z) looking along yaw
+    (0 = +z, 90 = +x), pitched down by ``camera.pitch`` degrees.
+    """
+
+    def __init__(self, scene: Scene, camera: CameraConfig = CameraConfig(),
+                 column_oversample: float = 1.0):
+        self.scene, self.camera = scene, camera
+        self.pixels = pixel_tables(camera, scene.ceiling_height, column_oversample)
+        self.tables = scene_tables(scene)
+        K, P = len(self.pixels.col_tan), camera.height * camera.width
+        self._scratch = (np.empty((K, MAX_HITS)), np.empty((K, MAX_HITS), np.int32),
+                         np.empty(P), np.empty(P, np.int32), np.empty(P, np.int8))
+
+    @property
+    def num_columns(self) -> int:
+        """Columns cast per frame."""
+        return len(self.pixels.col_tan)
+
+    def render(self, x: float, z: float, yaw_deg: float) -> Frame:
+        """One frame: RGB (H, W, 3) uint8, depth (H, W) float32 m, ids (H, W) int32."""
+        px, s, cam = self.pixels, self.tables, self.camera
+        rgb, depth, ids = render_frame(
+            float(x), float(z), math.radians(float(yaw_deg)), float(cam.eye_height),
+            px.col, px.tan_el, px.inv_h, px.px, px.pz, px.r_plane, px.dist_scale, px.col_tan,
+            s.wa, s.wb, s.wy, s.wn, s.wfull, s.wcolor, s.bc, s.bh, s.bcs, s.bcolor, s.bpat,
+            s.room_grid, s.grid_origin, s.room_colors, s.ceiling_color,
+            cam.height, cam.width, *self._scratch)
+        return Frame(rgb, depth, ids)
