@@ -1,0 +1,168 @@
+"""``spoc-datagen``: expert episodes into webdataset shards, and their verification.
+
+    spoc-datagen episodes --config configs/datagen/tiny.yaml --houses houses/train.jsonl.gz \\
+        --split train --out data/nav [--num-shards N] [--shard-index K] [--executor ray]
+    spoc-datagen verify data/nav
+
+Every option of ``episodes`` can also be set in the YAML given to ``--config``;
+``--print_config`` prints the resolved config. Options may be spelled ``--num-shards`` or
+``--num_shards``. Bad input (house file, config, output directory) prints one line and exits
+with status 2 before anything is written.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
+
+from datagen.episodes import HouseFile
+from datagen.executors import EXECUTORS, run_local, run_ray
+from datagen.houses.io import HouseError
+from datagen.shards import DatagenConfig, DatasetError, VideoConfig, open_dataset
+from datagen.tasks import TaskConfig
+from datagen.verify import verify_dataset
+from sim.camera import CameraConfig
+from sim.lattice import AgentConfig
+
+USAGE_ERROR = 2
+
+
+@dataclass
+class RunOptions:
+    """Where and how the shards are written (not part of the dataset's identity)."""
+
+    out: str = "data/nav"
+    """Dataset directory (shards go to OUT/{split}/)."""
+    shard_index: int | None = None
+    """Write only this shard (a SLURM array task); default: every shard of the split."""
+    executor: str = "local"
+    """local (a process pool on this machine) or ray (one task per shard)."""
+    ray_address: str | None = None
+    """Ray cluster address for --executor ray (e.g. auto); default: start a local Ray."""
+    workers: int = 0
+    """Local executor processes; 0 means one per core."""
+    progress: bool = True
+    """Show a progress bar (episodes/s) on stderr."""
+
+
+def build_parser() -> ArgumentParser:
+    set_parsing_settings(docstring_parse_attribute_docstrings=True)
+    parser = ArgumentParser(prog="spoc-datagen", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subcommands(dest="command")
+    ep = ArgumentParser(description="Write expert episodes of one split into shards.")
+    ep.add_argument("--config", action=ActionConfigFile, help="YAML config file")
+    ep.add_class_arguments(DatagenConfig, as_group=True, instantiate=False)
+    ep.add_class_arguments(RunOptions, as_group=True, instantiate=False)
+    commands.add_subcommand("episodes", ep, help="write expert episodes into shards")
+    ve = ArgumentParser(description="Check every shard and replay every episode.")
+    ve.add_argument("dir", type=str, help="dataset directory")
+    ve.add_argument("--replay", type=bool, default=True, help="replay episodes in the env")
+    commands.add_subcommand("verify", ve, help="check a dataset end to end")
+    return parser
+
+
+def _underscored(argv: list[str]) -> list[str]:
+    """``--num-shards 4`` -> ``--num_shards 4`` (both spellings are accepted)."""
+    out = []
+    for a in argv:
+        if a.startswith("--") and a not in ("--print_config",):
+            name, eq, value = a[2:].partition("=")
+            a = "--" + name.replace("-", "_") + eq + value
+        out.append(a)
+    return out
+
+
+def _fail(message: str) -> int:
+    print(f"spoc-datagen: error: {message}", file=sys.stderr)
+    return USAGE_ERROR
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(_underscored(list(sys.argv[1:] if argv is None else argv)))
+    if args.command == "verify":
+        return run_verify(args.verify.dir, args.verify.replay)
+    ns = args.episodes
+    try:
+        data = _build(DatagenConfig, ns)
+        run = RunOptions(**{k: ns[k] for k in RunOptions.__dataclass_fields__})
+    except (TypeError, ValueError) as e:
+        return _fail(f"config: {e}")
+    return run_episodes(data, run)
+
+
+def _build(cls, ns):
+    """A DatagenConfig from parsed options (nested dataclasses built and validated)."""
+    nested = {"camera": CameraConfig, "agent": AgentConfig, "tasks": TaskConfig,
+              "video": VideoConfig}
+    kwargs = {}
+    for name in cls.__dataclass_fields__:
+        value = ns[name]
+        kwargs[name] = nested[name](**value.as_dict()) if name in nested else value
+    return cls(**kwargs)
+
+
+def run_episodes(data: DatagenConfig, run: RunOptions) -> int:
+    """Validate inputs, register the split, write the shards; exit status."""
+    if run.executor not in EXECUTORS:
+        return _fail(f"--executor {run.executor!r}: use one of {sorted(EXECUTORS)}")
+    if run.shard_index is not None and not 0 <= run.shard_index < data.num_shards:
+        return _fail(f"--shard-index {run.shard_index}: must be in 0..{data.num_shards - 1} "
+                     f"(--num-shards {data.num_shards})")
+    try:
+        houses = HouseFile.scan(data.houses)
+        open_dataset(data, houses, run.out)
+    except (HouseError, DatasetError) as e:
+        return _fail(str(e))
+    shards = [run.shard_index] if run.shard_index is not None else list(range(data.num_shards))
+    bar = _progress_bar(run.progress, len(shards) * data.episodes_per_shard)
+    t0 = time.perf_counter()
+    try:
+        if run.executor == "ray":
+            results = run_ray(data, shards, run.out, houses, run.ray_address, bar.update)
+        else:
+            results = run_local(data, shards, run.out, houses, run.workers, bar.update)
+    except HouseError as e:
+        return _fail(str(e))
+    finally:
+        bar.close()
+    _report(results, time.perf_counter() - t0, run.out, data.split)
+    return 0
+
+
+def _progress_bar(enabled: bool, total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="ep", desc="episodes", disable=not enabled, smoothing=0.1)
+
+
+def _report(results, seconds: float, out: str, split: str) -> None:
+    written = [r for r in results if not r.reused]
+    episodes = sum(r.sidecar["episodes"] for r in written)
+    steps = sum(r.sidecar["steps"] for r in written)
+    skipped: dict[str, int] = {}
+    for r in results:
+        for reason, n in r.sidecar["skipped"].items():
+            skipped[reason] = skipped.get(reason, 0) + n
+    print(f"{out}/{split}: wrote {len(written)} shards ({episodes} episodes, {steps} steps) in "
+          f"{seconds:.1f} s, {len(results) - len(written)} already complete; skipped episodes: "
+          f"{skipped or 'none'}", file=sys.stderr)
+
+
+def run_verify(directory: str, replay: bool = True) -> int:
+    """Print every problem of a dataset, one per line; status 1 when there is any."""
+    problems = verify_dataset(directory, replay=replay)
+    for p in problems:
+        print(p)
+    if problems:
+        print(f"spoc-datagen verify: {len(problems)} problem(s) in {directory}", file=sys.stderr)
+        return 1
+    print(f"spoc-datagen verify: {directory} is sound", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

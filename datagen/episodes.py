@@ -1,0 +1,235 @@
+"""Episode sampling: per house, draw tasks and starts, solve them with the oracle, render them.
+
+A :class:`HouseContext` holds what every episode of a house shares (scene, lattice, navigation
+table, renderer, goal sets, oracles), so the per-house goal-set cost is paid once.
+:func:`sample_episode` draws one episode from a seed; :func:`render_frames` renders the frames
+the agent saw before each action.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from datagen.constants import TASK_ROOMNAV, TASKS
+from datagen.houses.io import HouseError, HouseRecord, read_house
+from datagen.navgraph import NavTable
+from datagen.oracle import ExpertPath, Oracle
+from datagen.tasks import TaskConfig, goal_name, objectnav_goal_sets, roomnav_goal_sets
+from sim.env import EmbeddedEnv
+
+# --------------------------------------------------------------------------- house files
+
+
+def _open_lines(path: Path):
+    return gzip.open(path, "rt", encoding="utf-8") if path.name.endswith(".gz") else \
+        open(path, encoding="utf-8")
+
+
+def _house_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """(line index, text) of every non-blank line of a house file (a ``.json`` is one house)."""
+    path = Path(path)
+    if not path.name.endswith((".json", ".jsonl", ".jsonl.gz")):
+        raise HouseError(path, None, "<file>", "unknown file type",
+                         "give a .json, .jsonl or .jsonl.gz house file")
+    if not path.is_file():
+        raise HouseError(path, None, "<file>", "no such file", "check the --houses path")
+    try:
+        with _open_lines(path) as f:
+            if path.name.endswith(".json"):
+                yield 0, f.read()
+                return
+            for i, line in enumerate(f):
+                if line.strip():
+                    yield i, line
+    except (OSError, EOFError, UnicodeDecodeError) as e:
+        raise HouseError(path, None, "<file>", f"cannot be read ({e})",
+                         "the file is corrupt or truncated; regenerate it") from None
+
+
+@dataclass(frozen=True)
+class HouseFile:
+    """A house file's identity: its path, sha256 and the line index of each house."""
+
+    path: str
+    sha256: str
+    lines: tuple[int, ...]
+
+    @classmethod
+    def scan(cls, path: str | os.PathLike) -> HouseFile:
+        """Read the whole file once (HouseError when missing, corrupt or empty)."""
+        lines = tuple(i for i, _ in _house_lines(path))
+        if not lines:
+            raise HouseError(path, None, "<file>", "no houses", "the house file is empty")
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return cls(str(path), digest.hexdigest(), lines)
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def read(self, positions: list[int]) -> dict[int, HouseRecord]:
+        """Position (0..len-1) -> checked schema-1.0.0 house, parsing only those lines."""
+        wanted = {self.lines[p]: p for p in positions}
+        out = {}
+        for i, text in _house_lines(self.path):
+            if i in wanted:
+                try:
+                    raw = json.loads(text)
+                except json.JSONDecodeError as e:
+                    raise HouseError(self.path, i, "<json>", f"malformed JSON ({e})",
+                                     "fix or regenerate the file") from None
+                rec = read_house(raw, self.path, i)
+                # A stable id also keys EmbeddedEnv's scene cache (never id(dict)).
+                rec.house.setdefault("metadata", {}).setdefault("houseId", rec.house_id)
+                out[wanted[i]] = rec
+                if len(out) == len(wanted):
+                    break
+        return out
+
+
+# --------------------------------------------------------------------------- houses
+
+
+@dataclass
+class HouseStats:
+    """Where a house's time went."""
+
+    goal_frames: int = 0
+    """Frames rendered to find ObjectNav goal sets."""
+    goal_seconds: float = 0.0
+    """Seconds spent on goal sets (rendering and graph search)."""
+    setup_seconds: float = 0.0
+    """Seconds spent building the scene, lattice and navigation table."""
+
+
+class HouseContext:
+    """Per-house state shared by its episodes; goal sets and oracles are built on first use."""
+
+    def __init__(self, record: HouseRecord, env: EmbeddedEnv, tasks: TaskConfig):
+        t0 = time.perf_counter()
+        self.record, self.env, self.tasks = record, env, tasks
+        self.scene, self.lattice = env.load(record.house)
+        self.renderer = env.renderer
+        self.table = NavTable.build(self.lattice)
+        self._goals: dict[str, dict[str, np.ndarray]] = {}
+        self._oracles: dict[tuple[str, str], Oracle] = {}
+        self.stats = HouseStats(setup_seconds=time.perf_counter() - t0)
+
+    def goal_sets(self, task: str) -> dict[str, np.ndarray]:
+        """Target -> (N,) bool goal mask, for the configured targets present in the house."""
+        if task not in self._goals:
+            t0 = time.perf_counter()
+            if task == TASK_ROOMNAV:
+                self._goals[task] = roomnav_goal_sets(self.scene, self.table,
+                                                      self.tasks.roomnav_targets)
+            else:
+                self._goals[task], n = objectnav_goal_sets(
+                    self.scene, self.table, lambda x, z, yaw: self.renderer.render(x, z, yaw).ids,
+                    self.env.camera, self.tasks.objectnav_targets, self.tasks.min_pixels,
+                    self.tasks.max_distance)
+                self.stats.goal_frames += n
+            self.stats.goal_seconds += time.perf_counter() - t0
+        return self._goals[task]
+
+    def oracle(self, task: str, target: str) -> Oracle:
+        """The oracle of one task and target (its goal set must be non-empty)."""
+        key = (task, target)
+        if key not in self._oracles:
+            t0 = time.perf_counter()
+            self._oracles[key] = Oracle(self.table, self.goal_sets(task)[target])
+            self.stats.goal_seconds += time.perf_counter() - t0
+        return self._oracles[key]
+
+    def pose(self, state: tuple[int, int, int]) -> tuple[float, float, float]:
+        """World (x, z, yaw degrees) of a lattice state."""
+        x, z = self.lattice.position(state[0], state[1])
+        return float(x), float(z), float(self.lattice.yaw(state[2]))
+
+
+# --------------------------------------------------------------------------- episodes
+
+
+@dataclass
+class Episode:
+    """One expert episode, before rendering: T states and T actions (the last is END)."""
+
+    episode_id: str
+    house_id: str
+    house_index: int
+    task: str
+    target: str
+    seed: int
+    path: ExpertPath
+    shortest_steps: int
+    source: str = "expert"
+    poses: list[tuple[float, float, float]] = field(default_factory=list)
+
+    @property
+    def goal(self) -> str:
+        return goal_name(self.task, self.target)
+
+    @property
+    def start(self) -> tuple[int, int, int]:
+        return self.path.states[0]
+
+
+def draw_task(tasks: TaskConfig, rng: np.random.Generator) -> str:
+    """A task drawn by the configured mix weights."""
+    names = [t for t in TASKS if tasks.mix.get(t, 0) > 0]
+    w = np.array([tasks.mix[t] for t in names], dtype=np.float64)
+    return names[int(rng.choice(len(names), p=w / w.sum()))]
+
+
+def sample_episode(ctx: HouseContext, episode_id: str, seed: int, max_steps: int
+                   ) -> Episode | str:
+    """An expert episode drawn from ``seed``, or the reason (a short key) it was skipped.
+
+    The task follows the mix; the target is uniform over the configured targets present in
+    the house with a reachable goal; the start is uniform over reachable non-goal states.
+    """
+    rng = np.random.default_rng(seed)
+    task = draw_task(ctx.tasks, rng)
+    if len(ctx.table) == 0:
+        return "house_without_free_space"
+    goals = ctx.goal_sets(task)
+    if not goals:
+        return f"{task}/no_target_in_house"
+    targets = [t for t in ctx.tasks.targets(task) if t in goals and goals[t].any()]
+    if not targets:
+        return f"{task}/no_reachable_goal"
+    target = targets[int(rng.integers(len(targets)))]
+    starts = np.flatnonzero(~goals[target])
+    if len(starts) == 0:
+        return f"{task}/every_state_is_a_goal"
+    start = ctx.table.state(int(starts[rng.integers(len(starts))]))
+    oracle = ctx.oracle(task, target)
+    steps = oracle.distance(start)
+    if not np.isfinite(steps):
+        return f"{task}/no_reachable_goal"
+    path = oracle.path(start)
+    if len(path.actions) > max_steps:
+        return "longer_than_max_steps"
+    ep = Episode(episode_id, ctx.record.house_id, ctx.record.index, task, target, int(seed),
+                 path, len(path.actions))
+    ep.poses = [ctx.pose(s) for s in path.states]
+    return ep
+
+
+def render_frames(ctx: HouseContext, states: list[tuple[int, int, int]]) -> np.ndarray:
+    """(T, H, W, 3) uint8: the RGB frame at each state."""
+    cam = ctx.env.camera
+    out = np.empty((len(states), cam.height, cam.width, 3), dtype=np.uint8)
+    for t, s in enumerate(states):
+        out[t] = ctx.renderer.render(*ctx.pose(s)).rgb
+    return out

@@ -1,0 +1,183 @@
+"""Check a dataset end to end: shard files against info.json, every episode decoded, and
+every episode's actions replayed in the embedded env from its start.
+
+A replay must pass through the stored poses, take the stored number of steps, end with
+``end`` at a state that satisfies the task's success test, and see (up to video
+compression) the stored frames. Each problem is one line naming the file and the episode.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from datagen.constants import INFO_FILE, KEY_ACTIONS, KEY_META, KEY_RGB, TASK_OBJECTNAV
+from datagen.episodes import HouseFile
+from datagen.houses.io import HouseError
+from datagen.shards import (
+    META_KEYS,
+    DatasetError,
+    _sha256,
+    decode_mp4,
+    iter_episodes,
+    read_info,
+    shard_name,
+)
+from datagen.tasks import goal_name, objectnav_success, roomnav_success
+from sim.camera import CameraConfig
+from sim.env import EmbeddedEnv
+from sim.lattice import END, AgentConfig
+
+FRAME_TOLERANCE = 12.0
+"""Largest mean absolute difference (0..255) between a decoded and a re-rendered episode."""
+POSE_TOLERANCE = 1e-4
+
+
+def verify_dataset(out_dir: str | os.PathLike, replay: bool = True) -> list[str]:
+    """Every problem found in a dataset directory, one line each (empty when it is sound)."""
+    out_dir = Path(out_dir)
+    try:
+        info = read_info(out_dir)
+    except DatasetError as e:
+        return [str(e)]
+    problems: list[str] = []
+    env = EmbeddedEnv(CameraConfig(**info["camera"]), AgentConfig(**info["agent"]))
+    for split, entry in sorted(info["splits"].items()):
+        houses = _houses(entry, problems) if replay else None
+        for tar, listed in _shards(out_dir, split, entry, problems):
+            problems += [f"{tar}: {p}" for p in verify_shard(tar, listed, info, split, env,
+                                                             houses)]
+    return problems
+
+
+def _houses(entry: dict, problems: list[str]) -> HouseFile | None:
+    path, sha = entry["houses"]["path"], entry["houses"]["sha256"]
+    try:
+        houses = HouseFile.scan(path)
+    except HouseError as e:
+        problems.append(f"{e} (needed to replay episodes; run from where it was generated)")
+        return None
+    if houses.sha256 != sha:
+        problems.append(f"{path}: sha256 {houses.sha256[:12]}... is not the {sha[:12]}... "
+                        "the episodes were generated from; cannot replay")
+        return None
+    return houses
+
+
+def _shards(out_dir: Path, split: str, entry: dict, problems: list[str]
+            ) -> Iterator[tuple[Path, dict]]:
+    """(tar path, info entry) of every listed shard that exists and matches its sha256."""
+    listed = entry["shards"]
+    expected = {shard_name(k) for k in range(entry["num_shards"])}
+    for name in sorted(expected - set(listed)):
+        problems.append(f"{out_dir / split / name}: missing (not in {INFO_FILE}); "
+                        "rerun spoc-datagen episodes to write it")
+    on_disk = {p.name for p in (out_dir / split).glob("shard-*.tar")}
+    for name in sorted(on_disk - set(listed)):
+        problems.append(f"{out_dir / split / name}: not listed in {INFO_FILE}")
+    for name, meta in sorted(listed.items()):
+        tar = out_dir / split / name
+        if not tar.exists():
+            problems.append(f"{tar}: listed in {INFO_FILE} but missing")
+        elif _sha256(tar) != meta["sha256"]:
+            problems.append(f"{tar}: sha256 does not match {INFO_FILE} (corrupt or replaced)")
+        else:
+            yield tar, meta
+
+
+def verify_shard(tar: Path, listed: dict, info: dict, split: str, env: EmbeddedEnv,
+                 houses: HouseFile | None) -> list[str]:
+    """Problems of one shard whose sha256 already matched."""
+    problems, episodes, steps = [], 0, 0
+    records: dict = {}
+    try:
+        for sample in iter_episodes(tar):
+            episodes += 1
+            steps += len(sample.get(KEY_ACTIONS, ()))
+            problems += [f"{sample['__key__']}: {p}" for p in
+                         check_episode(sample, info, split, env, houses, records)]
+    except Exception as e:  # a broken tar or sample: report, do not crash the whole check
+        problems.append(f"cannot be read ({type(e).__name__}: {e})")
+    if episodes != listed["episodes"] or steps != listed["steps"]:
+        problems.append(f"holds {episodes} episodes / {steps} steps, {INFO_FILE} says "
+                        f"{listed['episodes']} / {listed['steps']}")
+    return problems
+
+
+def check_episode(sample: dict, info: dict, split: str, env: EmbeddedEnv,
+                  houses: HouseFile | None, records: dict) -> list[str]:
+    """Problems of one sample: keys, counts, then (with ``houses``) the replay."""
+    missing = [k for k in (KEY_RGB, KEY_ACTIONS, KEY_META) if k not in sample]
+    if missing:
+        return [f"missing {', '.join(missing)}"]
+    meta, actions = sample[KEY_META], sample[KEY_ACTIONS]
+    if tuple(sorted(meta)) != tuple(sorted(META_KEYS)):
+        return [f"meta.json keys {sorted(meta)} are not {sorted(META_KEYS)}"]
+    frames = decode_mp4(sample[KEY_RGB])  # (T, H, W, 3)
+    T = len(actions)
+    out = []
+    if not (len(frames) == T == meta["num_steps"] == len(meta["poses"])):
+        out.append(f"{len(frames)} frames, {T} actions, num_steps {meta['num_steps']}, "
+                   f"{len(meta['poses'])} poses: all must be equal")
+    if T == 0 or actions[-1] != END or (actions[:-1] == END).any():
+        out.append("actions must end with END, and only there")
+    if meta["split"] != split or meta["goal"] != goal_name(meta["task"], meta["target"]) \
+            or meta["goal"] not in info["goals"]:
+        out.append(f"split/goal {meta['split']}/{meta['goal']} inconsistent with the dataset")
+    if out or houses is None:
+        return out
+    return replay_episode(meta, actions, frames, info, env, houses, records)
+
+
+def _record(houses: HouseFile, index: int, records: dict):
+    if index not in records:
+        records.clear()  # samples come grouped by house
+        records[index] = houses.read([houses.lines.index(index)])[houses.lines.index(index)]
+    return records[index]
+
+
+def replay_episode(meta: dict, actions: np.ndarray, frames: np.ndarray, info: dict,
+                   env: EmbeddedEnv, houses: HouseFile, records: dict) -> list[str]:
+    """Problems found replaying the stored actions from the stored start."""
+    if meta["house_index"] not in houses.lines:
+        return [f"house_index {meta['house_index']} is not a house of {houses.path}"]
+    rec = _record(houses, meta["house_index"], records)
+    env.load(rec.house)
+    s = meta["start"]
+    env.reset_state((s["i"], s["j"], s["h"]))
+    metres, error = 0.0, 0.0
+    for t, a in enumerate(actions):
+        p = env.pose
+        want = meta["poses"][t]
+        if max(abs(p.x - want[0]), abs(p.z - want[1]),
+               abs((p.yaw - want[2] + 180) % 360 - 180)) > POSE_TOLERANCE:
+            return [f"step {t}: replay at ({p.x:.3f}, {p.z:.3f}, {p.yaw:.0f}), stored pose "
+                    f"{want}"]
+        error += float(np.abs(env.observation.rgb.astype(np.int16) - frames[t]).mean())
+        if a != END:
+            before = env.pose
+            if not env.step(int(a)).success:
+                return [f"step {t}: action {int(a)} is blocked in the replay"]
+            metres += math.hypot(env.pose.x - before.x, env.pose.z - before.z)
+    problems = []
+    if not _success(meta, env, info):
+        problems.append(f"the replay ends at {env.pose} where {meta['goal']} is not satisfied")
+    if abs(metres - meta["shortest_length"]) > 1e-3 and meta["source"] == "expert":
+        problems.append(f"expert path is {metres:.3f} m, shortest_length says "
+                        f"{meta['shortest_length']:.3f} m")
+    if error / len(actions) > FRAME_TOLERANCE:
+        problems.append(f"frames differ from the replay by {error / len(actions):.1f} "
+                        f"(mean abs, 0..255; at most {FRAME_TOLERANCE})")
+    return problems
+
+
+def _success(meta: dict, env: EmbeddedEnv, info: dict) -> bool:
+    if meta["task"] == TASK_OBJECTNAV:
+        t = info["tasks"][TASK_OBJECTNAV]
+        return objectnav_success(env.visible_objects(), meta["target"], t["min_pixels"],
+                                 t["max_distance"])
+    return roomnav_success(env.current_room(), meta["target"])

@@ -1,0 +1,111 @@
+"""spoc-datagen on the command line: the happy path and bad input (one line, exit 2, nothing
+written)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from datagen.cli import main
+from datagen.houses.io import load_houses, write_house_json
+
+TINY = ["--camera.height", "32", "--camera.width", "48", "--tasks.min_pixels", "3",
+        "--episodes-per-shard", "2", "--episodes-per-house", "2", "--progress", "false"]
+
+
+@pytest.fixture(scope="module")
+def houses(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("houses") / "train.jsonl.gz"
+    with gzip.open(path, "wt") as f:
+        f.write(write_house_json(next(load_houses("tests/fixtures/house_3703.json")).house))
+        f.write("\n")
+    return str(path)
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("spoc-datagen: error: ")
+    return err[0]
+
+
+def test_episodes_then_verify(houses, tmp_path, capsys):
+    out = tmp_path / "ds"
+    for k in ("0", "1"):  # two SLURM array tasks
+        assert main(["episodes", "--houses", houses, "--out", str(out), "--num-shards", "2",
+                     "--shard-index", k, *TINY]) == 0
+    info = json.loads((out / "info.json").read_text())
+    assert sorted(info["splits"]["train"]["shards"]) == ["shard-000000.tar", "shard-000001.tar"]
+    assert main(["verify", str(out)]) == 0
+    (out / "train/shard-000001.tar").write_bytes(b"garbage")
+    capsys.readouterr()
+    assert main(["verify", str(out)]) == 1
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and "shard-000001.tar: sha256 does not match" in lines[0]
+
+
+def test_config_file_and_print_config(houses, tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"houses: {houses}\nnum_shards: 3\ncamera: {{height: 32, width: 48}}\n")
+    with pytest.raises(SystemExit) as e:
+        main(["episodes", "--config", str(cfg), "--seed", "7", "--print_config"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    assert "num_shards: 3" in text and "seed: 7" in text and "height: 32" in text
+
+
+@pytest.mark.parametrize("yaml_text, expected", [
+    ("tasks: {objectnav_targets: [Spaceship]}", "unknown object type 'Spaceship'"),
+    ("tasks: {mix: {pointnav: 1.0}}", "unknown task 'pointnav'"),
+    ("tasks: {roomnav_targets: [Garage]}", "unknown room type 'Garage'"),
+    ("episodes_per_shard: 0", "episodes_per_shard: 0 must be >= 1"),
+], ids=["object-type", "task", "room-type", "episodes"])
+def test_bad_config_is_one_line(houses, tmp_path, capsys, yaml_text, expected):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(yaml_text + "\n")
+    out = tmp_path / "ds"
+    assert main(["episodes", "--config", str(cfg), "--houses", houses, "--out", str(out)]) == 2
+    assert expected in one_error_line(capsys)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("content, expected", [
+    (None, "no such file"),
+    (b"this is not gzip", "cannot be read"),
+    (gzip.compress(b'{"rooms": [}\n'), "malformed JSON"),
+], ids=["missing", "not-gzip", "bad-json"])
+def test_bad_house_file_is_one_line(tmp_path, capsys, content, expected):
+    path = tmp_path / "houses.jsonl.gz"
+    if content is not None:
+        path.write_bytes(content)
+    out = tmp_path / "ds"
+    assert main(["episodes", "--houses", str(path), "--out", str(out), *TINY]) == 2
+    line = one_error_line(capsys)
+    assert str(path) in line and expected in line
+    assert not out.exists() or not any(out.rglob("*.tar"))
+
+
+def test_incompatible_dataset_dir_is_one_line(houses, tmp_path, capsys):
+    out = tmp_path / "ds"
+    assert main(["episodes", "--houses", houses, "--out", str(out), *TINY]) == 0
+    before = (out / "info.json").read_bytes()
+    capsys.readouterr()
+    assert main(["episodes", "--houses", houses, "--out", str(out), *TINY,
+                 "--agent.grid", "0.5"]) == 2
+    assert "incompatible config" in one_error_line(capsys)
+    assert (out / "info.json").read_bytes() == before
+    info = json.loads(before)
+    info["version"] = "spoc-nav/0"
+    (out / "info.json").write_text(json.dumps(info))
+    assert main(["episodes", "--houses", houses, "--out", str(out), *TINY]) == 2
+    assert "version 'spoc-nav/0'" in one_error_line(capsys)
+
+
+def test_shard_index_out_of_range(houses, tmp_path, capsys):
+    assert main(["episodes", "--houses", houses, "--out", str(tmp_path / "ds"),
+                 "--num-shards", "2", "--shard-index", "2", *TINY]) == 2
+    assert "--shard-index 2" in one_error_line(capsys)
+    assert not Path(tmp_path / "ds").exists()
