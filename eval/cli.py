@@ -1,0 +1,342 @@
+"""``spoc-eval``: evaluate a policy on held-out houses and compare runs.
+
+    spoc-eval run --checkpoint CKPT --houses data/houses/val.jsonl.gz --episodes 200 \\
+        --seed 0 --out runs/eval/NAME --workers 2
+    spoc-eval run --policy oracle --houses data/houses/val.jsonl.gz --out runs/eval/oracle
+    spoc-eval compare runs/eval/NAME runs/eval/oracle
+
+Options take dashes or underscores (``--max-steps`` = ``--max_steps``). Bad input (a file
+that is not a spoc-train checkpoint, training houses, no valid episode) prints one line and
+exits with status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from datagen.tasks import TaskConfig
+from sim.camera import CameraConfig
+from sim.lattice import AgentConfig
+
+EXIT_BAD_INPUT = 2
+BACKENDS = ("embedded", "ai2thor")
+
+
+class EvalInputError(ValueError):
+    """Input the evaluation cannot use; the message says which and what to do."""
+
+
+@dataclass
+class EvalConfig:
+    """Evaluate a policy (a checkpoint or a baseline) on a fixed, seeded set of episodes."""
+
+    houses: str = "data/houses/val.jsonl.gz"
+    """House file of held-out houses (.json, .jsonl, .jsonl.gz); never the training split."""
+    out: str = "runs/eval/default"
+    """Run directory: eval_info.json, report.md, report.html, plots, videos/."""
+    checkpoint: str | None = None
+    """A spoc-train checkpoint (.ckpt); give this or --policy."""
+    policy: str | None = None
+    """A baseline instead of a checkpoint: oracle, random or forward."""
+    episodes: int = 200
+    """Number of evaluation episodes (spread evenly over the houses)."""
+    seed: int = 0
+    """Seed of the episode set (the same for every policy) and of the random baseline."""
+    workers: int = 1
+    """Worker processes (one per core); results do not depend on it."""
+    envs_per_worker: int = 4
+    """Environments each worker steps in lockstep (one policy call per step for all)."""
+    max_steps: int = 500
+    """Episode step limit (SPOC uses 600); an episode that does not call end by then fails."""
+    backend: str = "embedded"
+    """Simulator backend: embedded or ai2thor."""
+    videos: int = 3
+    """Episodes filmed for the report (evenly spread over the set); 0 for none."""
+    sample_attempts: int = 10
+    """Seeds tried per episode slot before it is reported as skipped."""
+    progress: bool = True
+    """Show a progress bar."""
+    camera: CameraConfig | None = None
+    """Camera; default: the checkpoint's training camera, else the simulator default."""
+    agent: AgentConfig | None = None
+    """Agent lattice; default: the checkpoint's training agent, else the default."""
+    tasks: TaskConfig | None = None
+    """Tasks, targets and success thresholds; default: the checkpoint's dataset's, else the
+    defaults. Baselines meet a checkpoint's episode set only with its camera and tasks."""
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def validate_config(cfg: EvalConfig) -> None:
+    """Raise EvalInputError naming the first bad option and its value."""
+    from eval.baselines import BASELINES
+
+    if (cfg.checkpoint is None) == (cfg.policy is None):
+        raise EvalInputError("give exactly one of --checkpoint CKPT or --policy "
+                             f"{{{','.join(BASELINES)}}}")
+    if cfg.policy is not None and cfg.policy not in BASELINES:
+        raise EvalInputError(f"--policy {cfg.policy!r} is unknown; use one of "
+                             f"{', '.join(BASELINES)}")
+    for name in ("episodes", "workers", "envs_per_worker", "max_steps", "sample_attempts"):
+        if getattr(cfg, name) < 1:
+            raise EvalInputError(f"--{name} {getattr(cfg, name)} must be at least 1")
+    if cfg.backend not in BACKENDS:
+        raise EvalInputError(f"--backend {cfg.backend!r} is unknown; use one of "
+                             f"{', '.join(BACKENDS)}")
+    if cfg.videos < 0:
+        raise EvalInputError(f"--videos {cfg.videos} must be >= 0")
+
+
+def _dataclass_from(cls, values: dict | None):
+    """A config dataclass from a dict, ignoring keys it does not have (None: defaults)."""
+    known = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in (values or {}).items() if k in known})
+
+
+def dataset_tasks(info: dict) -> TaskConfig:
+    """The TaskConfig a dataset was generated with (its info.json), else the defaults."""
+    if isinstance(info.get("config", {}).get("tasks"), dict):
+        return _dataclass_from(TaskConfig, info["config"]["tasks"])
+    t = info.get("tasks", {})
+    obj, room = t.get("objectnav", {}), t.get("roomnav", {})
+    values = {"objectnav_targets": obj.get("targets"), "roomnav_targets": room.get("targets"),
+              "min_pixels": obj.get("min_pixels"), "max_distance": obj.get("max_distance")}
+    return _dataclass_from(TaskConfig, {k: v for k, v in values.items() if v is not None})
+
+
+def checkpoint_info(path: str):
+    """The checkpoint's PolicyInfo, checked against this simulator (EvalInputError if not)."""
+    from datagen.constants import DATASET_VERSION
+    from sim.lattice import ACTIONS
+    from training.policy import load_policy
+
+    if not Path(path).is_file():
+        raise EvalInputError(f"--checkpoint {path}: no such file")
+    try:
+        _, info = load_policy(path)
+    except Exception as e:  # noqa: BLE001 - any failure means "not a usable checkpoint"
+        msg = " ".join(str(e).split())[:300]
+        raise EvalInputError(f"--checkpoint {path}: not a spoc-train policy checkpoint of this "
+                             f"version ({type(e).__name__}: {msg}); retrain or pick another "
+                             "file") from None
+    version = info.dataset.get("info", {}).get("version")
+    if version != DATASET_VERSION:
+        raise EvalInputError(f"--checkpoint {path}: trained on dataset version {version!r}, "
+                             f"this evaluation needs {DATASET_VERSION!r}; regenerate and retrain")
+    if list(info.actions) != list(ACTIONS):
+        raise EvalInputError(f"--checkpoint {path}: action vocabulary {list(info.actions)} "
+                             f"differs from the simulator's {list(ACTIONS)}")
+    return info
+
+
+# --------------------------------------------------------------------------- houses
+
+
+def house_split(record) -> str | None:
+    """The split a house was generated for (``metadata.generator.split``), if recorded."""
+    gen = record.house.get("metadata", {}).get("generator", {})
+    return gen.get("split") if isinstance(gen, dict) else None
+
+
+def file_split(path: Path) -> str | None:
+    """The split a ``houses/{split}.jsonl.gz`` file is, when ``meta.json`` beside it lists it."""
+    import json
+
+    meta = path.parent / "meta.json"
+    name = path.name.split(".")[0]
+    if not meta.is_file():
+        return None
+    try:
+        splits = json.loads(meta.read_text()).get("splits", {})
+    except (OSError, ValueError):
+        return None
+    return name if name in splits else None
+
+
+def load_eval_houses(path: str, train_house_ids: set[str]) -> dict:
+    """Position -> HouseRecord of every house in the file; refuses training houses."""
+    from datagen.episodes import HouseFile
+
+    hfile = HouseFile.scan(path)
+    records = hfile.read(list(range(len(hfile))))
+    if file_split(Path(path)) == "train":
+        raise EvalInputError(f"--houses {path}: this is the train split (meta.json); evaluate "
+                             "on held-out houses, e.g. val.jsonl.gz or test.jsonl.gz")
+    for pos, rec in records.items():
+        if house_split(rec) == "train":
+            raise EvalInputError(f"--houses {path}: house {pos} ({rec.house_id}) was generated "
+                                 "for the train split; evaluate on held-out houses")
+    seen = sorted({rec.house_id for rec in records.values()} & train_house_ids)
+    if seen:
+        raise EvalInputError(f"--houses {path}: {len(seen)} house(s) appear in the checkpoint's "
+                             f"training data (e.g. {seen[0]}); evaluate on held-out houses")
+    return records
+
+
+# --------------------------------------------------------------------------- run
+
+
+def build_run(cfg: EvalConfig):
+    """(PolicySpec, RolloutSettings without videos, training house ids) of a config."""
+    from eval.rollout import PolicySpec, RolloutSettings
+
+    camera, agent, tasks, goals, train_ids = cfg.camera, cfg.agent, cfg.tasks, None, set()
+    if cfg.checkpoint is not None:
+        info = checkpoint_info(cfg.checkpoint)
+        data = info.dataset.get("info", {})
+        camera = camera or _dataclass_from(CameraConfig, data.get("camera"))
+        agent = agent or _dataclass_from(AgentConfig, data.get("agent"))
+        tasks = tasks or dataset_tasks(data)
+        goals, train_ids = list(info.goals), set(info.train_house_ids)
+    tasks = tasks or TaskConfig()
+    spec = PolicySpec(checkpoint=cfg.checkpoint, baseline=cfg.policy, seed=cfg.seed)
+    settings = RolloutSettings(
+        camera=camera or CameraConfig(), agent=agent or AgentConfig(), tasks=tasks,
+        backend=cfg.backend, max_steps=cfg.max_steps, envs_per_worker=cfg.envs_per_worker,
+        sample_attempts=cfg.sample_attempts, goals=tuple(goals or tasks.goals()))
+    return spec, settings, train_ids
+
+
+def check_backend(settings) -> None:
+    """Start and close one environment of a non-embedded backend, so that a simulator that
+    cannot run here fails once, with its own message, before any work."""
+    from sim.env import make_env
+
+    if settings.backend == "embedded":
+        return
+    try:
+        make_env(settings.backend, camera=settings.camera, agent=settings.agent).close()
+    except Exception as e:  # noqa: BLE001 - the backend's message says what to do
+        raise EvalInputError(f"--backend {settings.backend}: {' '.join(str(e).split())}"
+                             ) from None
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="eval episodes", unit="ep", disable=not enabled,
+                file=sys.stderr)
+
+
+def evaluate(cfg: EvalConfig) -> dict:
+    """Run the evaluation of ``cfg`` and write its outputs; returns the eval_info dict."""
+    from eval.metrics import aggregate
+    from eval.report import write_eval_info, write_report
+    from eval.rollout import plan_slots, rollout, video_slots
+
+    validate_config(cfg)
+    spec, settings, train_ids = build_run(cfg)
+    houses = load_eval_houses(cfg.houses, train_ids)
+    check_backend(settings)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    slots = plan_slots(len(houses), cfg.episodes, cfg.seed)
+    settings = replace(settings, run_dir=str(out),
+                       video_slots=video_slots(cfg.episodes, cfg.videos))
+    t0 = time.perf_counter()
+    with _progress(len(slots), cfg.progress) as bar:
+        outcomes = rollout(spec, houses, slots, settings, cfg.workers, bar.update)
+    seconds = time.perf_counter() - t0
+    results = [o.result for o in outcomes if o.result is not None]
+    skipped = Counter(o.skipped for o in outcomes if o.skipped is not None)
+    if not results:
+        raise EvalInputError(f"--houses {cfg.houses}: zero valid episodes out of {len(slots)} "
+                             f"(skipped: {dict(skipped)}); check the houses and --tasks")
+    info = {
+        "run": run_record(cfg, spec, settings, len(houses), seconds),
+        "per_episode": [r.row() for r in results],
+        "aggregated": aggregate(results),
+        "skipped": dict(sorted(skipped.items())),
+        "videos": [o.video for o in outcomes if o.video is not None],
+    }
+    write_eval_info(out, info)
+    write_report(out, info)
+    return info
+
+
+def run_record(cfg: EvalConfig, spec, settings, num_houses: int, seconds: float) -> dict:
+    """The ``run`` block of eval_info.json: what was evaluated, where and how."""
+    return {
+        "policy": spec.name, "checkpoint": cfg.checkpoint, "baseline": cfg.policy,
+        "houses": cfg.houses, "num_houses": num_houses, "episodes": cfg.episodes,
+        "seed": cfg.seed, "max_steps": cfg.max_steps, "backend": cfg.backend,
+        "workers": cfg.workers, "envs_per_worker": cfg.envs_per_worker,
+        "seconds": round(seconds, 2), "camera": asdict(settings.camera),
+        "agent": asdict(settings.agent), "tasks": asdict(settings.tasks),
+    }
+
+
+def compare(runs: list[str]) -> str:
+    """The side-by-side table of several run directories."""
+    from eval.report import compare_table, read_eval_info
+
+    try:
+        table = {str(r): read_eval_info(Path(r)) for r in runs}
+    except (FileNotFoundError, ValueError) as e:
+        raise EvalInputError(str(e)) from None
+    return compare_table(table)
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def underscore_options(argv: list[str]) -> list[str]:
+    """``--max-steps 600`` -> ``--max_steps 600`` (values are left alone)."""
+    out = []
+    for arg in argv:
+        if arg.startswith("--") and len(arg) > 2:
+            key, eq, value = arg[2:].partition("=")
+            arg = "--" + key.replace("-", "_") + eq + value
+        out.append(arg)
+    return out
+
+
+def build_parser():
+    """The ``spoc-eval`` parser: ``run`` (typed from EvalConfig) and ``compare``."""
+    from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
+
+    set_parsing_settings(docstring_parse_attribute_docstrings=True)
+    parser = ArgumentParser(prog="spoc-eval", description=__doc__.strip().splitlines()[0])
+    sub = parser.add_subcommands(dest="command")
+    run = ArgumentParser(description=EvalConfig.__doc__)
+    run.add_argument("--config", action=ActionConfigFile, help="A YAML file of options.")
+    run.add_class_arguments(EvalConfig, as_group=False)
+    sub.add_subcommand("run", run, help=EvalConfig.__doc__)
+    cmp = ArgumentParser(description="Print success, SPL and CI of several runs side by side.")
+    cmp.add_argument("runs", nargs="+", help="Run directories written by `spoc-eval run`.")
+    sub.add_subcommand("compare", cmp, help="Print several runs side by side.")
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"spoc-eval: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def main(argv: list[str] | None = None) -> None:
+    from datagen.houses.io import HouseError
+
+    parser = build_parser()
+    args = parser.parse_args(underscore_options(sys.argv[1:] if argv is None else argv))
+    try:
+        if args.command == "compare":
+            print(compare(args.compare.runs))
+            return
+        init = parser.instantiate_classes(args)
+        values = {k: v for k, v in vars(init.run).items() if k not in ("config", "__path__")}
+        info = evaluate(EvalConfig(**values))
+    except (EvalInputError, HouseError) as e:
+        raise SystemExit(_fail(str(e))) from None
+    agg = info["aggregated"]
+    lo, hi = agg["success_ci95"]
+    print(f"{agg['num_episodes']} episodes: success {100 * agg['success_rate']:.1f}% "
+          f"[{100 * lo:.1f}, {100 * hi:.1f}], SPL {agg['spl']:.3f} -> {values['out']}")
+
+
+if __name__ == "__main__":
+    main()

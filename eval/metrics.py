@@ -1,0 +1,122 @@
+"""Episode metrics and their aggregation.
+
+One :class:`EpisodeResult` per evaluated episode; :func:`aggregate` turns a list of them into
+the ``aggregated`` block of ``eval_info.json``: success rate with its 95% Wilson score
+interval, SPL, and breakdowns by task, by target and by house size (number of rooms).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+
+Z95 = 1.959963984540054
+"""The standard normal quantile for a two-sided 95% interval."""
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    """One evaluated episode: the row written to ``eval_info.json['per_episode']``."""
+
+    episode: int
+    """Index of the episode in the evaluation set (rows are written in this order)."""
+    house_id: str
+    task: str
+    target: str
+    success: bool
+    spl: float
+    steps: int
+    """Actions taken, ``end`` included."""
+    path_length: float
+    """Metres the agent actually moved (blocked moves add nothing)."""
+    shortest_length: float
+    """Metres of the shortest path from the start to the goal set (the oracle's)."""
+    final_distance: float
+    """Geodesic metres from the final state to the goal set (the oracle's distance field)."""
+    collisions: int
+    """``move_ahead`` actions that were blocked."""
+    seed: int
+    """The episode's seed (the random baseline draws from it)."""
+    num_rooms: int
+
+    def row(self) -> dict:
+        return asdict(self)
+
+
+def spl(success: bool, shortest_length: float, path_length: float) -> float:
+    """Success weighted by (normalised inverse) Path Length of one episode.
+
+    ``S * l / max(p, l)`` with ``S`` the success indicator, ``l`` the shortest-path length from
+    the start to the goal and ``p`` the length of the agent's path, both in metres
+    (Anderson et al. 2018, "On Evaluation of Embodied Navigation Agents", arXiv:1807.06757,
+    eq. 1; habitat-lab's ``SPL`` measure). An episode whose start already satisfies the goal
+    (``l == 0``) scores ``S``.
+    """
+    if not success:
+        return 0.0
+    if shortest_length <= 0.0:
+        return 1.0
+    return shortest_length / max(path_length, shortest_length)
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval for a binomial proportion (Wilson 1927).
+
+    ``(p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)`` with ``p = successes / trials``;
+    unlike the normal (Wald) interval it stays inside [0, 1] and is sensible at 0 or n
+    successes. No trials give the uninformative ``(0, 1)``.
+    """
+    if trials <= 0:
+        return 0.0, 1.0
+    if not 0 <= successes <= trials:
+        raise ValueError(f"successes={successes} must lie in [0, trials={trials}]")
+    n, p = float(trials), successes / trials
+    denom = 1.0 + z * z / n
+    centre = p + z * z / (2 * n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    lo = 0.0 if successes == 0 else max(0.0, (centre - half) / denom)
+    hi = 1.0 if successes == trials else min(1.0, (centre + half) / denom)
+    return lo, hi
+
+
+def summarize(results: list[EpisodeResult]) -> dict:
+    """Success rate (fraction), its 95% Wilson interval, SPL and mean episode statistics."""
+    n = len(results)
+    wins = sum(r.success for r in results)
+
+    def mean(values: Iterable[float]) -> float:
+        values = list(values)
+        return float(sum(values) / len(values)) if values else 0.0
+
+    return {
+        "num_episodes": n,
+        "successes": wins,
+        "success_rate": wins / n if n else 0.0,
+        "success_ci95": list(wilson_interval(wins, n)),
+        "spl": mean(r.spl for r in results),
+        "steps": mean(r.steps for r in results),
+        "path_length": mean(r.path_length for r in results),
+        "shortest_length": mean(r.shortest_length for r in results),
+        "final_distance": mean(r.final_distance for r in results),
+        "collisions": mean(r.collisions for r in results),
+    }
+
+
+def _breakdown(results: list[EpisodeResult], key: Callable[[EpisodeResult], object]) -> dict:
+    groups: dict[object, list[EpisodeResult]] = defaultdict(list)
+    for r in results:
+        groups[key(r)].append(r)
+    return {str(k): summarize(groups[k]) for k in sorted(groups)}
+
+
+def aggregate(results: list[EpisodeResult]) -> dict:
+    """The ``aggregated`` block: overall numbers plus per-task, per-target ("task/target")
+    and per-house-size (rooms) breakdowns."""
+    return {
+        **summarize(results),
+        "per_task": _breakdown(results, lambda r: r.task),
+        "per_target": _breakdown(results, lambda r: f"{r.task}/{r.target}"),
+        "by_num_rooms": _breakdown(results, lambda r: r.num_rooms),
+    }

@@ -1,0 +1,386 @@
+"""Rollouts of a policy on held-out houses: a fixed episode set, batched environments, workers.
+
+The evaluation set is planned from ``(seed, number of houses, episodes)`` alone
+(:func:`plan_slots`): slot ``k`` belongs to one house and draws its episode from
+:func:`datagen.episodes.sample_episode` with seeds derived from ``(seed, k, attempt)``; an
+attempt that yields no valid episode (no reachable goal, expert path longer than the step
+limit) is retried with the next attempt seed, up to ``sample_attempts`` times. The policy
+plays no part, so every policy meets the same episodes.
+
+Each worker process steps a batch of ``envs_per_worker`` environments in lockstep and calls
+``policy.act`` once per step for the whole batch; a slot whose episode ends takes the next
+episode of the worker's share. The batch keeps its shape (idle slots are padded), every
+per-episode quantity is a pure function of the episode, and outcomes are sorted by slot, so
+results are identical for any number of workers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue as queue_lib
+import traceback
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from datagen.constants import TASK_OBJECTNAV
+from datagen.episodes import Episode, HouseContext, sample_episode
+from datagen.houses.io import HouseRecord
+from datagen.tasks import TaskConfig, goal_name, objectnav_success, roomnav_success
+from eval.metrics import EpisodeResult, spl
+from eval.report import video_name
+from sim.camera import CameraConfig
+from sim.env import EmbeddedEnv, Env, Pose, make_env
+from sim.lattice import ACTIONS, END, MOVE_AHEAD, AgentConfig
+
+State = tuple[int, int, int]
+
+
+# --------------------------------------------------------------------------- the episode set
+
+
+@dataclass(frozen=True)
+class EpisodeSlot:
+    """One planned evaluation episode: its index, the house it is drawn in, its seeds."""
+
+    index: int
+    house: int
+    """Position of the house in the house file (0-based)."""
+    seed: int
+    """The evaluation seed; attempt ``a`` samples from :func:`episode_seed` (seed, index, a)."""
+
+
+def episode_seed(seed: int, index: int, attempt: int) -> int:
+    """A 32-bit seed for one sampling attempt of one slot (independent streams)."""
+    return int(np.random.SeedSequence([seed, index, attempt]).generate_state(1)[0])
+
+
+def plan_slots(num_houses: int, episodes: int, seed: int) -> list[EpisodeSlot]:
+    """``episodes`` slots spread evenly over the houses, house-major (slots of a house are
+    consecutive, so a worker's share touches few houses)."""
+    per_house = [episodes // num_houses + (h < episodes % num_houses) for h in range(num_houses)]
+    houses = [h for h, n in enumerate(per_house) for _ in range(n)]
+    return [EpisodeSlot(k, h, seed) for k, h in enumerate(houses)]
+
+
+def video_slots(episodes: int, videos: int) -> frozenset[int]:
+    """Slots whose episodes are filmed: ``videos`` of them, evenly spread over the set."""
+    if videos <= 0 or episodes <= 0:
+        return frozenset()
+    return frozenset(int(k) for k in np.linspace(0, episodes - 1, min(videos, episodes)).round())
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class RolloutSettings:
+    """What every worker needs besides the policy and its episodes."""
+
+    camera: CameraConfig = CameraConfig()
+    agent: AgentConfig = AgentConfig()
+    tasks: TaskConfig = field(default_factory=TaskConfig)
+    backend: str = "embedded"
+    max_steps: int = 500
+    envs_per_worker: int = 4
+    sample_attempts: int = 10
+    goals: tuple[str, ...] = ()
+    """The policy's goal vocabulary: ``obs["goal"]`` indexes into it."""
+    run_dir: str | None = None
+    """Run directory the episode videos go under (None: no videos)."""
+    video_slots: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """How a worker builds its copy of the policy: a checkpoint or a baseline name."""
+
+    checkpoint: str | None = None
+    baseline: str | None = None
+    seed: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.baseline or str(self.checkpoint)
+
+    def build(self):
+        if self.checkpoint is not None:
+            from training.policy import load_policy
+
+            policy, _ = load_policy(self.checkpoint)
+            return policy
+        from eval.baselines import make_baseline
+
+        return make_baseline(self.baseline, len(ACTIONS), self.seed)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one slot: a result, or the reason it was skipped."""
+
+    index: int
+    result: EpisodeResult | None = None
+    skipped: str | None = None
+    video: str | None = None
+    """Path of the episode video relative to the run directory, if filmed."""
+
+
+# --------------------------------------------------------------------------- one episode
+
+
+def success_test(env: Env, task: str, target: str, tasks: TaskConfig) -> bool:
+    """The task's success test at the agent's current pose (the datagen rule)."""
+    if task == TASK_OBJECTNAV:
+        return objectnav_success(env.visible_objects(), target, tasks.min_pixels,
+                                 tasks.max_distance)
+    return roomnav_success(env.current_room(), target)
+
+
+class EpisodeVideo:
+    """Frames of one episode: the egocentric view beside a top-down map with the path so far."""
+
+    def __init__(self, path: Path, ctx: HouseContext):
+        from eval.report import VideoWriter  # PyAV is imported only when filming
+
+        self.writer, self.ctx = VideoWriter(path), ctx
+        self.trail: list[tuple[float, float]] = []
+
+    def add(self, rgb: np.ndarray, pose: Pose) -> None:
+        from eval.report import video_frame
+        from sim.topdown import topdown_image
+
+        if not self.trail or self.trail[-1] != (pose.x, pose.z):
+            self.trail.append((pose.x, pose.z))
+        top = topdown_image(self.ctx.scene, self.ctx.lattice, path=self.trail, pose=pose)
+        self.writer.add(video_frame(rgb, top))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class EpisodeRun:
+    """One episode in progress in one environment."""
+
+    def __init__(self, env: Env, ctx: HouseContext, episode: Episode, slot: EpisodeSlot,
+                 settings: RolloutSettings):
+        self.env, self.ctx, self.episode, self.slot = env, ctx, episode, slot
+        self.oracle = ctx.oracle(episode.task, episode.target)
+        self.goal = settings.goals.index(goal_name(episode.task, episode.target))
+        self.steps, self.path_length, self.collisions = 0, 0.0, 0
+        self.first, self.collided = True, False
+        self.rgb = env.reset(ctx.record.house, Pose(*ctx.pose(episode.start))).rgb
+        self.state = self._lattice_state()
+        self.video = None
+        if settings.run_dir is not None and slot.index in settings.video_slots:
+            self.video_name = video_name(slot.index)
+            self.video = EpisodeVideo(Path(settings.run_dir) / self.video_name, ctx)
+            self.video.add(self.rgb, env.pose)
+
+    def _lattice_state(self) -> State:
+        pose, lat = self.env.pose, self.ctx.lattice
+        return (*lat.cell_of(pose.x, pose.z), lat.heading_of(pose.yaw))
+
+    def expert_action(self) -> int:
+        return self.oracle.expert_action(self.state)
+
+    def advance(self, action: int, settings: RolloutSettings) -> EpisodeResult | None:
+        """Apply one action; the episode's result when it is over (``end`` or the limit)."""
+        self.steps += 1
+        self.first = False
+        if action == END:
+            return self._finish(settings, ended=True)
+        before = self.state
+        result = self.env.step(action)
+        self.rgb, self.state = result.observation.rgb, self._lattice_state()
+        self.collided = action == MOVE_AHEAD and not result.success
+        self.collisions += self.collided
+        if self.state[:2] != before[:2]:
+            self.path_length += float(self.ctx.table.metres[self.ctx.table.node(before), 0])
+        if self.video is not None:
+            self.video.add(self.rgb, self.env.pose)
+        if self.steps >= settings.max_steps:
+            return self._finish(settings, ended=False)
+        return None
+
+    def _finish(self, settings: RolloutSettings, ended: bool) -> EpisodeResult:
+        ep = self.episode
+        success = ended and success_test(self.env, ep.task, ep.target, settings.tasks)
+        if self.video is not None:
+            self.video.close()
+        shortest = float(ep.path.metres)
+        return EpisodeResult(
+            episode=self.slot.index, house_id=ep.house_id, task=ep.task, target=ep.target,
+            success=bool(success), spl=spl(success, shortest, self.path_length),
+            steps=self.steps, path_length=self.path_length, shortest_length=shortest,
+            final_distance=float(self.oracle.path(self.state).metres),
+            collisions=int(self.collisions), seed=ep.seed, num_rooms=len(self.ctx.scene.rooms))
+
+
+# --------------------------------------------------------------------------- one worker
+
+
+class HouseContexts:
+    """Per-house contexts (goal sets, oracles) of the embedded world, least recently used."""
+
+    def __init__(self, houses: dict[int, HouseRecord], settings: RolloutSettings, size: int = 4):
+        self.houses, self.settings, self.size = houses, settings, size
+        self.env = EmbeddedEnv(settings.camera, settings.agent, cache_houses=size)
+        self._cache: OrderedDict[int, HouseContext] = OrderedDict()
+
+    def get(self, house: int) -> HouseContext:
+        if house not in self._cache:
+            self._cache[house] = HouseContext(self.houses[house], self.env, self.settings.tasks)
+            while len(self._cache) > self.size:
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(house)
+        return self._cache[house]
+
+    def sample(self, slot: EpisodeSlot) -> Episode | str:
+        """The slot's episode (the first valid attempt), or the last attempt's skip reason."""
+        ctx, reason = self.get(slot.house), "no_attempt"
+        for attempt in range(self.settings.sample_attempts):
+            seed = episode_seed(slot.seed, slot.index, attempt)
+            ep = sample_episode(ctx, f"eval-{slot.index:05d}", seed, self.settings.max_steps)
+            if not isinstance(ep, str):
+                return ep
+            reason = ep
+        return reason
+
+
+def batch_obs(runs: list[EpisodeRun | None], camera: CameraConfig, expert: bool) -> dict:
+    """The policy's input for one step; idle slots are padded (black frame, goal 0)."""
+    blank = np.zeros((camera.height, camera.width, 3), np.uint8)
+    live = [r is not None for r in runs]
+    obs = {
+        "rgb": torch.from_numpy(np.stack([r.rgb if r else blank for r in runs])),  # (B,H,W,3)
+        "goal": torch.tensor([r.goal if r else 0 for r in runs], dtype=torch.long),  # (B,)
+        "first": torch.tensor([r.first if r else True for r in runs], dtype=torch.bool),
+        "seed": torch.tensor([r.episode.seed if r else 0 for r in runs], dtype=torch.long),
+        "collided": torch.tensor([r.collided if r else False for r in runs], dtype=torch.bool),
+    }
+    if expert:
+        obs["expert"] = torch.tensor([r.expert_action() if ok else END
+                                      for r, ok in zip(runs, live)], dtype=torch.long)
+    return obs
+
+
+def run_slots(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[EpisodeSlot],
+              settings: RolloutSettings, tick: Callable[[int], None] = lambda n: None
+              ) -> list[Outcome]:
+    """Evaluate ``spec``'s policy on ``slots`` with one batch of environments (one process)."""
+    policy = spec.build()
+    contexts = HouseContexts(houses, settings)
+    batch = settings.envs_per_worker
+    envs = [make_env(settings.backend, camera=settings.camera, agent=settings.agent)
+            for _ in range(batch)]
+    todo, outcomes = deque(slots), []
+    runs: list[EpisodeRun | None] = [None] * batch
+
+    def refill(b: int) -> None:
+        runs[b] = None
+        while todo and runs[b] is None:
+            slot = todo.popleft()
+            ep = contexts.sample(slot)
+            if not isinstance(ep, str) and ep.goal not in settings.goals:
+                ep = "goal_not_in_policy_vocabulary"
+            if isinstance(ep, str):
+                outcomes.append(Outcome(slot.index, skipped=ep))
+                tick(1)
+            else:
+                runs[b] = EpisodeRun(envs[b], contexts.get(slot.house), ep, slot, settings)
+
+    policy.reset(batch)
+    for b in range(batch):
+        refill(b)
+    expert = bool(getattr(policy, "uses_expert", False))
+    try:
+        with torch.no_grad():
+            while any(r is not None for r in runs):
+                actions = policy.act(batch_obs(runs, settings.camera, expert)).tolist()
+                for b, run in enumerate(runs):
+                    result = None if run is None else run.advance(int(actions[b]), settings)
+                    if result is not None:
+                        video = run.video_name if run.video is not None else None
+                        outcomes.append(Outcome(run.slot.index, result=result, video=video))
+                        tick(1)
+                        refill(b)
+    finally:
+        for env in envs:
+            env.close()
+    return sorted(outcomes, key=lambda o: o.index)
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def _worker_main(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[EpisodeSlot],
+                 settings: RolloutSettings, worker: int, channel) -> None:
+    torch.set_num_threads(1)  # one process per core
+    try:
+        outcomes = run_slots(spec, houses, slots, settings, lambda n: channel.put(("tick", n)))
+        channel.put(("done", worker, outcomes))
+    except BaseException:  # noqa: BLE001 - reported to the parent, which raises
+        channel.put(("error", worker, traceback.format_exc()))
+
+
+class WorkerError(RuntimeError):
+    """A rollout worker failed; the message carries its traceback."""
+
+
+def _collect(procs: list, channel, tick: Callable[[int], None]) -> list[Outcome]:
+    pending, outcomes = set(range(len(procs))), []
+    while pending:
+        try:
+            msg = channel.get(timeout=1.0)
+        except queue_lib.Empty:
+            dead = [w for w in pending if not procs[w].is_alive()]
+            if dead:
+                raise WorkerError(f"rollout worker {dead[0]} died (exit code "
+                                  f"{procs[dead[0]].exitcode}) without a result") from None
+            continue
+        if msg[0] == "tick":
+            tick(msg[1])
+        elif msg[0] == "done":
+            outcomes += msg[2]
+            pending.discard(msg[1])
+        else:
+            raise WorkerError(f"rollout worker {msg[1]} failed:\n{msg[2]}")
+    return outcomes
+
+
+def rollout(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[EpisodeSlot],
+            settings: RolloutSettings, workers: int = 1,
+            tick: Callable[[int], None] = lambda n: None) -> list[Outcome]:
+    """Outcomes of every slot, in slot order, with ``workers`` processes (1: in this one)."""
+    bounds = np.linspace(0, len(slots), workers + 1).round().astype(int)
+    shares = [slots[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    if len(shares) <= 1:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return run_slots(spec, houses, slots, settings, tick)
+        finally:
+            torch.set_num_threads(threads)
+    ctx = mp.get_context("forkserver")  # a fresh server (no torch threads) forks the workers
+    ctx.set_forkserver_preload(["eval.rollout", "eval.baselines", "training.policy"])
+    channel = ctx.Queue()
+    procs = []
+    for w, share in enumerate(shares):
+        mine = {s.house: houses[s.house] for s in share}
+        procs.append(ctx.Process(target=_worker_main, args=(spec, mine, share, settings, w,
+                                                            channel), daemon=True))
+        procs[-1].start()
+    try:
+        outcomes = _collect(procs, channel, tick)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.join(timeout=5.0)
+            if p.is_alive():
+                p.terminate()
+    return sorted(outcomes, key=lambda o: o.index)
+

@@ -1,0 +1,244 @@
+"""spoc-eval: metrics, baselines through the harness, determinism across workers, reports,
+checkpoint policies and bad input. Tiny camera (48x64), few episodes, fixture houses."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from datagen.constants import DATASET_VERSION, OBJECTNAV_TARGETS, ROOMNAV_TARGETS
+from eval.cli import main
+from eval.metrics import EpisodeResult, aggregate, spl, wilson_interval
+from sim.lattice import ACTIONS
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TINY = ["--camera.height", "48", "--camera.width", "64", "--tasks.min_pixels", "4",
+        "--max-steps", "150", "--progress", "false"]
+GOALS = [f"objectnav/{t}" for t in OBJECTNAV_TARGETS] + [f"roomnav/{t}" for t in ROOMNAV_TARGETS]
+
+
+def write_houses(path: Path, split: str | None = None, prefix: str = "val",
+                 names: tuple[str, ...] = ("143.json", "house_3703.json")) -> Path:
+    """Fixture houses as a .jsonl.gz with ids ``{prefix}-0-{i}``."""
+    with gzip.open(path, "wt") as f:
+        for i, name in enumerate(names):
+            house = json.loads((FIXTURES / name).read_text())
+            house["metadata"]["houseId"] = f"{prefix}-0-{i}"
+            if split is not None:
+                house["metadata"]["generator"] = {"split": split}
+            f.write(json.dumps(house) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def houses(tmp_path_factory) -> Path:
+    return write_houses(tmp_path_factory.mktemp("houses") / "val.jsonl.gz")
+
+
+def run_eval(out: Path, houses: Path, *args: str) -> dict:
+    main(["run", "--houses", str(houses), "--out", str(out), "--seed", "0", *TINY, *args])
+    return json.loads((out / "eval_info.json").read_text())
+
+
+def bad_input(capsys, argv: list[str]) -> str:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+@pytest.mark.parametrize("k, n, lo, hi", [
+    (0, 10, 0.0, 0.27753),  # upper = z^2 / (n + z^2)
+    (10, 10, 0.72247, 1.0),
+    (5, 10, 0.23659, 0.76341),
+    (81, 263, 0.25529, 0.36621),  # worked by hand from the formula
+    (1, 1, 0.20654, 1.0),
+])
+def test_wilson_interval_known_values(k, n, lo, hi):
+    got = wilson_interval(k, n)
+    assert got == pytest.approx((lo, hi), abs=1e-4)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_spl_definition():
+    assert spl(True, 3.0, 3.0) == 1.0
+    assert spl(True, 3.0, 6.0) == 0.5
+    assert spl(True, 3.0, 2.0) == 1.0  # p < l cannot beat 1
+    assert spl(False, 3.0, 3.0) == 0.0
+    assert spl(True, 0.0, 1.0) == 1.0
+
+
+def test_aggregate_breakdowns():
+    def row(k, task, target, success, rooms):
+        return EpisodeResult(k, f"h{k}", task, target, success, float(success), 5, 1.0, 1.0,
+                             0.0, 0, k, rooms)
+
+    rows = [row(0, "objectnav", "Bed", True, 2), row(1, "objectnav", "Bed", False, 4),
+            row(2, "roomnav", "Kitchen", True, 4), row(3, "objectnav", "Mug", False, 2)]
+    agg = aggregate(rows)
+    assert agg["success_rate"] == 0.5 and agg["spl"] == 0.5
+    assert agg["success_ci95"] == list(wilson_interval(2, 4))
+    assert agg["per_target"]["objectnav/Bed"]["success_rate"] == 0.5
+    assert agg["per_task"]["roomnav"]["num_episodes"] == 1
+    assert set(agg["by_num_rooms"]) == {"2", "4"}
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def test_oracle_scores_perfectly(houses, tmp_path):
+    info = run_eval(tmp_path / "oracle", houses, "--policy", "oracle", "--episodes", "8",
+                    "--videos", "0")
+    agg = info["aggregated"]
+    assert agg["num_episodes"] == 8 and agg["success_rate"] == 1.0 and agg["spl"] == 1.0
+    for r in info["per_episode"]:
+        assert r["success"] and r["spl"] == 1.0 and r["final_distance"] == 0.0
+        assert r["path_length"] == r["shortest_length"] and r["collisions"] == 0
+    assert {r["house_id"] for r in info["per_episode"]} == {"val-0-0", "val-0-1"}
+    assert [r["episode"] for r in info["per_episode"]] == list(range(8))
+
+
+def test_random_and_forward_score_low(houses, tmp_path):
+    for name in ("random", "forward"):
+        info = run_eval(tmp_path / name, houses, "--policy", name, "--episodes", "8",
+                        "--videos", "0")
+        assert info["aggregated"]["success_rate"] <= 0.25, name
+        assert info["aggregated"]["num_episodes"] == 8
+    forward = json.loads((tmp_path / "forward" / "eval_info.json").read_text())
+    assert all(r["collisions"] == 1 or r["steps"] == 150 for r in forward["per_episode"])
+
+
+def test_same_episodes_for_every_policy(houses, tmp_path):
+    a = run_eval(tmp_path / "a", houses, "--policy", "oracle", "--episodes", "6", "--videos", "0")
+    b = run_eval(tmp_path / "b", houses, "--policy", "random", "--episodes", "6", "--videos", "0")
+    key = ("house_id", "task", "target", "seed", "shortest_length")
+    assert [[r[k] for k in key] for r in a["per_episode"]] == \
+        [[r[k] for k in key] for r in b["per_episode"]]
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def write_checkpoint(path: Path, train_house_ids: list[str], version: str = DATASET_VERSION
+                     ) -> Path:
+    """An untrained tiny policy checkpoint trained on 48x64 frames of "train" houses."""
+    from eval.baselines import write_untrained_checkpoint
+
+    policy = {"image_size": (32, 48), "channels": (8, 16), "groups": 4, "pool_size": (2, 2),
+              "feature_dim": 32, "goal_dim": 8, "action_dim": 8, "hidden_dim": 32}
+    info = {"version": version, "actions": list(ACTIONS), "goals": GOALS,
+            "camera": {"height": 48, "width": 64, "vfov": 59.0, "eye_height": 1.5,
+                       "pitch": 30.0},
+            "agent": {"grid": 0.25, "headings": 4, "radius": 0.2},
+            "config": {"tasks": {"mix": {"objectnav": 0.8, "roomnav": 0.2}, "min_pixels": 4}}}
+    return write_untrained_checkpoint(path, policy, info, train_house_ids)
+
+
+def test_checkpoint_policy_same_results_with_1_and_2_workers(houses, tmp_path):
+    ckpt = write_checkpoint(tmp_path / "tiny.ckpt", ["train-0-0", "train-0-1"])
+    base = ["--episodes", "6", "--videos", "0", "--max-steps", "40"]
+    one = run_eval(tmp_path / "w1", houses, "--checkpoint", str(ckpt), "--workers", "1", *base)
+    two = run_eval(tmp_path / "w2", houses, "--checkpoint", str(ckpt), "--workers", "2", *base)
+    assert one["per_episode"] == two["per_episode"]
+    assert one["aggregated"] == two["aggregated"]
+    assert one["run"]["camera"]["height"] == 48 and one["aggregated"]["num_episodes"] == 6
+    r1 = run_eval(tmp_path / "r1", houses, "--policy", "random", "--workers", "1", *base)
+    r2 = run_eval(tmp_path / "r2", houses, "--policy", "random", "--workers", "2", *base)
+    assert r1["per_episode"] == r2["per_episode"]
+
+
+def test_eval_never_imports_lightning():
+    code = ("import sys, eval.cli, eval.rollout, eval.report, eval.baselines, eval.metrics, "
+            "training.policy; sys.exit(int(any(m.split('.')[0] in ('lightning', "
+            "'pytorch_lightning') for m in sys.modules)))")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def test_report_files_videos_and_compare(houses, tmp_path, capsys):
+    import av
+
+    out = tmp_path / "run"
+    info = run_eval(out, houses, "--policy", "oracle", "--episodes", "4", "--videos", "2")
+    agg = info["aggregated"]
+    assert 0.0 <= agg["success_ci95"][0] <= agg["success_rate"] <= agg["success_ci95"][1] <= 1
+    md, page = (out / "report.md").read_text(), (out / "report.html").read_text()
+    pct = f"{100 * agg['success_rate']:.1f}"
+    for text in (md, page):
+        assert pct in text and f"{agg['spl']:.3f}" in text
+    for png in ("success_by_target.png", "success_by_rooms.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    assert len(info["videos"]) == 2
+    rows = {r["episode"]: r for r in info["per_episode"]}
+    for video in info["videos"]:
+        assert f"<video controls muted src='{video}'" in page
+        with av.open(str(out / video)) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        episode = int(Path(video).stem.split("-")[1])
+        assert len(frames) == rows[episode]["steps"]  # one frame per state; end adds none
+        assert frames[0].shape[0] >= 48 and frames[0].shape[1] > 64
+    capsys.readouterr()
+    random_out = tmp_path / "random"
+    run_eval(random_out, houses, "--policy", "random", "--episodes", "4", "--videos", "0")
+    capsys.readouterr()
+    main(["compare", str(out), str(random_out)])
+    table = capsys.readouterr().out
+    assert "oracle" in table and "random" in table and "100.0" in table and "1.000" in table
+    assert table.splitlines()[0].split()[:3] == ["run", "policy", "episodes"]
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_bad_checkpoints_exit_2(houses, tmp_path, capsys):
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint")
+    base = ["run", "--houses", str(houses), "--out", str(tmp_path / "x"), *TINY]
+    assert "not a spoc-train policy checkpoint" in bad_input(capsys, [*base, "--checkpoint",
+                                                                      str(junk)])
+    plain = tmp_path / "plain.ckpt"
+    torch.save({"state_dict": {}}, plain)
+    assert "not a spoc-train" in bad_input(capsys, [*base, "--checkpoint", str(plain)])
+    old = write_checkpoint(tmp_path / "old.ckpt", [], version="spoc-nav/0")
+    assert "dataset version" in bad_input(capsys, [*base, "--checkpoint", str(old)])
+    seen = write_checkpoint(tmp_path / "seen.ckpt", ["val-0-1"])
+    assert "training data" in bad_input(capsys, [*base, "--checkpoint", str(seen)])
+    assert "exactly one of" in bad_input(capsys, base)
+    assert "unknown" in bad_input(capsys, [*base, "--policy", "greedy"])
+    assert not (tmp_path / "x" / "eval_info.json").exists()
+
+
+def test_bad_houses_exit_2(tmp_path, capsys):
+    train = write_houses(tmp_path / "train.jsonl.gz", split="train", prefix="train")
+    base = ["run", "--policy", "oracle", "--out", str(tmp_path / "x"), *TINY]
+    assert "train split" in bad_input(capsys, [*base, "--houses", str(train)])
+    assert "no such file" in bad_input(capsys, [*base, "--houses", str(tmp_path / "no.jsonl")])
+    val = write_houses(tmp_path / "val.jsonl.gz", names=("house_3703.json",))  # no bathroom
+    err = bad_input(capsys, [*base, "--houses", str(val), "--episodes", "2",
+                             "--tasks.mix", '{"roomnav": 1.0}',
+                             "--tasks.roomnav_targets", '["Bathroom"]',
+                             "--sample_attempts", "2"])
+    assert "zero valid episodes" in err
+    assert not (tmp_path / "x" / "eval_info.json").exists()
+
+
+def test_episode_plan_is_even_and_seeded():
+    from eval.rollout import episode_seed, plan_slots, video_slots
+
+    slots = plan_slots(3, 8, 5)
+    assert [s.house for s in slots] == [0, 0, 0, 1, 1, 1, 2, 2]
+    assert episode_seed(5, 1, 0) == episode_seed(5, 1, 0) != episode_seed(5, 1, 1)
+    assert video_slots(10, 3) == {0, 4, 9} and video_slots(10, 0) == frozenset()

@@ -1,0 +1,283 @@
+"""The navigation policy: a plain ``nn.Module`` (no Lightning), used by training and evaluation.
+
+Frames -> CNN encoder -> per-frame feature; goal embedding; previous-action embedding;
+LSTM; linear head over the action vocabulary.
+
+* ``forward(batch)`` runs whole chunks for training (teacher forcing: the previous action at
+  step t is the expert's action at t-1, or the start token at an episode's first step).
+* ``reset(batch_size)`` / ``act(obs)`` run step by step for batched rollouts, carrying the
+  LSTM state and feeding back the policy's own previous action.
+
+Both paths share the same weights and give the same logits for the same inputs.
+``load_policy(ckpt_path)`` rebuilds a policy from a training checkpoint without Lightning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+CHECKPOINT_KEY = "spoc_policy"
+"""Key of the plain-dict policy record inside a training checkpoint."""
+
+
+@dataclass
+class PolicyConfig:
+    """Architecture of the LSTM policy. Vocabulary sizes and resolution come from the dataset."""
+
+    name: str = "lstm"
+    """Policy family; see ``POLICIES``."""
+    image_size: tuple[int, int] = (112, 192)
+    """Training resolution (H, W); rollout frames are resized to it like the loader does.
+    ``PolicyModule`` sets it from ``data.image_size``."""
+    channels: tuple[int, ...] = (32, 64, 128, 128)
+    """Output channels of the strided conv blocks of the frame encoder."""
+    groups: int = 8
+    """GroupNorm groups in each conv block."""
+    pool_size: tuple[int, int] = (3, 4)
+    """Spatial grid (h, w) the last feature map is pooled to before flattening."""
+    feature_dim: int = 256
+    """Per-frame visual feature size."""
+    goal_dim: int = 64
+    """Goal embedding size."""
+    action_dim: int = 32
+    """Previous-action embedding size."""
+    hidden_dim: int = 256
+    """LSTM hidden size."""
+    num_layers: int = 1
+    """LSTM layers."""
+    num_actions: int = 4
+    """Size of the action vocabulary (``PolicyModule`` sets it from info.json)."""
+    num_goals: int = 20
+    """Size of the goal vocabulary (``PolicyModule`` sets it from info.json)."""
+
+    def __post_init__(self):
+        self.image_size = tuple(int(v) for v in self.image_size)
+        self.channels = tuple(int(v) for v in self.channels)
+        self.pool_size = tuple(int(v) for v in self.pool_size)
+        if len(self.image_size) != 2 or min(self.image_size) < 8:
+            raise ValueError(f"policy.image_size: {self.image_size} must be (H, W), each >= 8")
+        if any(c % self.groups for c in self.channels):
+            raise ValueError(f"policy.channels: {self.channels} must be multiples of "
+                             f"policy.groups={self.groups}")
+
+
+def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize uint8 frames (N, 3, H, W) to ``size`` (h, w), keeping the aspect ratio.
+
+    Scales so the frame covers ``size`` (bilinear with antialiasing, torch's uint8
+    channels-last kernel: ~0.1 ms a 224x384 frame), then centre-crops. The loader and ``act``
+    both call this, so training and rollout pixels match.
+    """
+    h, w = size
+    in_h, in_w = frames.shape[-2:]
+    if (in_h, in_w) == (h, w):
+        return frames
+    scale = max(h / in_h, w / in_w)
+    rh, rw = max(h, round(in_h * scale)), max(w, round(in_w * scale))
+    frames = frames.contiguous(memory_format=torch.channels_last)
+    out = F.interpolate(frames, size=(rh, rw), mode="bilinear", antialias=True,
+                        align_corners=False)  # (N, 3, rh, rw) uint8
+    top, left = (rh - h) // 2, (rw - w) // 2
+    return out[..., top:top + h, left:left + w]
+
+
+def conv_block(c_in: int, c_out: int, kernel: int, groups: int) -> nn.Sequential:
+    """A stride-2 convolution, GroupNorm and ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, stride=2, padding=kernel // 2, bias=False),
+        nn.GroupNorm(groups, c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class FrameEncoder(nn.Module):
+    """uint8 frames (N, 3, H, W) -> features (N, D): strided convs, pooling to a grid, linear."""
+
+    def __init__(self, cfg: PolicyConfig):
+        super().__init__()
+        blocks, c_in = [], 3
+        for i, c_out in enumerate(cfg.channels):
+            blocks.append(conv_block(c_in, c_out, 5 if i == 0 else 3, cfg.groups))
+            c_in = c_out
+        self.convs = nn.Sequential(*blocks)
+        self.reduce = nn.Conv2d(c_in, 32, 1)
+        self.pool = nn.AdaptiveAvgPool2d(cfg.pool_size)
+        grid = cfg.pool_size[0] * cfg.pool_size[1]
+        self.proj = nn.Sequential(nn.Linear(32 * grid, cfg.feature_dim), nn.ReLU(inplace=True))
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x = frames.float().div_(255.0).sub_(0.5).div_(0.25)  # (N, 3, H, W)
+        x = self.pool(self.reduce(self.convs(x)))  # (N, 32, ph, pw)
+        return self.proj(x.flatten(1))  # (N, D)
+
+
+class LSTMPolicy(nn.Module):
+    """CNN + goal and previous-action embeddings + LSTM + linear action head."""
+
+    def __init__(self, cfg: PolicyConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.start_token = cfg.num_actions  # previous-action index at an episode's first step
+        self.encoder = FrameEncoder(cfg)
+        self.goal_embed = nn.Embedding(cfg.num_goals, cfg.goal_dim)
+        self.action_embed = nn.Embedding(cfg.num_actions + 1, cfg.action_dim)
+        self.lstm = nn.LSTM(cfg.feature_dim + cfg.goal_dim + cfg.action_dim, cfg.hidden_dim,
+                            num_layers=cfg.num_layers, batch_first=True)
+        self.head = nn.Linear(cfg.hidden_dim, cfg.num_actions)
+        self._state: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._prev_action: torch.Tensor | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.head.weight.device
+
+    def _inputs(self, frames: torch.Tensor, goals: torch.Tensor,
+                prev_actions: torch.Tensor) -> torch.Tensor:
+        """frames (B, L, 3, H, W) uint8, goals (B,), prev_actions (B, L) -> LSTM input (B, L, I)."""
+        b, l = frames.shape[:2]
+        frames = resize_frames(frames.flatten(0, 1), self.cfg.image_size)  # (B*L, 3, h, w)
+        feats = self.encoder(frames).view(b, l, -1)  # (B, L, D)
+        goal = self.goal_embed(goals)[:, None].expand(b, l, -1)  # (B, L, G)
+        prev = self.action_embed(prev_actions)  # (B, L, A')
+        return torch.cat([feats, goal, prev], dim=-1)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits (B, L, num_actions) for a batch of chunks.
+
+        ``batch``: ``frames`` (B, L, 3, H, W) uint8, ``prev_actions`` (B, L) long (start token
+        = num_actions at an episode's first step), ``goals`` (B,) long. Each chunk starts from
+        a zero LSTM state (truncated BPTT).
+        """
+        x = self._inputs(batch["frames"], batch["goals"], batch["prev_actions"])  # (B, L, I)
+        out, _ = self.lstm(x)  # (B, L, hidden)
+        return self.head(out)  # (B, L, A)
+
+    def reset(self, batch_size: int) -> None:
+        """Start ``batch_size`` fresh episodes: zero LSTM state, start token as previous action."""
+        shape = (self.cfg.num_layers, batch_size, self.cfg.hidden_dim)
+        zeros = torch.zeros(shape, device=self.device)
+        self._state = (zeros, zeros.clone())
+        self._prev_action = torch.full((batch_size,), self.start_token, dtype=torch.long,
+                                       device=self.device)
+
+    @torch.no_grad()
+    def step(self, obs: dict[str, Any]) -> torch.Tensor:
+        """One step for every environment; returns logits (B, num_actions).
+
+        ``obs``: ``rgb`` uint8 (B, H, W, 3) at simulator resolution (tensor or ndarray),
+        ``goal`` long (B,), ``first`` bool (B,) (True where an episode starts: that row's state
+        and previous action are reset). Does not record an action: ``act`` calls this and feeds
+        its action back as the next previous action.
+        """
+        rgb = torch.as_tensor(np.asarray(obs["rgb"]) if not torch.is_tensor(obs["rgb"])
+                              else obs["rgb"], device=self.device)
+        b = rgb.shape[0]
+        if self._state is None or self._state[0].shape[1] != b:
+            self.reset(b)
+        first = torch.as_tensor(obs.get("first", torch.zeros(b, dtype=torch.bool)),
+                                dtype=torch.bool, device=self.device)
+        keep = (~first).float()[None, :, None]  # (1, B, 1)
+        self._state = (self._state[0] * keep, self._state[1] * keep)
+        self._prev_action = torch.where(first, self.start_token, self._prev_action)
+        frames = rgb.permute(0, 3, 1, 2)[:, None]  # (B, 1, 3, H, W)
+        goals = torch.as_tensor(obs["goal"], dtype=torch.long, device=self.device)
+        x = self._inputs(frames, goals, self._prev_action[:, None])  # (B, 1, I)
+        out, self._state = self.lstm(x, self._state)  # (B, 1, hidden)
+        return self.head(out[:, 0])  # (B, A)
+
+    @torch.no_grad()
+    def act(self, obs: dict[str, Any], sample: bool = False,
+            generator: torch.Generator | None = None, return_logits: bool = False
+            ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Actions (B,) long for one step: greedy argmax, or sampled from the softmax.
+
+        The action is fed back as the previous action of the next step. With
+        ``return_logits``, returns ``(actions, logits (B, A))``.
+        """
+        logits = self.step(obs)  # (B, A)
+        if sample:
+            probs = logits.float().softmax(-1)
+            action = torch.multinomial(probs, 1, generator=generator)[:, 0]
+        else:
+            action = logits.argmax(-1)
+        self._prev_action = action
+        return (action, logits) if return_logits else action
+
+
+POLICIES: dict[str, type[nn.Module]] = {"lstm": LSTMPolicy}
+"""Policy families by ``PolicyConfig.name``."""
+
+
+def make_policy(cfg: PolicyConfig | dict) -> nn.Module:
+    """Build a policy from its config (a ``PolicyConfig`` or a plain dict of its fields)."""
+    if isinstance(cfg, dict):
+        known = {f.name for f in fields(PolicyConfig)}
+        cfg = PolicyConfig(**{k: v for k, v in cfg.items() if k in known})
+    if cfg.name not in POLICIES:
+        raise ValueError(f"policy.name: {cfg.name!r} is unknown; use one of {sorted(POLICIES)}")
+    return POLICIES[cfg.name](cfg)
+
+
+@dataclass
+class PolicyInfo:
+    """What a checkpoint says about the data its policy was trained on."""
+
+    config: dict
+    """The ``PolicyConfig`` fields."""
+    actions: list[str]
+    """Action vocabulary; logits index into it."""
+    goals: list[str]
+    """Goal vocabulary ("task/target"); ``obs["goal"]`` indexes into it."""
+    image_size: tuple[int, int]
+    """Training resolution (H, W)."""
+    train_house_ids: list[str] = field(default_factory=list)
+    """Houses of the training split: evaluation must not use them."""
+    dataset: dict = field(default_factory=dict)
+    """The training dataset's info.json content and root path (``root``)."""
+
+    def goal_index(self, task: str, target: str) -> int:
+        """Index of ``task/target`` in the goal vocabulary."""
+        goal = f"{task}/{target}"
+        if goal not in self.goals:
+            raise KeyError(f"goal {goal!r} is not in the policy's goal vocabulary")
+        return self.goals.index(goal)
+
+
+def policy_record(policy: LSTMPolicy, spec: dict) -> dict:
+    """The plain-dict record a checkpoint stores so ``load_policy`` needs nothing else."""
+    return {
+        "config": asdict(policy.cfg),
+        "actions": list(spec["actions"]),
+        "goals": list(spec["goals"]),
+        "image_size": list(policy.cfg.image_size),
+        "train_house_ids": list(spec.get("train_house_ids", [])),
+        "dataset": dict(spec.get("dataset", {})),
+    }
+
+
+def load_policy(ckpt_path: str | Path, map_location: str | torch.device = "cpu"
+                ) -> tuple[nn.Module, PolicyInfo]:
+    """Rebuild the policy of a training checkpoint (no Lightning needed); returns it in eval mode.
+
+    The checkpoint is a trusted file written by ``spoc-train`` (it is unpickled in full).
+    """
+    ckpt = torch.load(str(ckpt_path), map_location=map_location, weights_only=False)
+    if CHECKPOINT_KEY not in ckpt:
+        raise ValueError(f"{ckpt_path}: no '{CHECKPOINT_KEY}' record; it was not written by "
+                         "spoc-train (training.module.PolicyModule)")
+    record = ckpt[CHECKPOINT_KEY]
+    policy = make_policy(record["config"])
+    state = {k.removeprefix("policy."): v for k, v in ckpt["state_dict"].items()
+             if k.startswith("policy.")}
+    policy.load_state_dict(state)
+    info = PolicyInfo(config=record["config"], actions=record["actions"], goals=record["goals"],
+                      image_size=tuple(record["image_size"]),
+                      train_house_ids=record["train_house_ids"], dataset=record["dataset"])
+    return policy.eval(), info
