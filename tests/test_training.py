@@ -1,0 +1,263 @@
+"""Training: shard reader, policy, LightningModule and the spoc-train CLI (tiny and fast)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from training_helpers import corrupt_video, truncate_file, write_dataset
+
+from training.cli import build_cli
+from training.data import (
+    DatasetMismatchError,
+    EpisodeChunkStream,
+    ShardDataModule,
+    shard_urls,
+    shift_replicate,
+)
+from training.module import class_weights
+from training.policy import PolicyConfig, load_policy, make_policy, resize_frames
+
+CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "train" / "tiny.yaml")
+TINY_POLICY = PolicyConfig(image_size=(32, 48), channels=(8, 16), groups=4, pool_size=(2, 3),
+                           feature_dim=16, goal_dim=4, action_dim=4, hidden_dim=16)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("shards"))
+
+
+def tiny_datamodule(root: Path, **kwargs) -> ShardDataModule:
+    args = dict(seq_len=8, image_size=(32, 48), batch_size=4, batches_per_epoch=3,
+                num_workers=0, augment=False)
+    return ShardDataModule(str(root), **{**args, **kwargs})
+
+
+def read_metrics(run: Path) -> list[dict]:
+    rows = []
+    for path in sorted((run / "logs").glob("version_*/metrics.csv")):
+        with open(path) as f:
+            rows += list(csv.DictReader(f))
+    return rows
+
+
+def train_losses(run: Path) -> dict[int, float]:
+    return {int(r["step"]): float(r["train/loss"]) for r in read_metrics(run) if r["train/loss"]}
+
+
+# ---------------------------------------------------------------------------------- policy
+
+
+def test_resize_keeps_aspect_ratio():
+    frames = torch.randint(0, 256, (2, 3, 224, 384), dtype=torch.uint8)
+    assert resize_frames(frames, (112, 192)).shape == (2, 3, 112, 192)
+    assert resize_frames(frames, (64, 64)).shape == (2, 3, 64, 64)  # cover, then centre-crop
+    assert resize_frames(frames, (224, 384)) is frames
+
+
+def test_forward_equals_step_by_step_act():
+    torch.manual_seed(0)
+    policy = make_policy(TINY_POLICY).eval()
+    b, t = 3, 7
+    rgb = torch.randint(0, 256, (b, t, 64, 96, 3), dtype=torch.uint8)  # sim resolution
+    goals = torch.tensor([0, 5, 19])
+    first = torch.zeros(b, t, dtype=torch.bool)
+    first[:, 0] = True
+    first[1, 4] = True  # row 1 starts a new episode at step 4
+    policy.reset(b)
+    step_logits, taken = [], []
+    for i in range(t):
+        action, logits = policy.act({"rgb": rgb[:, i], "goal": goals, "first": first[:, i]},
+                                    return_logits=True)
+        step_logits.append(logits)
+        taken.append(action)
+    step_logits = torch.stack(step_logits, 1)  # (B, T, A)
+    taken = torch.stack(taken, 1)  # (B, T)
+
+    def teacher_forced(rows, start, stop):
+        prev = torch.cat([torch.full((len(rows), 1), 4), taken[rows, start:stop - 1]], 1)
+        batch = {"frames": rgb[rows, start:stop].permute(0, 1, 4, 2, 3), "goals": goals[rows],
+                 "prev_actions": prev}
+        with torch.no_grad():
+            return policy(batch)
+
+    torch.testing.assert_close(teacher_forced([0, 2], 0, t), step_logits[[0, 2]], atol=1e-5,
+                               rtol=1e-4)
+    torch.testing.assert_close(teacher_forced([1], 0, 4), step_logits[[1], :4], atol=1e-5,
+                               rtol=1e-4)
+    torch.testing.assert_close(teacher_forced([1], 4, t), step_logits[[1], 4:], atol=1e-5,
+                               rtol=1e-4)
+
+
+def test_act_greedy_and_sampled():
+    policy = make_policy(TINY_POLICY)
+    policy.reset(2)
+    obs = {"rgb": np.zeros((2, 32, 48, 3), np.uint8), "goal": torch.tensor([1, 2]),
+           "first": torch.tensor([True, True])}
+    greedy = policy.act(obs)
+    assert greedy.shape == (2,) and greedy.dtype == torch.long
+    sampled = policy.act({**obs, "first": torch.tensor([False, False])}, sample=True,
+                         generator=torch.Generator().manual_seed(0))
+    assert sampled.shape == (2,) and int(sampled.max()) < 4
+
+
+def test_class_weights():
+    assert class_weights([1, 1], "none") is None
+    w = class_weights([10, 30, 0], "inverse_freq")
+    assert w[2] == 0 and float(w[0]) == pytest.approx(3 * float(w[1]))
+
+
+# ---------------------------------------------------------------------------------- data
+
+
+@pytest.mark.parametrize("offset", [-3, 0, 2, 20])
+def test_shift_replicates_edges(offset):
+    x = torch.randint(0, 256, (2, 3, 7, 9), dtype=torch.uint8)
+    for dim in (-2, -1):
+        index = (torch.arange(x.shape[dim]) + offset).clamp(0, x.shape[dim] - 1)
+        assert torch.equal(shift_replicate(x, offset, dim), x.index_select(dim, index))
+
+
+def test_batches_have_contract_shapes(dataset):
+    dm = tiny_datamodule(dataset)
+    batches = list(dm.train_dataloader())
+    assert len(batches) == 3
+    batch = batches[0]
+    assert batch["frames"].shape == (4, 8, 3, 32, 48) and batch["frames"].dtype == torch.uint8
+    assert batch["actions"].shape == batch["prev_actions"].shape == batch["mask"].shape == (4, 8)
+    assert batch["goals"].shape == (4,)
+    # teacher forcing: prev_actions[t] is actions[t-1] inside a chunk
+    mask = batch["mask"][:, 1:]
+    assert torch.equal(batch["prev_actions"][:, 1:][mask], batch["actions"][:, :-1][mask])
+    assert dm.spec["train_house_ids"] == ["house_3703.json:0"]
+    assert sum(dm.spec["train_action_counts"]) == sum(
+        s["steps"] for s in dm.info["splits"]["train"]["shards"].values())
+
+
+def test_validation_reads_every_step_once(dataset):
+    dm = tiny_datamodule(dataset)
+    steps = sum(s["steps"] for s in dm.info["splits"]["val"]["shards"].values())
+    batches = list(dm.val_dataloader())
+    assert sum(int(b["mask"].sum()) for b in batches) == steps
+    starts = sum(int((b["prev_actions"] == 4).sum()) for b in batches)
+    assert starts == dm.info["splits"]["val"]["shards"]["shard-000000.tar"]["episodes"]
+
+
+def test_training_stream_is_a_function_of_seed_and_epoch(dataset):
+    def first_batch(epoch, seed=0):
+        stream = EpisodeChunkStream(shard_urls(dataset, "train"), dm.goals, train=True,
+                                    seq_len=8, image_size=(32, 48), batch_size=4,
+                                    batches_per_epoch=1, seed=seed, jitter=0.2, shift=2)
+        stream.epoch = epoch
+        return next(iter(stream))
+
+    dm = tiny_datamodule(dataset)
+    a, b, c = first_batch(0), first_batch(0), first_batch(1)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["frames"], c["frames"])
+
+
+@pytest.mark.parametrize("field,value", [("version", "spoc-nav/0"),
+                                         ("actions", ["move_ahead", "end"])])
+def test_mismatched_info_is_refused(dataset, tmp_path, field, value):
+    root = tmp_path / "ds"
+    shutil.copytree(dataset, root)
+    info = json.loads((root / "info.json").read_text())
+    info[field] = value
+    (root / "info.json").write_text(json.dumps(info))
+    with pytest.raises(DatasetMismatchError) as err:
+        tiny_datamodule(root)
+    message = str(err.value)
+    assert "info.json" in message and f"'{field}'" in message and "\n" not in message
+
+
+def test_corrupt_shard_and_sample_are_skipped_and_counted(tmp_path):
+    root = write_dataset(tmp_path / "ds", shards={"train": (2, 3), "val": (2, 2)})
+    for split in ("train", "val"):
+        truncate_file(root / split / "shard-000001.tar")
+    corrupt_video(root / "train" / "shard-000000.tar")
+    dm = tiny_datamodule(root, batches_per_epoch=6)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train = list(dm.train_dataloader())
+        val = list(dm.val_dataloader())
+    assert len(train) == 6
+    skipped = sum(int(b["num_skipped"]) for b in train + val)
+    assert skipped > 0
+    assert any("skipped" in str(w.message) for w in caught)
+    assert sum(int(b["mask"].sum()) for b in val) > 0
+
+
+# ---------------------------------------------------------------------------------- training
+
+
+def test_overfits_a_handful_of_episodes(dataset):
+    import lightning.pytorch as pl
+
+    from training.module import PolicyModule
+
+    dm = tiny_datamodule(dataset, seq_len=16, batch_size=6, batches_per_epoch=15,
+                         val_split="train")  # whole episodes, all six in each batch
+    torch.manual_seed(0)
+    policy = replace(TINY_POLICY, feature_dim=32, hidden_dim=64)
+    model = PolicyModule(policy=policy, lr=1e-2, warmup_steps=1, dataset_spec=dm.spec)
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=5, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         num_sanity_val_steps=0, check_val_every_n_epoch=5)
+    trainer.fit(model, datamodule=dm)
+    assert float(trainer.callback_metrics["val/acc"]) >= 0.98
+    assert float(trainer.callback_metrics["val/acc_end"]) == 1.0
+
+
+def test_cli_fit_resume_and_load_policy(dataset, tmp_path, monkeypatch):
+    """spoc-train fit via the CLI; resuming from last.ckpt continues the uninterrupted curve."""
+    monkeypatch.setattr("sys.argv", ["spoc-train"])
+    def fit(run, epochs, *extra):
+        build_cli(["fit", "--config", CONFIG, "--data.root", str(dataset),
+                   "--trainer.default_root_dir", str(run), "--trainer.max_epochs", str(epochs),
+                   "--trainer.enable_progress_bar", "false", *extra])
+
+    fit(tmp_path / "straight", 3)
+    fit(tmp_path / "resumed", 2)
+    fit(tmp_path / "resumed", 3, "--ckpt_path", "last")
+    straight, resumed = train_losses(tmp_path / "straight"), train_losses(tmp_path / "resumed")
+    assert sorted(straight) == sorted(resumed) == list(range(15))
+    for step in range(10, 15):
+        assert resumed[step] == pytest.approx(straight[step], rel=1e-4, abs=1e-5)
+
+    ckpts = sorted((tmp_path / "resumed" / "checkpoints").glob("*.ckpt"))
+    assert "last.ckpt" in {p.name for p in ckpts}
+    assert any(p.name.startswith("best") for p in ckpts)
+    policy, info = load_policy(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
+    assert info.actions == ["move_ahead", "rotate_left", "rotate_right", "end"]
+    assert info.image_size == (32, 48) and info.train_house_ids
+    assert info.goal_index("roomnav", "Kitchen") == info.goals.index("roomnav/Kitchen")
+    policy.reset(1)
+    action = policy.act({"rgb": np.zeros((1, 64, 96, 3), np.uint8), "goal": torch.tensor([0]),
+                         "first": torch.tensor([True])})
+    assert action.shape == (1,)
+
+    build_cli(["validate", "--config", CONFIG, "--data.root", str(dataset),
+               "--trainer.default_root_dir", str(tmp_path / "val"),
+               "--trainer.enable_progress_bar", "false",
+               "--ckpt_path", str(tmp_path / "resumed" / "checkpoints" / "last.ckpt")])
+
+
+def test_cli_rejects_unknown_config_values(dataset, capsys, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["spoc-train"])
+    with pytest.raises(SystemExit):
+        build_cli(["fit", "--config", CONFIG, "--data.root", str(dataset),
+                   "--model.policy.hiden_dim", "8"], run=False)
+    assert "hiden_dim" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_cli(["fit", "--config", CONFIG, "--data.root", str(dataset),
+                   "--model.class_weighting", "sometimes"], run=False)
+    assert "sometimes" in capsys.readouterr().err

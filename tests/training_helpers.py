@@ -1,0 +1,49 @@
+"""Tiny episode datasets for the training tests, written by the real datagen pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datagen.episodes import HouseFile
+from datagen.shards import DatagenConfig, open_dataset, write_shard
+from datagen.tasks import TaskConfig
+from sim.camera import CameraConfig
+
+HOUSE = str(Path(__file__).resolve().parent / "fixtures" / "house_3703.json")
+
+
+def write_dataset(root: str | Path, shards: dict[str, tuple[int, int]] | None = None,
+                  size: tuple[int, int] = (32, 48), houses: str = HOUSE) -> Path:
+    """Expert episodes in ``houses`` as ``root/info.json`` + ``root/{split}/shard-*.tar``.
+
+    ``shards``: split -> (number of shards, episodes per shard); default 2x3 train, 1x3 val.
+    Each split draws its episodes from its own seed.
+    """
+    root = Path(root)
+    shards = shards or {"train": (2, 3), "val": (1, 3)}
+    house_file = HouseFile.scan(houses)
+    for seed, (split, (num_shards, per_shard)) in enumerate(shards.items()):
+        cfg = DatagenConfig(houses=houses, split=split, num_shards=num_shards,
+                            episodes_per_shard=per_shard, episodes_per_house=per_shard,
+                            seed=seed, camera=CameraConfig(height=size[0], width=size[1]),
+                            tasks=TaskConfig(min_pixels=3 if size[0] < 100 else 50))
+        open_dataset(cfg, house_file, root)
+        for k in range(num_shards):
+            write_shard(cfg, k, root, house_file)
+    return root
+
+
+def truncate_file(path: str | Path, fraction: float = 0.5) -> None:
+    """Cut a file to ``fraction`` of its size (a shard a crashed copy left behind)."""
+    path = Path(path)
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * fraction)])
+
+
+def corrupt_video(path: str | Path) -> None:
+    """Zero 1.8 kB inside the first mp4 of a shard (the tar stays readable)."""
+    path = Path(path)
+    data = bytearray(path.read_bytes())
+    start = data.index(b"ftyp")
+    data[start + 200:start + 2000] = bytes(1800)
+    path.write_bytes(bytes(data))

@@ -1,0 +1,86 @@
+"""``spoc-train``: LightningCLI over ``PolicyModule`` and ``ShardDataModule``.
+
+    spoc-train fit --config configs/train/tiny.yaml --data.root DATASET_DIR \\
+        [--trainer.default_root_dir RUN_DIR] [--ckpt_path last]
+    spoc-train validate --config configs/train/tiny.yaml --data.root DATASET_DIR --ckpt_path CKPT
+
+Under ``RUN_DIR`` (``trainer.default_root_dir``): ``checkpoints/`` (``best-*.ckpt`` on val loss
+and ``last.ckpt``, which ``--ckpt_path last`` resumes), ``logs/`` (CSV), ``tb/`` (TensorBoard)
+and the resolved ``config.yaml``. Loggers and these callbacks are added unless the config sets
+``trainer.logger`` / a ``ModelCheckpoint`` itself.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import (
+    Callback,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    ProgressBar,
+    RichProgressBar,
+)
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from training.data import ShardDataModule
+from training.module import PolicyModule
+
+DEFAULT_ROOT_DIR = "runs/train"
+
+
+def default_loggers(root: Path) -> list:
+    """CSV (first, so ``trainer.log_dir`` is under ``logs/``) and TensorBoard loggers."""
+    return [CSVLogger(root, name="logs"), TensorBoardLogger(root, name="tb")]
+
+
+def default_callbacks(root: Path, configured: list[Callback], progress_bar: bool
+                      ) -> list[Callback]:
+    """Best-on-val-loss + last checkpoints in ``root/checkpoints``, a Rich bar, an LR monitor."""
+    extra: list[Callback] = [LearningRateMonitor(logging_interval="step")]
+    if not any(isinstance(c, ModelCheckpoint) for c in configured):
+        extra.append(ModelCheckpoint(dirpath=root / "checkpoints", filename="best-{epoch}-{step}",
+                                     monitor="val/loss", mode="min", save_top_k=1,
+                                     save_last=True))
+    if progress_bar and not any(isinstance(c, ProgressBar) for c in configured):
+        extra.append(RichProgressBar())
+    return extra
+
+
+class TrainCLI(LightningCLI):
+    """LightningCLI with the dataset's vocabulary and resolution linked into the model."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("data", "model.dataset_spec", compute_fn=lambda dm: dm.spec,
+                              apply_on="instantiate")
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        config = self._get(self.config_init, "trainer", default={})
+        root = Path(config.get("default_root_dir") or DEFAULT_ROOT_DIR)
+        kwargs["default_root_dir"] = str(root)
+        if config.get("logger") in (None, True):
+            kwargs["logger"] = default_loggers(root)
+        configured = list(config.get("callbacks") or [])
+        kwargs["callbacks"] = configured + default_callbacks(
+            root, configured, config.get("enable_progress_bar") is not False)
+        return super().instantiate_trainer(**kwargs)
+
+
+def build_cli(args: list[str] | None = None, run: bool = True) -> TrainCLI:
+    """Parse ``args`` (default: ``sys.argv``), build the module, data and trainer, and run."""
+    warnings.filterwarnings("ignore", message=".*`IterableDataset` has `__len__` defined.*")
+    return TrainCLI(PolicyModule, ShardDataModule, save_config_kwargs={"overwrite": True},
+                    args=args, run=run)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point of ``spoc-train``."""
+    build_cli(args)
+
+
+if __name__ == "__main__":
+    main()

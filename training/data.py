@@ -1,0 +1,479 @@
+"""Reading episode shards for training: info.json checks, decoding, chunking, batching.
+
+A batch is a dict of
+``frames`` (B, L, 3, H, W) uint8 at the training resolution, ``actions`` (B, L) long,
+``prev_actions`` (B, L) long (``len(actions)`` = start token at an episode's first step),
+``goals`` (B,) long (index into info.json ``goals``), ``mask`` (B, L) bool (False = padding)
+and ``num_skipped`` () long (bad shards or samples skipped while this batch was assembled).
+
+Training streams are resampled (shards drawn with replacement) from a seed that is a pure
+function of (seed, epoch, rank, worker), and every rank yields exactly ``batches_per_epoch``
+batches: DDP never waits on a rank that ran dry, and a resumed run sees the same batches as an
+uninterrupted one. Validation reads every step of every episode of the ``val`` split once.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import tarfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import av
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import webdataset as wds
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from datagen.constants import (
+    ACTION_VOCAB,
+    DATASET_VERSION,
+    INFO_FILE,
+    KEY_ACTIONS,
+    KEY_META,
+    KEY_RGB,
+    SHARD_GLOB,
+)
+from training.policy import resize_frames
+
+log = logging.getLogger(__name__)
+
+MAX_CONSECUTIVE_FAILURES = 200
+"""A stream that skips this many samples in a row without one good one gives up with an error."""
+
+
+class DatasetMismatchError(ValueError):
+    """The dataset on disk is not one this reader understands."""
+
+
+# ---------------------------------------------------------------------------------------------
+# info.json and shard lists
+
+
+def load_info(root: str | Path) -> dict:
+    """Read and check ``root/info.json``; raise ``DatasetMismatchError`` naming field and fix."""
+    path = Path(root) / INFO_FILE
+    if not path.is_file():
+        raise DatasetMismatchError(f"{path}: not found; point --data.root at a directory written "
+                                   "by `spoc-datagen episodes`")
+    info = json.loads(path.read_text())
+    check_info(info, path)
+    return info
+
+
+def check_info(info: dict, path: str | Path = INFO_FILE) -> None:
+    """Refuse a dataset whose version, action or goal vocabulary this code cannot read."""
+    version = info.get("version")
+    if version != DATASET_VERSION:
+        raise DatasetMismatchError(
+            f"{path}: field 'version' is {version!r} but this reader needs {DATASET_VERSION!r}; "
+            "regenerate the dataset with this version of `spoc-datagen episodes`")
+    actions = info.get("actions")
+    if list(actions or []) != ACTION_VOCAB:
+        raise DatasetMismatchError(
+            f"{path}: field 'actions' is {actions!r} but the policy's action vocabulary is "
+            f"{ACTION_VOCAB!r}; regenerate the dataset with matching actions")
+    goals = info.get("goals")
+    if not goals or not all(isinstance(g, str) and "/" in g for g in goals):
+        raise DatasetMismatchError(
+            f"{path}: field 'goals' must be a non-empty list of 'task/target' strings; "
+            "regenerate the dataset with `spoc-datagen episodes`")
+
+
+def shard_urls(root: str | Path, split: str) -> list[str]:
+    """Sorted shard paths of one split (empty if the split has no shards)."""
+    return [str(p) for p in sorted((Path(root) / split).glob(SHARD_GLOB))]
+
+
+def scan_split(urls: list[str], num_actions: int) -> dict:
+    """House ids and action counts of a split, reading only the small members of each tar."""
+    houses, counts = set(), np.zeros(num_actions, dtype=np.int64)
+    for url in urls:
+        try:
+            with tarfile.open(url, mode="r:") as tar:
+                for member in tar:
+                    if member.name.endswith("." + KEY_META):
+                        houses.add(str(json.load(tar.extractfile(member))["house_id"]))
+                    elif member.name.endswith("." + KEY_ACTIONS):
+                        acts = np.load(io.BytesIO(tar.extractfile(member).read()))
+                        counts += np.bincount(acts.astype(np.int64), minlength=num_actions)
+        except (tarfile.TarError, OSError, ValueError, KeyError, EOFError) as exn:
+            warnings.warn(f"{url}: scan stopped early ({exn}); skipping the rest of it",
+                          stacklevel=2)
+    return {"house_ids": sorted(houses), "action_counts": counts.tolist()}
+
+
+# ---------------------------------------------------------------------------------------------
+# one episode -> one chunk
+
+
+def decode_frames(mp4: bytes, stop: int | None = None) -> np.ndarray:
+    """Decode the first ``stop`` frames (all when None) of an mp4 -> uint8 (T, H, W, 3)."""
+    frames = []
+    with av.open(io.BytesIO(mp4), mode="r") as container:
+        for frame in container.decode(video=0):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            if stop is not None and len(frames) >= stop:
+                break
+    if not frames:
+        raise ValueError("no video frames")
+    return np.stack(frames)
+
+
+def chunk_starts(num_steps: int, length: int, rng: np.random.Generator | None) -> list[int]:
+    """Chunk start steps: one random window (training) or consecutive windows covering all."""
+    if rng is None:
+        return list(range(0, num_steps, length))
+    return [int(rng.integers(0, max(1, num_steps - length + 1)))]
+
+
+def shift_replicate(x: torch.Tensor, offset: int, dim: int) -> torch.Tensor:
+    """``out[i] = x[clamp(i + offset)]`` along ``dim`` (slice copies: ~20x an index_select)."""
+    n = x.shape[dim]
+    if offset == 0:
+        return x
+    out = torch.empty_like(x)
+    k = min(abs(offset), n)
+    if offset > 0:  # content moves towards 0; the last row/column fills the end
+        out.narrow(dim, 0, n - k).copy_(x.narrow(dim, k, n - k))
+        edge, fill = x.narrow(dim, n - 1, 1), out.narrow(dim, n - k, k)
+    else:
+        out.narrow(dim, k, n - k).copy_(x.narrow(dim, 0, n - k))
+        edge, fill = x.narrow(dim, 0, 1), out.narrow(dim, 0, k)
+    fill.copy_(edge.expand_as(fill))
+    return out
+
+
+def augment(frames: torch.Tensor, rng: np.random.Generator, jitter: float,
+            shift: int) -> torch.Tensor:
+    """Colour jitter and a small shift, the same over a chunk. uint8 (L, 3, H, W) -> same.
+
+    Jitter: brightness and contrast factors in [1 - jitter, 1 + jitter] and a per-channel gain
+    in [1 - jitter/4, 1 + jitter/4], one fused affine map. Shift: up to ``shift`` pixels each
+    way, edges replicated.
+    """
+    x = frames
+    if shift > 0:
+        dy, dx = (int(v) - shift for v in rng.integers(0, 2 * shift + 1, size=2))
+        x = shift_replicate(shift_replicate(x, dy, -2), dx, -1)
+    if jitter > 0:
+        bright, contrast = 1 + rng.uniform(-jitter, jitter, size=2)
+        gain = 1 + rng.uniform(-jitter / 4, jitter / 4, size=3)
+        mean = float(x[..., ::4, ::4].float().mean())
+        scale = torch.as_tensor(bright * contrast * gain, dtype=torch.float32)[:, None, None]
+        offset = torch.as_tensor(bright * gain * mean * (1 - contrast) + 0.5,
+                                 dtype=torch.float32)[:, None, None]  # +0.5: round on cast
+        x = torch.addcmul(offset, x.float(), scale).clamp_(0, 255).to(torch.uint8)
+    return x
+
+
+def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
+                   image_size: tuple[int, int], rng: np.random.Generator | None,
+                   jitter: float = 0.0, shift: int = 0) -> list[dict[str, Any]]:
+    """Turn one webdataset sample into training chunks (one random one when ``rng`` is given).
+
+    Raises on anything malformed; the caller skips and counts the sample.
+    """
+    actions = np.load(io.BytesIO(sample[KEY_ACTIONS])).astype(np.int64)  # (T,)
+    meta = json.loads(sample[KEY_META])
+    goal = goal_index[meta["goal"]]
+    if actions.ndim != 1 or len(actions) == 0 or actions.min() < 0 \
+            or actions.max() >= len(ACTION_VOCAB):
+        raise ValueError(f"bad actions array {actions.shape}")
+    starts = chunk_starts(len(actions), seq_len, rng)
+    stop = min(len(actions), starts[-1] + seq_len)
+    rgb = decode_frames(sample[KEY_RGB], stop=stop)  # (stop, H, W, 3)
+    if len(rgb) < stop:
+        raise ValueError(f"video has {len(rgb)} frames, actions need {stop}")
+    chunks = []
+    for start in starts:
+        end = min(len(actions), start + seq_len)
+        frames = torch.from_numpy(rgb[start:end]).permute(0, 3, 1, 2)  # (l, 3, H, W)
+        frames = resize_frames(frames, image_size)  # (l, 3, h, w)
+        if rng is not None and (jitter > 0 or shift > 0):
+            frames = augment(frames, rng, jitter, shift)
+        acts = torch.from_numpy(actions[start:end])  # (l,)
+        prev = torch.from_numpy(actions[max(0, start - 1):end - 1])
+        if start == 0:
+            prev = torch.cat([torch.tensor([len(ACTION_VOCAB)]), prev])
+        chunks.append({"frames": frames, "actions": acts, "prev_actions": prev, "goal": goal})
+    return chunks
+
+
+def collate_chunks(chunks: list[dict[str, Any]], seq_len: int, num_skipped: int = 0
+                   ) -> dict[str, torch.Tensor]:
+    """Pad chunks to ``seq_len`` and stack them into a batch (see the module docstring)."""
+    b = len(chunks)
+    _, c, h, w = chunks[0]["frames"].shape
+    frames = torch.zeros(b, seq_len, c, h, w, dtype=torch.uint8)
+    actions = torch.zeros(b, seq_len, dtype=torch.long)
+    prev = torch.zeros(b, seq_len, dtype=torch.long)
+    mask = torch.zeros(b, seq_len, dtype=torch.bool)
+    for i, chunk in enumerate(chunks):
+        n = len(chunk["actions"])
+        frames[i, :n] = chunk["frames"]
+        actions[i, :n] = chunk["actions"]
+        prev[i, :n] = chunk["prev_actions"]
+        mask[i, :n] = True
+    goals = torch.tensor([chunk["goal"] for chunk in chunks], dtype=torch.long)
+    return {"frames": frames, "actions": actions, "prev_actions": prev, "goals": goals,
+            "mask": mask, "num_skipped": torch.tensor(num_skipped)}
+
+
+# ---------------------------------------------------------------------------------------------
+# streams
+
+
+class SkipCounter:
+    """A webdataset ``handler`` that warns, counts and continues; also used for decode errors."""
+
+    def __init__(self, where: str):
+        self.where = where
+        self.total = 0
+        self.pending = 0
+        self.consecutive = 0
+
+    def __call__(self, exn: BaseException) -> bool:
+        self.total += 1
+        self.pending += 1
+        self.consecutive += 1
+        warnings.warn(f"{self.where}: skipped a bad shard or sample ({type(exn).__name__}: "
+                      f"{exn}); {self.total} skipped so far", stacklevel=2)
+        if self.consecutive >= MAX_CONSECUTIVE_FAILURES:
+            raise RuntimeError(f"{self.where}: {self.consecutive} bad samples in a row; "
+                               "the shards look unreadable, check them with `spoc-datagen verify`")
+        return True
+
+    def take_pending(self) -> int:
+        """Skips since the last call (reported in the next batch)."""
+        n, self.pending = self.pending, 0
+        return n
+
+
+def _resampled_urls(urls: list[str], rng: np.random.Generator) -> Iterator[dict[str, str]]:
+    """An endless stream of shard urls drawn with replacement."""
+    while True:
+        yield {"url": urls[int(rng.integers(len(urls)))]}
+
+
+class EpisodeChunkStream(IterableDataset):
+    """Batches of episode chunks from webdataset shards (see the module docstring).
+
+    ``train=True``: resampled, one random chunk per episode visit, augmented, exactly
+    ``batches_per_epoch`` batches per rank. ``train=False``: every shard once (split over ranks
+    when there are enough shards, else each rank reads all), every step once, no augmentation.
+    """
+
+    def __init__(self, urls: list[str], goals: list[str], *, train: bool, seq_len: int,
+                 image_size: tuple[int, int], batch_size: int, batches_per_epoch: int = 0,
+                 shuffle_buffer: int = 32, jitter: float = 0.0, shift: int = 0, seed: int = 0,
+                 rank: int = 0, world_size: int = 1):
+        super().__init__()
+        if not urls:
+            raise ValueError("EpisodeChunkStream needs at least one shard")
+        self.urls, self.goal_index = list(urls), {g: i for i, g in enumerate(goals)}
+        self.train, self.seq_len, self.image_size = train, seq_len, tuple(image_size)
+        self.batch_size, self.batches_per_epoch = batch_size, batches_per_epoch
+        self.shuffle_buffer, self.jitter, self.shift = shuffle_buffer, jitter, shift
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.epoch = 0
+        self.skips = SkipCounter("shards")
+
+    def __len__(self) -> int:
+        if not self.train:
+            raise TypeError("the validation stream has no fixed length")
+        return self.batches_per_epoch
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        info = get_worker_info()
+        worker, num_workers = (info.id, info.num_workers) if info else (0, 1)
+        self.skips = SkipCounter(f"rank {self.rank} worker {worker}")
+        if self.train:
+            quota = self.batches_per_epoch // num_workers
+            quota += int(worker < self.batches_per_epoch % num_workers)
+            return self._train_batches(worker, quota)
+        return self._val_batches(worker, num_workers)
+
+    def _samples(self, source, *stages) -> Iterator[dict]:
+        stages = (source, wds.tarfile_to_samples(handler=self.skips), *stages)
+        return wds.DataPipeline(*stages).iterator()
+
+    def _chunks(self, samples, rng: np.random.Generator | None) -> Iterator[dict]:
+        for sample in samples:
+            try:
+                chunks = episode_chunks(sample, self.goal_index, self.seq_len, self.image_size,
+                                        rng, self.jitter, self.shift)
+            except Exception as exn:  # noqa: BLE001 - a bad sample is skipped, never a crash
+                self.skips(ValueError(f"{sample.get('__key__')} in {sample.get('__url__')}: "
+                                      f"{exn}"))
+                continue
+            self.skips.consecutive = 0
+            yield from chunks
+
+    def _batches(self, chunks: Iterator[dict], limit: int | None) -> Iterator[dict]:
+        buf, count = [], 0
+        for chunk in chunks:
+            buf.append(chunk)
+            if len(buf) == self.batch_size:
+                yield collate_chunks(buf, self.seq_len, self.skips.take_pending())
+                buf, count = [], count + 1
+                if limit is not None and count >= limit:
+                    return
+        if buf and limit is None:
+            yield collate_chunks(buf, self.seq_len, self.skips.take_pending())
+
+    def _train_batches(self, worker: int, quota: int) -> Iterator[dict]:
+        if quota <= 0:
+            return iter(())
+        seq = np.random.SeedSequence([self.seed, self.epoch, self.rank, worker])
+        shard_rng, shuffle_seed, chunk_rng = (np.random.default_rng(s) for s in seq.spawn(3))
+        shuffle = wds.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer,
+                              seed=int(shuffle_seed.integers(2**31)))
+        samples = self._samples(lambda: _resampled_urls(self.urls, shard_rng), shuffle)
+        return self._batches(self._chunks(samples, chunk_rng), quota)
+
+    def _val_batches(self, worker: int, num_workers: int) -> Iterator[dict]:
+        urls = self.urls
+        if len(urls) >= self.world_size:
+            urls = urls[self.rank::self.world_size]
+        urls = urls[worker::num_workers]
+        if not urls:
+            return iter(())
+        samples = self._samples(lambda: iter({"url": u} for u in urls))
+        return self._batches(self._chunks(samples, None), None)
+
+
+class EpochDataLoader(DataLoader):
+    """A DataLoader that tells its stream the current epoch before starting workers."""
+
+    def __init__(self, dataset: EpisodeChunkStream, epoch_fn, **kwargs):
+        super().__init__(dataset, batch_size=None, **kwargs)
+        self._epoch_fn = epoch_fn
+
+    def __iter__(self):
+        self.dataset.epoch = int(self._epoch_fn())
+        return super().__iter__()
+
+
+# ---------------------------------------------------------------------------------------------
+# the LightningDataModule
+
+
+class ShardDataModule(pl.LightningDataModule):
+    """Episode shards of ``root`` (``train``/``val`` splits) as batches of chunks."""
+
+    def __init__(
+        self,
+        root: str,
+        seq_len: int = 32,
+        image_size: tuple[int, int] = (112, 192),
+        batch_size: int = 8,
+        batches_per_epoch: int = 100,
+        num_workers: int = 2,
+        shuffle_buffer: int = 32,
+        augment: bool = True,
+        jitter: float = 0.2,
+        shift: int = 4,
+        val_split: str = "val",
+        seed: int = 0,
+    ):
+        """
+        Args:
+            root: Dataset directory (holds info.json and train/, val/ shards).
+            seq_len: Steps per training chunk (L); shorter episodes are padded.
+            image_size: Training resolution (H, W); frames are resized keeping the aspect ratio.
+            batch_size: Chunks per batch, per rank.
+            batches_per_epoch: Training batches per epoch on every rank (streams are resampled).
+            num_workers: DataLoader worker processes per rank.
+            shuffle_buffer: Episodes held by each worker's shuffle buffer.
+            augment: Colour jitter and random shift in training (never in validation).
+            jitter: Brightness/contrast amplitude of the colour jitter.
+            shift: Largest random shift in pixels at the training resolution.
+            val_split: Split read for validation.
+            seed: Seed of the training streams (with epoch, rank and worker).
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        if seq_len < 1 or batch_size < 1 or batches_per_epoch < 1:
+            raise ValueError(f"data: seq_len={seq_len}, batch_size={batch_size} and "
+                             f"batches_per_epoch={batches_per_epoch} must all be >= 1")
+        self.root, self.image_size = Path(root), tuple(int(v) for v in image_size)
+        self.info = load_info(self.root)
+        self.train_urls = shard_urls(self.root, "train")
+        self.val_urls = shard_urls(self.root, val_split)
+        self._train_scan: dict | None = None
+
+    @property
+    def actions(self) -> list[str]:
+        return list(self.info["actions"])
+
+    @property
+    def goals(self) -> list[str]:
+        return list(self.info["goals"])
+
+    @property
+    def train_scan(self) -> dict:
+        """House ids (from every meta.json) and action counts of the train split, scanned once.
+
+        info.json's ``splits.train.houses`` names the house file (path, sha256, count), not
+        the ids, so the ids come from the samples.
+        """
+        if self._train_scan is None:
+            self._train_scan = scan_split(self.train_urls, len(self.actions))
+        return self._train_scan
+
+    @property
+    def spec(self) -> dict:
+        """What the model needs to know about the data; stored in every checkpoint."""
+        return {
+            "actions": self.actions,
+            "goals": self.goals,
+            "image_size": list(self.image_size),
+            "train_house_ids": self.train_scan["house_ids"],
+            "train_action_counts": self.train_scan["action_counts"],
+            "dataset": {"root": str(self.root.resolve()), "info": self.info,
+                        "train_houses": self.info.get("splits", {}).get("train", {})
+                        .get("houses")},
+        }
+
+    def _stream(self, train: bool) -> EpisodeChunkStream:
+        hp = self.hparams
+        urls = self.train_urls if train else self.val_urls
+        split = "train" if train else hp.val_split
+        if not urls:
+            raise DatasetMismatchError(f"{self.root / split}: no {SHARD_GLOB} shards; generate "
+                                       f"the '{split}' split with `spoc-datagen episodes`")
+        trainer = self.trainer
+        return EpisodeChunkStream(
+            urls, self.goals, train=train, seq_len=hp.seq_len, image_size=self.image_size,
+            batch_size=hp.batch_size, batches_per_epoch=hp.batches_per_epoch,
+            shuffle_buffer=hp.shuffle_buffer, jitter=hp.jitter if hp.augment else 0.0,
+            shift=hp.shift if hp.augment else 0, seed=hp.seed,
+            rank=trainer.global_rank if trainer else 0,
+            world_size=trainer.world_size if trainer else 1)
+
+    def _epoch(self) -> int:
+        """The epoch about to run (what Lightning gives samplers' ``set_epoch``, also on resume).
+
+        Read when the loader starts its workers, which for the first epoch (and a resumed one)
+        is before ``on_train_epoch_start``; ``trainer.current_epoch`` lags there on resume.
+        """
+        if self.trainer is None:
+            return 0
+        return self.trainer.fit_loop.epoch_progress.current.processed
+
+    def _loader(self, stream: EpisodeChunkStream) -> EpochDataLoader:
+        return EpochDataLoader(stream, self._epoch,
+                               num_workers=self.hparams.num_workers,
+                               persistent_workers=False, pin_memory=False)
+
+    def train_dataloader(self) -> EpochDataLoader:
+        return self._loader(self._stream(train=True))
+
+    def val_dataloader(self) -> EpochDataLoader | list:
+        return self._loader(self._stream(train=False)) if self.val_urls else []
