@@ -42,6 +42,9 @@ class EvalConfig:
     """A spoc-train checkpoint (.ckpt); give this or --policy."""
     policy: str | None = None
     """A baseline instead of a checkpoint: oracle, random or forward."""
+    dataset: str | None = None
+    """A dataset directory whose info.json sets camera, agent, tasks and goals (so a baseline
+    meets the same episodes as a policy trained on that dataset)."""
     episodes: int = 200
     """Number of evaluation episodes (spread evenly over the houses)."""
     seed: int = 0
@@ -107,6 +110,16 @@ def dataset_tasks(info: dict) -> TaskConfig:
     values = {"objectnav_targets": obj.get("targets"), "roomnav_targets": room.get("targets"),
               "min_pixels": obj.get("min_pixels"), "max_distance": obj.get("max_distance")}
     return _dataclass_from(TaskConfig, {k: v for k, v in values.items() if v is not None})
+
+
+def dataset_info(root: str) -> dict:
+    """The info.json of a spoc-datagen dataset directory (EvalInputError if unusable)."""
+    from datagen.shards import DatasetError, read_info
+
+    try:
+        return read_info(Path(root))
+    except (DatasetError, OSError, ValueError) as e:
+        raise EvalInputError(f"--dataset {root}: {e}") from None
 
 
 def checkpoint_info(path: str):
@@ -193,6 +206,12 @@ def build_run(cfg: EvalConfig):
         agent = agent or _dataclass_from(AgentConfig, data.get("agent"))
         tasks = tasks or dataset_tasks(data)
         goals, train_ids = list(info.goals), set(info.train_house_ids)
+    elif cfg.dataset is not None:
+        data = dataset_info(cfg.dataset)
+        camera = camera or _dataclass_from(CameraConfig, data.get("camera"))
+        agent = agent or _dataclass_from(AgentConfig, data.get("agent"))
+        tasks = tasks or dataset_tasks(data)
+        goals = list(data.get("goals") or []) or None
     tasks = tasks or TaskConfig()
     spec = PolicySpec(checkpoint=cfg.checkpoint, baseline=cfg.policy, seed=cfg.seed)
     settings = RolloutSettings(

@@ -158,6 +158,31 @@ def test_checkpoint_policy_same_results_with_1_and_2_workers(houses, tmp_path):
     assert r1["per_episode"] == r2["per_episode"]
 
 
+def test_baseline_with_dataset_meets_the_checkpoints_episodes(houses, tmp_path):
+    """--dataset DIR takes camera, agent, tasks and goals from DIR/info.json, as a checkpoint
+    trained on DIR does, so baselines and the policy are scored on the same episodes."""
+    ckpt = write_checkpoint(tmp_path / "tiny.ckpt", ["train-0-0"])
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    info = torch.load(ckpt, weights_only=False)["spoc_policy"]["dataset"]["info"]
+    (dataset / "info.json").write_text(json.dumps(info))
+    common = ["run", "--houses", str(houses), "--seed", "0", "--episodes", "6", "--videos", "0",
+              "--max-steps", "40", "--progress", "false"]
+    main([*common, "--checkpoint", str(ckpt), "--out", str(tmp_path / "policy")])
+    main([*common, "--policy", "oracle", "--dataset", str(dataset), "--out", str(tmp_path / "o")])
+    a, b = (json.loads((tmp_path / d / "eval_info.json").read_text()) for d in ("policy", "o"))
+    key = ("house_id", "task", "target", "seed", "shortest_length")
+    assert [[r[k] for k in key] for r in a["per_episode"]] == \
+        [[r[k] for k in key] for r in b["per_episode"]]
+    assert b["run"]["camera"]["height"] == 48 and b["aggregated"]["success_rate"] == 1.0
+
+
+def test_baseline_with_a_missing_dataset_exits_2(houses, tmp_path, capsys):
+    err = bad_input(capsys, ["run", "--houses", str(houses), "--policy", "oracle",
+                             "--dataset", str(tmp_path / "nope"), "--out", str(tmp_path / "x")])
+    assert "--dataset" in err and "info.json" in err
+
+
 def test_eval_never_imports_lightning():
     code = ("import sys, eval.cli, eval.rollout, eval.report, eval.baselines, eval.metrics, "
             "training.policy; sys.exit(int(any(m.split('.')[0] in ('lightning', "
