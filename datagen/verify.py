@@ -4,6 +4,12 @@ every episode's actions replayed in the embedded env from its start.
 A replay must pass through the stored poses, take the stored number of steps, end with
 ``end`` at a state that satisfies the task's success test, and see (up to video
 compression) the stored frames. Each problem is one line naming the file and the episode.
+
+DAgger episodes (``source`` starting with ``dagger``, written by ``spoc-dagger``) store the
+oracle's LABELS at the states a mixed policy visited, not the actions it executed, so they are
+not replayed: every label must equal ``Oracle.expert_action`` at its stored pose, each pose
+must follow the previous one by a single action, the frames must match renders at the poses,
+and ``success`` may only be claimed at a goal.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from datagen.constants import INFO_FILE, KEY_ACTIONS, KEY_META, KEY_RGB, TASK_OBJECTNAV
-from datagen.episodes import HouseFile
+from datagen.episodes import HouseContext, HouseFile
 from datagen.houses.io import HouseError
 from datagen.shards import (
     META_KEYS,
@@ -27,7 +33,7 @@ from datagen.shards import (
     read_info,
     shard_name,
 )
-from datagen.tasks import goal_name, objectnav_success, roomnav_success
+from datagen.tasks import TaskConfig, goal_name, objectnav_success, roomnav_success
 from sim.camera import CameraConfig
 from sim.env import EmbeddedEnv
 from sim.lattice import END, AgentConfig
@@ -123,13 +129,16 @@ def check_episode(sample: dict, info: dict, split: str, env: EmbeddedEnv,
     if not (len(frames) == T == meta["num_steps"] == len(meta["poses"])):
         out.append(f"{len(frames)} frames, {T} actions, num_steps {meta['num_steps']}, "
                    f"{len(meta['poses'])} poses: all must be equal")
-    if T == 0 or actions[-1] != END or (actions[:-1] == END).any():
+    dagger = str(meta["source"]).startswith("dagger")
+    if T == 0 or (not dagger and (actions[-1] != END or (actions[:-1] == END).any())):
         out.append("actions must end with END, and only there")
     if meta["split"] != split or meta["goal"] != goal_name(meta["task"], meta["target"]) \
             or meta["goal"] not in info["goals"]:
         out.append(f"split/goal {meta['split']}/{meta['goal']} inconsistent with the dataset")
     if out or houses is None:
         return out
+    if dagger:
+        return check_labels(meta, actions, frames, info, env, houses, records)
     return replay_episode(meta, actions, frames, info, env, houses, records)
 
 
@@ -172,6 +181,62 @@ def replay_episode(meta: dict, actions: np.ndarray, frames: np.ndarray, info: di
     if error / len(actions) > FRAME_TOLERANCE:
         problems.append(f"frames differ from the replay by {error / len(actions):.1f} "
                         f"(mean abs, 0..255; at most {FRAME_TOLERANCE})")
+    return problems
+
+
+def _context(houses: HouseFile, index: int, info: dict, env: EmbeddedEnv, records: dict
+             ) -> HouseContext:
+    """The house's context (goal sets, oracles), cached beside its record."""
+    rec = _record(houses, index, records)
+    key = ("context", index)
+    if key not in records:  # _record clears the cache when the house changes
+        records[key] = HouseContext(rec, env, TaskConfig(**info["config"]["tasks"]))
+    return records[key]
+
+
+def check_labels(meta: dict, actions: np.ndarray, frames: np.ndarray, info: dict,
+                 env: EmbeddedEnv, houses: HouseFile, records: dict) -> list[str]:
+    """Problems of a DAgger episode: labels against the oracle at the stored poses."""
+    if meta["house_index"] not in houses.lines:
+        return [f"house_index {meta['house_index']} is not a house of {houses.path}"]
+    ctx = _context(houses, meta["house_index"], info, env, records)
+    lat, table = ctx.lattice, ctx.table
+    if meta["target"] not in ctx.goal_sets(meta["task"]):
+        return [f"{meta['goal']} has no goal state in house {meta['house_id']}"]
+    oracle = ctx.oracle(meta["task"], meta["target"])
+    states, error = [], 0.0
+    for t, (x, z, yaw) in enumerate(meta["poses"]):
+        state = (*lat.cell_of(x, z), lat.heading_of(yaw))
+        px, pz, pyaw = ctx.pose(state)
+        if max(abs(px - x), abs(pz - z), abs((pyaw - yaw + 180) % 360 - 180)) > POSE_TOLERANCE:
+            return [f"step {t}: stored pose {[x, z, yaw]} is not a lattice pose"]
+        try:
+            node = table.node(state)
+        except ValueError as e:
+            return [f"step {t}: {e}"]
+        if states and node != states[-1] and node not in table.succ[states[-1]]:
+            return [f"step {t}: pose {[x, z, yaw]} is not one action from the previous pose"]
+        label = oracle.expert_action(state)
+        if int(actions[t]) != label:
+            return [f"step {t}: label {int(actions[t])} is not the oracle's action {label} at "
+                    f"{state}"]
+        states.append(node)
+        error += float(np.abs(ctx.renderer.render(px, pz, pyaw).rgb.astype(np.int16)
+                              - frames[t]).mean())
+    s = meta["start"]
+    problems = []
+    if table.node((s["i"], s["j"], s["h"])) != states[0]:
+        problems.append(f"start {s} is not the first stored pose")
+    if meta["success"] and not oracle.goal[states[-1]]:
+        problems.append("success is claimed but the last stored state is not a goal")
+    shortest = oracle.path(table.state(states[0])).metres
+    if abs(shortest - meta["shortest_length"]) > 1e-3:
+        problems.append(f"shortest path from the start is {shortest:.3f} m, shortest_length "
+                        f"says {meta['shortest_length']:.3f} m")
+    if error / len(actions) > FRAME_TOLERANCE:
+        problems.append(f"frames differ from renders at the stored poses by "
+                        f"{error / len(actions):.1f} (mean abs, 0..255; at most "
+                        f"{FRAME_TOLERANCE})")
     return problems
 
 

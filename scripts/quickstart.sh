@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The whole pipeline end to end on the embedded simulator, at laptop scale:
+# houses -> expert shards -> behaviour cloning -> evaluation on held-out houses.
+# Creates .venv and installs the project first. Override the size with the variables below.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/_venv.sh
+
+OUT=${OUT:-runs/quickstart}
+WORKERS=${WORKERS:-2}
+TRAIN_HOUSES=${TRAIN_HOUSES:-24}
+VAL_HOUSES=${VAL_HOUSES:-8}
+EVAL_EPISODES=${EVAL_EPISODES:-24}
+mkdir -p "$OUT"
+stage() { printf '\n== %s  [%s]\n' "$1" "$(date +%H:%M:%S)"; }
+
+stage "1/5 houses: ProcTHOR generator, no Unity ($TRAIN_HOUSES train, $VAL_HOUSES val)"
+spoc-houses generate --split train --num "$TRAIN_HOUSES" --seed 0 --out "$OUT/houses" \
+    --workers "$WORKERS"
+spoc-houses generate --split val --num "$VAL_HOUSES" --seed 0 --out "$OUT/houses" \
+    --workers "$WORKERS"
+spoc-houses validate --require_connected true "$OUT/houses/val.jsonl.gz" > "$OUT/houses/val.report.jsonl"
+spoc-houses show "$OUT/houses/train.jsonl.gz" --index 0 --out "$OUT/houses/train-0.png"
+
+stage "2/5 expert episodes: shortest-path oracle, rendered, written as webdataset shards"
+spoc-datagen episodes --config configs/datagen/tiny.yaml --houses "$OUT/houses/train.jsonl.gz" \
+    --split train --num-shards 8 --episodes-per-shard 32 --out "$OUT/dataset" --workers "$WORKERS"
+spoc-datagen episodes --config configs/datagen/tiny.yaml --houses "$OUT/houses/val.jsonl.gz" \
+    --split val --num-shards 2 --episodes-per-shard 16 --out "$OUT/dataset" --workers "$WORKERS"
+spoc-datagen verify "$OUT/dataset"
+
+stage "3/5 behaviour cloning (configs/train/tiny.yaml, a few minutes on a CPU)"
+spoc-train fit --config configs/train/tiny.yaml --data.root "$OUT/dataset" \
+    --trainer.default_root_dir "$OUT/train" --trainer.max_epochs 8 --data.batches_per_epoch 25 \
+    --data.batch_size 8 --data.seq_len 16
+
+stage "4/5 evaluation on held-out houses, with the oracle, random and forward baselines"
+spoc-eval run --checkpoint "$OUT/train/checkpoints/last.ckpt" --houses "$OUT/houses/val.jsonl.gz" \
+    --episodes "$EVAL_EPISODES" --seed 0 --workers "$WORKERS" --out "$OUT/eval/policy"
+for baseline in oracle random forward; do
+    spoc-eval run --policy "$baseline" --dataset "$OUT/dataset" --houses "$OUT/houses/val.jsonl.gz" \
+        --episodes "$EVAL_EPISODES" --seed 0 --workers "$WORKERS" --videos 0 --out "$OUT/eval/$baseline"
+done
+
+stage "5/5 summary"
+spoc-eval compare "$OUT/eval/policy" "$OUT/eval/oracle" "$OUT/eval/random" "$OUT/eval/forward"
+echo
+echo "report: $OUT/eval/policy/report.html"

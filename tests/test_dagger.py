@@ -1,0 +1,205 @@
+"""DAgger: one tiny round end to end (mixed rollouts, oracle labels, shards, training, eval),
+labels off the expert's path, verify on the grown dataset, seeded beta schedule and coins."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from training_helpers import write_dataset
+
+from datagen.episodes import HouseContext, HouseFile
+from datagen.shards import META_KEYS, iter_episodes, read_info, shard_paths
+from datagen.tasks import TaskConfig
+from datagen.verify import check_episode, verify_dataset
+from sim.camera import CameraConfig
+from sim.env import EmbeddedEnv
+from sim.lattice import AgentConfig
+from training.dagger import (
+    DaggerConfig,
+    DaggerError,
+    beta_schedule,
+    coin_rng,
+    main,
+    mixed_rollouts,
+    open_view,
+    round_seed,
+    run_dagger,
+)
+from training.policy import load_policy
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+TRAIN_ARGS = ["--trainer.enable_progress_bar", "false", "--data.batches_per_epoch", "2"]
+
+
+def tiny_argv(data: Path, out: Path) -> list[str]:
+    return ["--dataset", str(data), "--out", str(out),
+            "--train_config", str(ROOT / "configs" / "train" / "tiny.yaml"),
+            "--train_args", json.dumps(TRAIN_ARGS), "--initial_epochs", "1", "--rounds", "1",
+            "--epochs_per_round", "1", "--beta0", "0.5", "--episodes_per_round", "3",
+            "--episodes_per_shard", "2", "--max_steps", "40", "--envs", "2",
+            "--eval_houses", str(FIXTURES / "143.json"), "--eval_episodes", "2",
+            "--eval_max_steps", "30"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> dict:
+    """A 32x48 dataset on house_3703 (train 1x3, val 1x2), then one DAgger round."""
+    tmp = tmp_path_factory.mktemp("dagger")
+    data = write_dataset(tmp / "data", {"train": (1, 3), "val": (1, 2)})
+    labels_before = sum(s["steps"] for s in read_info(data)["splits"]["train"]["shards"].values())
+    assert main(tiny_argv(data, tmp / "run")) == 0
+    info = json.loads((tmp / "run" / "dagger_info.json").read_text())
+    return {"data": data, "out": tmp / "run", "info": info, "labels_before": labels_before}
+
+
+def house_context(data: Path) -> HouseContext:
+    info = read_info(data)
+    houses = HouseFile.scan(info["splits"]["train"]["houses"]["path"])
+    env = EmbeddedEnv(CameraConfig(**info["camera"]), AgentConfig(**info["agent"]))
+    return HouseContext(houses.read([0])[0], env, TaskConfig(**info["config"]["tasks"]))
+
+
+def dagger_samples(run: dict) -> list[dict]:
+    shards = run["info"]["rounds"][1]["shards"]
+    return [s for k in shards for s in iter_episodes(shard_paths(run["data"], "train", k)[0])]
+
+
+def test_one_round_end_to_end(run):
+    rounds = run["info"]["rounds"]
+    assert [r["round"] for r in rounds] == [0, 1]
+    r1 = rounds[1]
+    assert r1["beta"] == 0.5 and r1["new_episodes"] == 3 and r1["new_labels"] > 0
+    assert r1["total_expert_labels"] == run["labels_before"] + r1["new_labels"]
+    assert r1["epochs"] == rounds[0]["epochs"] + 1
+    for row in rounds:
+        assert Path(row["checkpoint"]).is_file()
+        assert 0.0 <= row["success"] <= 1.0 and 0.0 <= row["spl"] <= 1.0
+        assert (Path(row["eval_dir"]) / "eval_info.json").is_file()
+    table = (run["out"] / "dagger.md").read_text()
+    assert "| 1 | 0.500 | 3 |" in table
+    assert run["info"]["pending"] == {}
+
+
+def test_new_shards_are_registered_and_verify(run):
+    info = read_info(run["data"])
+    train = info["splits"]["train"]
+    assert train["num_shards"] == 1  # the expert split's identity is unchanged
+    new = [f"shard-{k:06d}.tar" for k in run["info"]["rounds"][1]["shards"]]
+    assert new and set(new) <= set(train["shards"]) and "shard-000000.tar" not in new
+    assert sum(s["steps"] for s in train["shards"].values()) == \
+        run["info"]["rounds"][1]["total_expert_labels"]
+    assert verify_dataset(run["data"]) == []
+
+
+def test_labels_are_the_oracle_at_visited_states_off_the_expert_path(run):
+    ctx = house_context(run["data"])
+    lat, off_path, successes = ctx.lattice, 0, []
+    samples = dagger_samples(run)
+    assert len(samples) == 3
+    for sample in samples:
+        meta, labels = sample["meta.json"], sample["actions.npy"]
+        assert set(meta) == set(META_KEYS)
+        assert meta["source"] == "dagger-1" and meta["split"] == "train"
+        assert len(labels) == len(meta["poses"]) == meta["num_steps"]
+        oracle = ctx.oracle(meta["task"], meta["target"])
+        states = [(*lat.cell_of(x, z), lat.heading_of(yaw)) for x, z, yaw in meta["poses"]]
+        s = meta["start"]
+        expert = set(oracle.path((s["i"], s["j"], s["h"])).states)
+        assert states[0] == (s["i"], s["j"], s["h"])
+        for state, label in zip(states, labels):
+            assert int(label) == oracle.expert_action(state)
+        off_path += sum(state not in expert for state in states)
+        successes.append(meta["success"])
+        if meta["success"]:
+            assert oracle.is_goal(states[-1])
+    assert off_path > 0
+    rollout = run["info"]["rounds"][1]["rollout_success"]
+    assert rollout == pytest.approx(np.mean(successes))
+
+
+def test_verify_catches_a_wrong_label(run):
+    info = read_info(run["data"])
+    sample = dagger_samples(run)[0]
+    env = EmbeddedEnv(CameraConfig(**info["camera"]), AgentConfig(**info["agent"]))
+    houses = HouseFile.scan(info["splits"]["train"]["houses"]["path"])
+    assert check_episode(sample, info, "train", env, houses, {}) == []
+    bad = dict(sample, **{"actions.npy": (sample["actions.npy"] + 1) % 4})
+    problems = check_episode(bad, info, "train", env, houses, {})
+    assert problems and "oracle" in problems[0]
+
+
+def test_rerun_skips_finished_rounds(run):
+    mtime = (run["out"] / "checkpoints" / "round-1.ckpt").stat().st_mtime
+    assert main(tiny_argv(run["data"], run["out"])) == 0
+    assert (run["out"] / "checkpoints" / "round-1.ckpt").stat().st_mtime == mtime
+    assert json.loads((run["out"] / "dagger_info.json").read_text())["rounds"] == \
+        run["info"]["rounds"]
+
+
+def test_mixed_rollouts_are_seeded_and_mix_by_beta(run):
+    policy, pinfo = load_policy(run["info"]["rounds"][0]["checkpoint"])
+    view = open_view(run["data"], None, pinfo.goals, max_steps=25, envs=2)
+    houses = view.houses.read([0])
+    from eval.rollout import plan_slots
+
+    slots = plan_slots(1, 2, round_seed(7, 1))
+
+    def roll(beta, seed=7):
+        eps, _ = mixed_rollouts(policy, houses, slots, view.settings, beta, 1, seed)
+        return [(e.episode.path.states, e.episode.path.actions, e.executed) for e in eps]
+
+    half = roll(0.5)
+    assert half == roll(0.5)  # same seed, same rollouts
+    for _, labels, executed in roll(1.0):  # pure expert: the expert's own path
+        assert executed == labels and labels[-1] == 3
+    assert any(a != b for _, labels, executed in half for a, b in zip(labels, executed))
+
+
+def test_beta_schedule_and_coins_are_deterministic():
+    cfg = DaggerConfig(rounds=3, beta0=0.8, beta_decay=0.5)
+    assert beta_schedule(cfg) == pytest.approx([0.8, 0.4, 0.2])
+    assert beta_schedule(DaggerConfig(rounds=2, betas=[1.0, 0.0])) == [1.0, 0.0]
+    a, b = coin_rng(3, 1, 5).random(10), coin_rng(3, 1, 5).random(10)
+    assert np.array_equal(a, b) and not np.array_equal(a, coin_rng(3, 2, 5).random(10))
+    assert round_seed(0, 1) == round_seed(0, 1) != round_seed(0, 2)
+    with pytest.raises(DaggerError, match="betas"):
+        DaggerConfig(rounds=3, betas=[0.5])
+    with pytest.raises(DaggerError, match="beta of round 1"):
+        DaggerConfig(beta0=1.5)
+
+
+def test_refuses_a_dataset_without_train_split(tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    assert main(["--dataset", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
+                 "--init_checkpoint", str(tmp_path / "x.ckpt")]) == 2
+    assert "spoc-dagger: error:" in capsys.readouterr().err
+
+
+def test_run_dagger_needs_matching_out(run, tmp_path):
+    cfg = DaggerConfig(dataset=str(tmp_path), out=str(run["out"]))
+    with pytest.raises(DaggerError, match="another --out"):
+        run_dagger(cfg)
+
+
+def test_bc_arm_gets_as_many_expert_labels(run, tmp_path):
+    """--bc_compare: the BC arm adds >= the round's DAgger labels as expert episodes, from the
+    same round-0 checkpoint (here given as --init_checkpoint), and is evaluated the same way."""
+    data = write_dataset(tmp_path / "data", {"train": (1, 3), "val": (1, 2)})
+    argv = tiny_argv(data, tmp_path / "run") + [
+        "--bc_compare", "true", "--init_checkpoint", run["info"]["rounds"][0]["checkpoint"]]
+    assert main(argv) == 0
+    r0, r1 = json.loads((tmp_path / "run" / "dagger_info.json").read_text())["rounds"]
+    assert r0["bc_total_expert_labels"] == r0["total_expert_labels"]
+    assert r1["new_labels"] <= r1["bc_new_labels"]
+    assert r1["bc_total_expert_labels"] == r0["total_expert_labels"] + r1["bc_new_labels"]
+    assert Path(r1["bc_checkpoint"]).is_file() and 0.0 <= r1["bc_success"] <= 1.0
+    assert "BC success" in (tmp_path / "run" / "dagger.md").read_text()
+    bc_data = tmp_path / "run" / "bc" / "data"
+    assert verify_dataset(bc_data) == []
+    sources = {s["meta.json"]["source"] for p in sorted((bc_data / "train").glob("*.tar"))
+               for s in iter_episodes(p)}
+    assert sources == {"expert"}
