@@ -25,6 +25,7 @@ from datagen.shards import DatagenConfig, DatasetError, VideoConfig, open_datase
 from datagen.tasks import TaskConfig
 from datagen.verify import verify_dataset
 from sim.camera import CameraConfig
+from sim.cliargs import underscore_options
 from sim.lattice import AgentConfig
 
 USAGE_ERROR = 2
@@ -64,17 +65,6 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def _underscored(argv: list[str]) -> list[str]:
-    """``--num-shards 4`` -> ``--num_shards 4`` (both spellings are accepted)."""
-    out = []
-    for a in argv:
-        if a.startswith("--") and a not in ("--print_config",):
-            name, eq, value = a[2:].partition("=")
-            a = "--" + name.replace("-", "_") + eq + value
-        out.append(a)
-    return out
-
-
 def _fail(message: str) -> int:
     print(f"spoc-datagen: error: {message}", file=sys.stderr)
     return USAGE_ERROR
@@ -82,7 +72,7 @@ def _fail(message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(_underscored(list(sys.argv[1:] if argv is None else argv)))
+    args = parser.parse_args(underscore_options(list(sys.argv[1:] if argv is None else argv)))
     if args.command == "verify":
         return run_verify(args.verify.dir, args.verify.replay)
     ns = args.episodes

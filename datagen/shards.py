@@ -47,6 +47,7 @@ from datagen.constants import (
     TASK_ROOMNAV,
 )
 from datagen.episodes import Episode, HouseContext, HouseFile, render_frames, sample_episode
+from datagen.files import json_bytes, sha256_file, write_atomic
 from datagen.tasks import TaskConfig
 from sim.camera import CameraConfig
 from sim.env import EmbeddedEnv
@@ -290,28 +291,6 @@ def shard_episodes(cfg: DatagenConfig, k: int, houses: HouseFile, env: EmbeddedE
 # --------------------------------------------------------------------------- files
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a hidden temporary file and ``os.replace``."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _json_bytes(obj) -> bytes:
-    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
-
-
 def _remove_temps(folder: Path, name: str) -> None:
     """Delete temporaries of ``name`` left by killed runs."""
     for stale in folder.glob(f".{name}.tmp-*"):
@@ -429,7 +408,7 @@ def _commit_info(out_dir: Path, info: dict) -> None:
                 shards[tar.name] = json.loads(sidecar.read_text())
         entry["shards"] = shards
     _remove_temps(out_dir, INFO_FILE)
-    _write_atomic(out_dir / INFO_FILE, _json_bytes(info))
+    write_atomic(out_dir / INFO_FILE, json_bytes(info))
 
 
 def refresh_info(out_dir: str | os.PathLike) -> None:
@@ -484,7 +463,7 @@ def complete_sidecar(tar: Path, sidecar: Path) -> dict | None:
         meta = json.loads(sidecar.read_text())
     except json.JSONDecodeError:
         return None
-    return meta if meta.get("sha256") == _sha256(tar) else None
+    return meta if meta.get("sha256") == sha256_file(tar) else None
 
 
 def _env(cfg: DatagenConfig, _cache: dict = {}) -> EmbeddedEnv:  # noqa: B006 (per process)
@@ -524,11 +503,11 @@ def write_shard(cfg: DatagenConfig, k: int, out_dir: str | os.PathLike,
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    sidecar = {"episodes": episodes, "steps": steps, "sha256": _sha256(tmp),
+    sidecar = {"episodes": episodes, "steps": steps, "sha256": sha256_file(tmp),
                "skipped": dict(sorted(skipped.items()))}
     os.replace(tmp, tar_path)
     _remove_temps(sidecar_path.parent, sidecar_path.name)
-    _write_atomic(sidecar_path, _json_bytes(sidecar))
+    write_atomic(sidecar_path, json_bytes(sidecar))
     refresh_info(out_dir)
     return ShardResult(k, sidecar, False, time.perf_counter() - t_start, timings)
 

@@ -23,11 +23,11 @@ import numpy as np
 
 from datagen.constants import INFO_FILE, KEY_ACTIONS, KEY_META, KEY_RGB, TASK_OBJECTNAV
 from datagen.episodes import HouseContext, HouseFile
+from datagen.files import sha256_file
 from datagen.houses.io import HouseError
 from datagen.shards import (
     META_KEYS,
     DatasetError,
-    _sha256,
     decode_mp4,
     iter_episodes,
     read_info,
@@ -89,7 +89,7 @@ def _shards(out_dir: Path, split: str, entry: dict, problems: list[str]
         tar = out_dir / split / name
         if not tar.exists():
             problems.append(f"{tar}: listed in {INFO_FILE} but missing")
-        elif _sha256(tar) != meta["sha256"]:
+        elif sha256_file(tar) != meta["sha256"]:
             problems.append(f"{tar}: sha256 does not match {INFO_FILE} (corrupt or replaced)")
         else:
             yield tar, meta

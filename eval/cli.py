@@ -20,6 +20,7 @@ from pathlib import Path
 
 from datagen.tasks import TaskConfig
 from sim.camera import CameraConfig
+from sim.cliargs import underscore_options
 from sim.lattice import AgentConfig
 
 EXIT_BAD_INPUT = 2
@@ -302,17 +303,6 @@ def compare(runs: list[str]) -> str:
 
 
 # --------------------------------------------------------------------------- parser
-
-
-def underscore_options(argv: list[str]) -> list[str]:
-    """``--max-steps 600`` -> ``--max_steps 600`` (values are left alone)."""
-    out = []
-    for arg in argv:
-        if arg.startswith("--") and len(arg) > 2:
-            key, eq, value = arg[2:].partition("=")
-            arg = "--" + key.replace("-", "_") + eq + value
-        out.append(arg)
-    return out
 
 
 def build_parser():

@@ -19,6 +19,7 @@ import numpy as np
 
 from datagen.houses.io import HouseError, load_house
 from sim.camera import CameraConfig
+from sim.cliargs import underscore_options
 from sim.lattice import AgentConfig
 
 EXIT_BAD_INPUT = 2
@@ -105,17 +106,6 @@ def render(path: Path, out: Path, index: int = 0, pose: str | None = None,
               flush=True)
 
 
-def underscored(argv: list[str]) -> list[str]:
-    """``--random-poses 4`` -> ``--random_poses 4`` (both spellings are accepted)."""
-    out = []
-    for a in argv:
-        if a.startswith("--") and not a.startswith("--print"):
-            name, eq, value = a[2:].partition("=")
-            a = "--" + name.replace("-", "_") + eq + value
-        out.append(a)
-    return out
-
-
 def _fail(message: str) -> int:
     print(f"spoc-sim: {message}", file=sys.stderr)
     return EXIT_BAD_INPUT
@@ -137,7 +127,7 @@ def build_parser():
 
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
-    cfg = parser.parse_args(underscored(list(sys.argv[1:] if argv is None else argv)))
+    cfg = parser.parse_args(underscore_options(list(sys.argv[1:] if argv is None else argv)))
     command = cfg.command
     try:
         sub = parser.instantiate(cfg)[command]

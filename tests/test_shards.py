@@ -143,7 +143,8 @@ def _rewrite_actions(tar: Path) -> None:
 
 
 def test_verify_replay_catches_wrong_actions(dataset, tmp_path):
-    from datagen.shards import _sha256, refresh_info
+    from datagen.files import sha256_file
+    from datagen.shards import refresh_info
 
     cfg, out = dataset
     for rel, data in snapshot(out).items():
@@ -152,7 +153,7 @@ def test_verify_replay_catches_wrong_actions(dataset, tmp_path):
     tar, sidecar = shard_paths(tmp_path, "train", 0)
     _rewrite_actions(tar)
     side = json.loads(sidecar.read_text())
-    side["sha256"] = _sha256(tar)  # the files agree with each other; only the replay can tell
+    side["sha256"] = sha256_file(tar)  # the files agree with each other; only the replay can tell
     sidecar.write_text(json.dumps(side))
     refresh_info(tmp_path)
     problems = verify_dataset(tmp_path)

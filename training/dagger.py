@@ -50,14 +50,12 @@ import torch
 
 from datagen.constants import INFO_FILE, SHARD_GLOB
 from datagen.episodes import Episode, HouseFile, render_frames
+from datagen.files import json_bytes, sha256_file, write_atomic
 from datagen.oracle import ExpertPath
 from datagen.shards import (
     DatasetError,
     VideoConfig,
-    _json_bytes,
     _remove_temps,
-    _sha256,
-    _write_atomic,
     complete_sidecar,
     encode_mp4,
     episode_meta,
@@ -376,10 +374,10 @@ def write_labelled_shard(root: Path, k: int, episodes: list[LabelledEpisode],
         raise
     sidecar = {"episodes": len(episodes),
                "steps": sum(len(e.episode.path.actions) for e in episodes),
-               "sha256": _sha256(tmp), "skipped": dict(sorted((skipped or {}).items()))}
+               "sha256": sha256_file(tmp), "skipped": dict(sorted((skipped or {}).items()))}
     os.replace(tmp, tar_path)
     _remove_temps(sidecar_path.parent, sidecar_path.name)
-    _write_atomic(sidecar_path, _json_bytes(sidecar))
+    write_atomic(sidecar_path, json_bytes(sidecar))
     refresh_info(root)
     return sidecar
 
@@ -405,7 +403,7 @@ def link_dataset(src: Path, dst: Path) -> None:
                         os.link(path, target)
                     except OSError:
                         shutil.copy2(path, target)
-    _write_atomic(dst / INFO_FILE, _json_bytes(info))
+    write_atomic(dst / INFO_FILE, json_bytes(info))
     refresh_info(dst)
 
 
@@ -474,8 +472,8 @@ class DaggerRun:
     def save(self) -> None:
         record = {"config": dataclasses.asdict(self.cfg), "betas": beta_schedule(self.cfg),
                   "rounds": self.rounds, "pending": self.pending}
-        _write_atomic(self.out / INFO_NAME, _json_bytes(record))
-        _write_atomic(self.out / TABLE_NAME, rounds_table(self.rounds).encode())
+        write_atomic(self.out / INFO_NAME, json_bytes(record))
+        write_atomic(self.out / TABLE_NAME, rounds_table(self.rounds).encode())
 
     def checkpoint(self, arm: str, round_: int) -> Path:
         return self.out / ("bc" if arm == "bc" else "") / "checkpoints" / f"round-{round_}.ckpt"

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from datagen.houses.io import HouseError, load_house, load_houses
+from sim.cliargs import underscore_options
 
 EXIT_BAD_INPUT = 2
 
@@ -132,7 +133,7 @@ def build_parser():
 
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
-    cfg = parser.parse_args(argv)
+    cfg = parser.parse_args(underscore_options(sys.argv[1:] if argv is None else argv))
     command = cfg.command
     kwargs = {k: v for k, v in vars(cfg[command]).items() if k not in ("config", "__path__")}
     try:

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+from datagen.files import write_atomic
 from datagen.houses.io import write_house_json
 from datagen.houses.procthor_gen import (
     GENERATOR_VERSION,
@@ -50,16 +51,6 @@ def partial_dir(out_dir: Path, split: str) -> Path:
 
 def partial_file(out_dir: Path, split: str, index: int) -> Path:
     return partial_dir(out_dir, split) / f"{index:06d}.json"
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def deterministic_gzip(data: bytes) -> bytes:
