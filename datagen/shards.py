@@ -40,6 +40,7 @@ from datagen.constants import (
     DATASET_VERSION,
     INFO_FILE,
     KEY_ACTIONS,
+    KEY_EXECUTED,
     KEY_META,
     KEY_RGB,
     SHARD_TEMPLATE,
@@ -196,10 +197,13 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def write_episode_sample(tar: tarfile.TarFile, key: str, rgb_mp4: bytes, actions: np.ndarray,
-                         meta: dict) -> None:
-    """Append one webdataset sample (``key.rgb.mp4``, ``key.actions.npy``, ``key.meta.json``)."""
+                         meta: dict, executed: np.ndarray | None = None) -> None:
+    """Append one webdataset sample (``key.rgb.mp4``, ``key.actions.npy``, ``key.meta.json``,
+    and for DAgger episodes ``key.executed.npy``, the actions actually taken)."""
     _add_member(tar, f"{key}.{KEY_RGB}", rgb_mp4)
     _add_member(tar, f"{key}.{KEY_ACTIONS}", _npy_bytes(np.asarray(actions, dtype=np.int8)))
+    if executed is not None:
+        _add_member(tar, f"{key}.{KEY_EXECUTED}", _npy_bytes(np.asarray(executed, np.int8)))
     _add_member(tar, f"{key}.{KEY_META}", json.dumps(meta, sort_keys=True).encode())
 
 
@@ -215,7 +219,7 @@ def iter_episodes(shard_path: str | os.PathLike) -> Iterator[dict]:
                 sample = {}
             sample["__key__"] = key
             data = tar.extractfile(member).read()
-            if ext == KEY_ACTIONS:
+            if ext in (KEY_ACTIONS, KEY_EXECUTED):
                 sample[ext] = np.load(io.BytesIO(data), allow_pickle=False)
             elif ext == KEY_META:
                 sample[ext] = json.loads(data)

@@ -21,7 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from datagen.constants import INFO_FILE, KEY_ACTIONS, KEY_META, KEY_RGB, TASK_OBJECTNAV
+from datagen.constants import (
+    INFO_FILE,
+    KEY_ACTIONS,
+    KEY_EXECUTED,
+    KEY_META,
+    KEY_RGB,
+    TASK_OBJECTNAV,
+)
 from datagen.episodes import HouseContext, HouseFile
 from datagen.files import sha256_file
 from datagen.houses.io import HouseError
@@ -138,7 +145,10 @@ def check_episode(sample: dict, info: dict, split: str, env: EmbeddedEnv,
     if out or houses is None:
         return out
     if dagger:
-        return check_labels(meta, actions, frames, info, env, houses, records)
+        executed = sample.get(KEY_EXECUTED)
+        if executed is None or len(executed) != T:
+            return [f"a DAgger episode needs {KEY_EXECUTED} with {T} actions"]
+        return check_labels(meta, actions, frames, info, env, houses, records, executed)
     return replay_episode(meta, actions, frames, info, env, houses, records)
 
 
@@ -195,8 +205,10 @@ def _context(houses: HouseFile, index: int, info: dict, env: EmbeddedEnv, record
 
 
 def check_labels(meta: dict, actions: np.ndarray, frames: np.ndarray, info: dict,
-                 env: EmbeddedEnv, houses: HouseFile, records: dict) -> list[str]:
-    """Problems of a DAgger episode: labels against the oracle at the stored poses."""
+                 env: EmbeddedEnv, houses: HouseFile, records: dict, executed: np.ndarray
+                 ) -> list[str]:
+    """Problems of a DAgger episode: labels against the oracle at the stored poses, and each
+    executed action leading from its pose to the next stored one."""
     if meta["house_index"] not in houses.lines:
         return [f"house_index {meta['house_index']} is not a house of {houses.path}"]
     ctx = _context(houses, meta["house_index"], info, env, records)
@@ -204,7 +216,7 @@ def check_labels(meta: dict, actions: np.ndarray, frames: np.ndarray, info: dict
     if meta["target"] not in ctx.goal_sets(meta["task"]):
         return [f"{meta['goal']} has no goal state in house {meta['house_id']}"]
     oracle = ctx.oracle(meta["task"], meta["target"])
-    states, error = [], 0.0
+    states, error, previous = [], 0.0, None
     for t, (x, z, yaw) in enumerate(meta["poses"]):
         state = (*lat.cell_of(x, z), lat.heading_of(yaw))
         px, pz, pyaw = ctx.pose(state)
@@ -216,6 +228,10 @@ def check_labels(meta: dict, actions: np.ndarray, frames: np.ndarray, info: dict
             return [f"step {t}: {e}"]
         if states and node != states[-1] and node not in table.succ[states[-1]]:
             return [f"step {t}: pose {[x, z, yaw]} is not one action from the previous pose"]
+        if t > 0 and lat.step(previous, int(executed[t - 1]))[0] != state:
+            return [f"step {t}: executed action {int(executed[t - 1])} from {previous} does not "
+                    f"reach the stored pose {state}"]
+        previous = state
         label = oracle.expert_action(state)
         if int(actions[t]) != label:
             return [f"step {t}: label {int(actions[t])} is not the oracle's action {label} at "

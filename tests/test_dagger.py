@@ -3,6 +3,7 @@ labels off the expert's path, verify on the grown dataset, seeded beta schedule 
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -112,6 +113,10 @@ def test_labels_are_the_oracle_at_visited_states_off_the_expert_path(run):
         assert states[0] == (s["i"], s["j"], s["h"])
         for state, label in zip(states, labels):
             assert int(label) == oracle.expert_action(state)
+        executed = sample["executed.npy"]  # what the mixed policy really did
+        assert len(executed) == len(labels)
+        for t in range(len(states) - 1):
+            assert lat.step(states[t], int(executed[t]))[0] == states[t + 1]
         off_path += sum(state not in expert for state in states)
         successes.append(meta["success"])
         if meta["success"]:
@@ -130,6 +135,37 @@ def test_verify_catches_a_wrong_label(run):
     bad = dict(sample, **{"actions.npy": (sample["actions.npy"] + 1) % 4})
     problems = check_episode(bad, info, "train", env, houses, {})
     assert problems and "oracle" in problems[0]
+    executed = sample["executed.npy"]
+    moved = next(t for t in range(len(executed) - 1) if int(executed[t]) != 3)
+    wrong = executed.copy()
+    wrong[moved] = {0: 1, 1: 2, 2: 1}[int(executed[moved])]
+    problems = check_episode(dict(sample, **{"executed.npy": wrong}), info, "train", env,
+                             houses, {})
+    assert problems and "executed action" in problems[0]
+    missing = {k: v for k, v in sample.items() if k != "executed.npy"}
+    assert "executed.npy" in check_episode(missing, info, "train", env, houses, {})[0]
+
+
+def test_loader_feeds_executed_actions_as_previous_actions(run):
+    """DAgger labels are the oracle's; the previous-action input must be what was done."""
+    from training.data import episode_chunks
+
+    sample = next(s for s in dagger_samples(run)
+                  if (s["executed.npy"][:-1] != s["actions.npy"][:-1]).any())
+    raw = {"actions.npy": _npy(sample["actions.npy"]), "executed.npy": _npy(sample[
+        "executed.npy"]), "meta.json": json.dumps(sample["meta.json"]).encode(),
+        "rgb.mp4": sample["rgb.mp4"]}
+    goal_index = {sample["meta.json"]["goal"]: 0}
+    chunk = episode_chunks(raw, goal_index, seq_len=64, image_size=(16, 24), rng=None)[0]
+    executed = sample["executed.npy"].astype(np.int64)
+    assert chunk["prev_actions"].tolist() == [4, *executed[:-1].tolist()]
+    assert chunk["actions"].tolist() == sample["actions.npy"].astype(np.int64).tolist()
+
+
+def _npy(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
 
 
 def test_rerun_skips_finished_rounds(run):

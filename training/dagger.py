@@ -240,7 +240,8 @@ class LabelledEpisode:
     """(T, H, W, 3) uint8: what the agent saw at each stored state."""
     success: bool
     executed: list[int] = field(default_factory=list)
-    """The actions actually taken (not stored in the shard; for statistics)."""
+    """The actions actually taken, stored as ``executed.npy``: the loader feeds them as the
+    previous-action input, as the policy sees its own executed actions at rollout."""
 
 
 class Trace:
@@ -275,9 +276,8 @@ class Trace:
 def _feed_back(policy, executed: list[int]) -> None:
     """Make the policy's previous-action input the action that was executed (expert or own):
     ``LSTMPolicy.act`` records its own proposal, which the coin may have overruled."""
-    if hasattr(policy, "_prev_action") and policy._prev_action is not None:
-        policy._prev_action = torch.tensor(executed, dtype=torch.long,
-                                           device=policy._prev_action.device)
+    if hasattr(policy, "executed"):
+        policy.executed(executed)
 
 
 def mixed_rollouts(policy, houses: dict, slots: list[EpisodeSlot], settings: RolloutSettings,
@@ -368,7 +368,8 @@ def write_labelled_shard(root: Path, k: int, episodes: list[LabelledEpisode],
                 mp4 = encode_mp4(e.frames, h, w, video)
                 write_episode_sample(tar, e.episode.episode_id, mp4,
                                      np.array(e.episode.path.actions, dtype=np.int8),
-                                     episode_meta(e.episode, TRAIN_SPLIT, e.success))
+                                     episode_meta(e.episode, TRAIN_SPLIT, e.success),
+                                     executed=np.array(e.executed, dtype=np.int8))
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -35,6 +35,7 @@ from datagen.constants import (
     DATASET_VERSION,
     INFO_FILE,
     KEY_ACTIONS,
+    KEY_EXECUTED,
     KEY_META,
     KEY_RGB,
     SHARD_GLOB,
@@ -185,6 +186,13 @@ def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
     if actions.ndim != 1 or len(actions) == 0 or actions.min() < 0 \
             or actions.max() >= len(ACTION_VOCAB):
         raise ValueError(f"bad actions array {actions.shape}")
+    # The previous-action input is what was executed: the labels themselves for expert
+    # episodes, executed.npy for DAgger episodes (whose labels are the oracle's, not taken).
+    taken = actions
+    if KEY_EXECUTED in sample:
+        taken = np.load(io.BytesIO(sample[KEY_EXECUTED])).astype(np.int64)  # (T,)
+        if taken.shape != actions.shape:
+            raise ValueError(f"executed {taken.shape} and actions {actions.shape} differ")
     starts = chunk_starts(len(actions), seq_len, rng)
     stop = min(len(actions), starts[-1] + seq_len)
     rgb = decode_frames(sample[KEY_RGB], stop=stop)  # (stop, H, W, 3)
@@ -198,7 +206,7 @@ def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
         if rng is not None and (jitter > 0 or shift > 0):
             frames = augment(frames, rng, jitter, shift)
         acts = torch.from_numpy(actions[start:end])  # (l,)
-        prev = torch.from_numpy(actions[max(0, start - 1):end - 1])
+        prev = torch.from_numpy(taken[max(0, start - 1):end - 1])
         if start == 0:
             prev = torch.cat([torch.tensor([len(ACTION_VOCAB)]), prev])
         chunks.append({"frames": frames, "actions": acts, "prev_actions": prev, "goal": goal})

@@ -210,6 +210,11 @@ class LSTMPolicy(nn.Module):
         self._prev_action = action
         return (action, logits) if return_logits else action
 
+    def executed(self, actions: torch.Tensor | list[int]) -> None:
+        """Tell the policy which actions (B,) were really executed this step, when something
+        else (DAgger's expert mixing) overrode its own: they become the previous actions."""
+        self._prev_action = torch.as_tensor(actions, dtype=torch.long, device=self.device)
+
 
 POLICIES: dict[str, type[nn.Module]] = {"lstm": LSTMPolicy}
 """Policy families by ``PolicyConfig.name``."""
