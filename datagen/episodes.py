@@ -134,10 +134,11 @@ class HouseContext:
                 self._goals[task] = roomnav_goal_sets(self.scene, self.table,
                                                       self.tasks.roomnav_targets)
             else:
+                # Ids-only pixel counts: no shading, depth or id image (same ids as render).
                 self._goals[task], n = objectnav_goal_sets(
-                    self.scene, self.table, lambda x, z, yaw: self.renderer.render(x, z, yaw).ids,
-                    self.env.camera, self.tasks.objectnav_targets, self.tasks.min_pixels,
-                    self.tasks.max_distance)
+                    self.scene, self.table, self.renderer.render_ids, self.env.camera,
+                    self.tasks.objectnav_targets, self.tasks.min_pixels, self.tasks.max_distance,
+                    render_counts=self.renderer.render_counts)
                 self.stats.goal_frames += n
             self.stats.goal_seconds += time.perf_counter() - t0
         return self._goals[task]

@@ -7,8 +7,10 @@
 
 ObjectNav goal sets for all target types of a house come from one pass that renders only
 the candidate states: states whose cell is within ``max_distance`` of a target-type footprint
-that is not entirely under the view's bottom edge, and whose horizontal view wedge meets that
-footprint. No other state can succeed (``tests/test_oracle.py`` renders every state to check).
+that is not entirely under the view's bottom edge, whose horizontal view wedge meets that
+footprint and whose view frustum is not entirely to one side of the box. No other state can
+succeed (``tests/test_oracle.py`` renders every state to check). Candidates are rendered
+ids-only (``Renderer.render_counts``: pixel counts per id, no shading or depth).
 """
 
 from __future__ import annotations
@@ -151,25 +153,48 @@ def below_view(feet: np.ndarray, top: np.ndarray, xs: np.ndarray, zs: np.ndarray
     return camera.eye_height - top[None, :] > math.tan(steepest) * far + 1e-6
 
 
-def _in_wedge(feet: np.ndarray, x: float, z: float, yaw: float, half: float) -> bool:
-    """Whether a convex footprint (4, 2) meets the wedge of half-angle ``half`` around ``yaw``
-    (radians, 0 = +z, 90 degrees = +x) from (x, z). Conservative by a small margin."""
+def _in_wedges(corner_angles: np.ndarray, yaw: float, half: float) -> np.ndarray:
+    """(K,) bool: whether each convex footprint meets the wedge of half-angle ``half``
+    around ``yaw`` (radians, 0 = +z, 90 degrees = +x), given its (K, 4) corner azimuths from
+    the viewpoint (``arctan2(dx, dz)``, independent of the heading). Conservative by a small
+    margin."""
     if half >= math.pi:
-        return True
-    ang = np.arctan2(feet[:, 0] - x, feet[:, 1] - z) - yaw
+        return np.ones(len(corner_angles), dtype=bool)
+    ang = corner_angles - yaw
     ang = (ang + math.pi) % (2 * math.pi) - math.pi  # relative to the view direction
-    lo, hi = ang.min(), ang.max()
-    if hi - lo > math.pi:  # the footprint straddles the backward direction
-        return True  # (or contains the point): be conservative
+    lo, hi = ang.min(axis=1), ang.max(axis=1)
     margin = 1e-3
-    return hi >= -half - margin and lo <= half + margin
+    # A footprint straddling the backward direction (or containing the point) counts.
+    return (hi - lo > math.pi) | ((hi >= -half - margin) & (lo <= half + margin))
+
+
+def outside_frustum(corners: np.ndarray, x: float, z: float, yaw: float,
+                    camera: CameraConfig) -> np.ndarray:
+    """(K,) bool: box k is entirely outside one side plane of the view frustum from (x, z)
+    at ``yaw`` (radians) — all its (K, 8, 3) world corners beyond the same image edge — so no
+    pixel can see it. The four planes pass through the eye and the image edges (not the
+    outermost pixel centres), so the test is conservative."""
+    p = math.radians(camera.pitch)
+    sy, cy = math.sin(yaw), math.cos(yaw)
+    dx, dz = corners[..., 0] - x, corners[..., 2] - z
+    u = dx * cy - dz * sy  # right
+    v = dx * sy + dz * cy  # forward (level)
+    down = camera.eye_height - corners[..., 1]
+    zc = math.sin(p) * down + math.cos(p) * v  # pitched camera frame
+    yc = math.cos(p) * down - math.sin(p) * v
+    a, b, eps = camera.width / 2 / camera.focal, camera.height / 2 / camera.focal, 1e-6
+    return ((u > a * zc + eps).all(axis=1) | (-u > a * zc + eps).all(axis=1)
+            | (yc > b * zc + eps).all(axis=1) | (-yc > b * zc + eps).all(axis=1))
 
 
 def objectnav_goal_sets(scene: Scene, table: NavTable, render_ids: Callable, camera: CameraConfig,
-                        targets: list[str], min_pixels: int, max_distance: float
+                        targets: list[str], min_pixels: int, max_distance: float,
+                        render_counts: Callable | None = None
                         ) -> tuple[dict[str, np.ndarray], int]:
     """Target type -> (N,) bool goal mask for the target types present in the house, and the
-    number of frames rendered. ``render_ids(x, z, yaw_deg)`` returns the (H, W) id image."""
+    number of frames rendered. ``render_ids(x, z, yaw_deg)`` returns the (H, W) id image;
+    ``render_counts(x, z, yaw_deg)``, when given, is used instead and returns the pixel count
+    of every id directly (``np.bincount`` of the id image, e.g. ``Renderer.render_counts``)."""
     boxes, lat = scene.boxes, table.lattice
     present = [t for t in targets if t in set(boxes.object_type)]
     goal = {t: np.zeros(len(table), dtype=bool) for t in present}
@@ -184,19 +209,29 @@ def objectnav_goal_sets(scene: Scene, table: NavTable, render_ids: Callable, cam
     feet, half = boxes.footprints()[tgt], view_half_angle(camera)
     top = boxes.center[tgt, 1] + boxes.half[tgt, 1]
     near = (dist <= max_distance) & ~below_view(feet, top, xs, zs, camera)
+    bottom = boxes.center[tgt, 1] - boxes.half[tgt, 1]
+    corners = np.concatenate([  # (K, 8, 3): footprint at the bottom and at the top
+        np.stack([feet[..., 0], np.repeat(y[:, None], 4, axis=1), feet[..., 1]], axis=-1)
+        for y in (bottom, top)], axis=1)
+    goal_rows = [goal[boxes.object_type[tgt[k]]] for k in range(len(tgt))]
+    id_of = tgt + 1  # id image value of each target box
     rendered = 0
     for c in np.flatnonzero(near.any(axis=1)):
         x, z = float(xs[c]), float(zs[c])
+        ks = np.flatnonzero(near[c])
+        corner = np.arctan2(feet[ks, :, 0] - x, feet[ks, :, 1] - z)  # (k, 4), heading-free
         for h in range(H):
             yaw = lat.yaw(h)
-            ks = [k for k in np.flatnonzero(near[c])
-                  if _in_wedge(feet[k], x, z, math.radians(yaw), half)]
-            if not ks:
+            inside = _in_wedges(corner, math.radians(yaw), half)
+            inside &= ~outside_frustum(corners[ks], x, z, math.radians(yaw), camera)
+            seen = ks[inside]
+            if len(seen) == 0:
                 continue
-            ids = render_ids(x, z, yaw)
+            if render_counts is not None:
+                counts = render_counts(x, z, yaw)
+            else:
+                counts = np.bincount(render_ids(x, z, yaw).ravel(), minlength=len(boxes) + 1)
             rendered += 1
-            counts = np.bincount(ids.ravel(), minlength=len(boxes) + 1)
-            for k in ks:
-                if counts[tgt[k] + 1] >= min_pixels:
-                    goal[boxes.object_type[tgt[k]]][c * H + h] = True
+            for k in seen[counts[id_of[seen]] >= min_pixels]:
+                goal_rows[k][c * H + h] = True
     return goal, rendered

@@ -3,19 +3,26 @@
     python scripts/bench_render.py                      # fixture houses
     python scripts/bench_render.py --houses data/houses/train.jsonl.gz --num-houses 3
     python scripts/bench_render.py --out scripts/bench_render.md
+    git show HEAD:sim/render.py > /tmp/render_base.py  # an older renderer, side by side:
+    python scripts/bench_render.py --baseline /tmp/render_base.py
 
 Renders RGB + depth + ids at the configured size (default 224x384) from random reachable
-lattice poses, for a level and a pitched (30 degrees down) camera, and steps an EmbeddedEnv
-with random actions. Throughput is frames per CPU-second of this process (``process_time``),
-the best of ``--repeats`` runs, so that other load on a shared machine inflates it less; the
-wall-clock rate is printed beside it.
+lattice poses, for a level and a pitched (30 degrees down) camera, the ids-only mode
+(``Renderer.render_counts``: pixel counts per instance id, what ObjectNav goal sets use), and
+steps an EmbeddedEnv with random actions. ``--baseline FILE`` also times another version of
+``sim/render.py`` (loaded from FILE) on the same poses, interleaved with the current one.
+Throughput is frames per CPU-second of this process (``process_time``), the best of
+``--repeats`` runs, so that other load on a shared machine inflates it less; the wall-clock
+rate is printed beside it.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -57,6 +64,15 @@ def rate(fn, poses, repeats: int) -> tuple[float, float]:
     return best_cpu, best_wall
 
 
+def load_baseline(path: Path):
+    """The ``Renderer`` class of another copy of ``sim/render.py``."""
+    spec = importlib.util.spec_from_file_location("render_baseline", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # numba's cache pickles references to the module
+    spec.loader.exec_module(module)
+    return module.Renderer
+
+
 def env_rate(house: dict, camera: CameraConfig, steps: int, seed: int) -> float:
     """EmbeddedEnv steps per CPU-second with random actions (every step renders)."""
     env = EmbeddedEnv(camera=camera)
@@ -79,25 +95,46 @@ def bench_house(name: str, house: dict, args) -> list[dict]:
         cam = CameraConfig(height=args.height, width=args.width, pitch=pitch)
         renderer = Renderer(scene, cam)
         renderer.render(*poses[0])  # compile or load the cache
-        cpu, wall = rate(renderer.render, poses, args.repeats)
+        renderer.render_counts(*poses[0])
+        base = base_wall = None
+        if args.baseline:
+            old = load_baseline(args.baseline)(scene, cam)
+            old.render(*poses[0])
+            cpu = wall = base = base_wall = 0.0
+            for _ in range(args.repeats):  # interleaved, so both see the same load
+                c, w = rate(renderer.render, poses, 1)
+                cpu, wall = max(cpu, c), max(wall, w)
+                c, w = rate(old.render, poses, 1)
+                base, base_wall = max(base, c), max(base_wall, w)
+        else:
+            cpu, wall = rate(renderer.render, poses, args.repeats)
+        ids_cpu, _ = rate(renderer.render_counts, poses, args.repeats)
         ref_cpu, _ = rate(lambda x, z, yaw, c=cam: render_reference(scene, c, x, z, yaw),
                           poses[:args.ref_frames], 1)
         rows.append({"house": name, "rooms": len(scene.rooms), "pieces": len(scene.pieces),
                      "boxes": len(scene.boxes), "camera": label,
                      "columns": renderer.num_columns, "fps": cpu, "fps_wall": wall,
+                     "ids_fps": ids_cpu, "base_fps": base, "base_wall": base_wall,
                      "ref_fps": ref_cpu,
                      "env_steps": env_rate(house, cam, args.env_steps, args.seed)})
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| house | rooms | pieces | boxes | camera | columns | compiled fps/core | "
-            "(wall) | numpy reference fps | speed-up | EmbeddedEnv steps/s |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|\n")
+    base = rows[0]["base_fps"] is not None
+    head = ("| house | rooms | pieces | boxes | camera | columns | compiled fps/core | (wall) | "
+            + ("baseline fps/core | (wall) | " if base else "")
+            + "ids-only fps/core | numpy reference fps | speed-up | EmbeddedEnv steps/s |\n"
+            + "|---" * (14 if base else 12) + "|\n")
+
+    def baseline(r):
+        return f"{r['base_fps']:,.0f} | {r['base_wall']:,.0f} | " if base else ""
+
     return head + "".join(
         f"| {r['house']} | {r['rooms']} | {r['pieces']} | {r['boxes']} | {r['camera']} | "
-        f"{r['columns']} | {r['fps']:,.0f} | {r['fps_wall']:,.0f} | {r['ref_fps']:.1f} | "
-        f"{r['fps'] / r['ref_fps']:,.0f}x | {r['env_steps']:,.0f} |\n" for r in rows)
+        f"{r['columns']} | {r['fps']:,.0f} | {r['fps_wall']:,.0f} | {baseline(r)}"
+        f"{r['ids_fps']:,.0f} | {r['ref_fps']:.1f} | {r['fps'] / r['ref_fps']:,.0f}x | "
+        f"{r['env_steps']:,.0f} |\n" for r in rows)
 
 
 def load_set(args) -> list[tuple[str, dict]]:
@@ -122,6 +159,8 @@ def main() -> None:
     p.add_argument("--houses", type=Path, default=None, help="extra house file (.jsonl.gz)")
     p.add_argument("--num-houses", type=int, default=3)
     p.add_argument("--out", type=Path, default=None, help="also write the table here")
+    p.add_argument("--baseline", type=Path, default=None,
+                   help="another sim/render.py to time on the same poses (before/after)")
     args = p.parse_args()
     t0 = time.perf_counter()
     load0 = os.getloadavg()[0]

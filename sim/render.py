@@ -15,7 +15,10 @@ renderer therefore works in two passes per frame:
    tangent and its horizontal direction. It walks the list nearest first, intersects each
    candidate exactly with its own ray (a box is also hit on its top or bottom face when the
    ray passes above or below its side) and stops when the next candidate starts beyond the
-   best surface so far; else it sees the floor or the ceiling plane.
+   best surface so far; else it sees the floor or the ceiling plane. The same pass shades
+   the pixel and writes rgb, depth and id straight into the output arrays; the ids-only
+   modes (:meth:`Renderer.render_ids`, :meth:`Renderer.render_counts`) stop at the id, and
+   every mode skips the walk when the list's first hit starts beyond the floor/ceiling.
 
 For a pitched camera (default 30 degrees down) the pixel rays are the pure rotation ``R`` of
 level rays (the camera centre does not move, ``K R K^-1``), so each pixel has its own azimuth
@@ -92,15 +95,17 @@ FALLOFF = 0.045  # brightness = 1 / (1 + FALLOFF * distance in metres)
 
 @dataclass
 class PixelTables:
-    """Everything about the pixels that does not depend on the pose (flattened, P = H * W)."""
+    """Everything about the pixels that does not depend on the pose (flattened, P = H * W;
+    float32 to halve the memory streamed per frame, widened to float64 in the kernels)."""
 
     col: np.ndarray  # (P,) int32 column at or left of each pixel's azimuth (then col + 1)
-    tan_el: np.ndarray  # (P,) float64 elevation tangent (up positive) of each pixel's ray
-    inv_h: np.ndarray  # (P,) float64 z-depth per metre of horizontal distance
-    px: np.ndarray  # (P,) float64 horizontal ray direction, level-frame right component
-    pz: np.ndarray  # (P,) float64 horizontal ray direction, level-frame forward component
-    r_plane: np.ndarray  # (P,) float64 horizontal distance to the floor/ceiling (inf if level)
-    dist_scale: np.ndarray  # (P,) float64 3D distance per metre of horizontal distance
+    tan_el: np.ndarray  # (P,) float32 elevation tangent (up positive) of each pixel's ray
+    inv_h: np.ndarray  # (P,) float32 z-depth per metre of horizontal distance
+    px: np.ndarray  # (P,) float32 horizontal ray direction, level-frame right component
+    pz: np.ndarray  # (P,) float32 horizontal ray direction, level-frame forward component
+    r_plane: np.ndarray  # (P,) float32 horizontal distance to the floor/ceiling (inf if level)
+    dist_scale: np.ndarray  # (P,) float32 3D distance per metre of horizontal distance
+    plane_light: np.ndarray  # (P,) float32 falloff x floor/ceiling shade at r_plane
     col_tan: np.ndarray  # (K,) float64 sorted azimuth tangents of the columns
 
 
@@ -156,9 +161,17 @@ def pixel_tables(camera: CameraConfig, ceiling: float, oversample: float = 1.0) 
     with np.errstate(divide="ignore"):
         r_plane = np.where(tan_el < 0, eye / -tan_el,
                            np.where(tan_el > 0, (ceiling - eye) / tan_el, np.inf))
-    return PixelTables(col.ravel(), tan_el.ravel(), (1.0 / h).ravel(), (dx / h).ravel(),
-                       (dz / h).ravel(), r_plane.ravel(), np.sqrt(1 + tan_el**2).ravel(),
-                       col_tan)
+    dist_scale = np.sqrt(1 + tan_el**2)
+    with np.errstate(divide="ignore"):  # r_plane = inf -> light 0 (never shown: a wall)
+        light = 1.0 / (1.0 + FALLOFF * r_plane * dist_scale)
+    light = light * np.where(tan_el >= 0, CEILING_SHADE, 1.0)  # floor shade is in the colours
+    f32 = np.float32
+
+    def flat(a):
+        return np.ascontiguousarray(a.ravel(), f32)
+
+    return PixelTables(col.ravel(), flat(tan_el), flat(1.0 / h), flat(dx / h), flat(dz / h),
+                       flat(r_plane), flat(dist_scale), flat(light), col_tan)
 
 
 # --------------------------------------------------------------------------- scene tables
@@ -197,8 +210,9 @@ class SceneTables:
     bpat: np.ndarray  # (M,) int8 pattern
     room_grid: np.ndarray  # (GX, GZ) int16
     grid_origin: np.ndarray  # (3,) x0, z0, cell
-    room_colors: np.ndarray  # (R + 1, 3) float64; the last row is OUTSIDE_COLOR
-    ceiling_color: np.ndarray  # (3,) float64
+    floor_colors: np.ndarray  # (R + 1, 2, 3) float64 floor colour x FLOOR_SHADE per room
+    # and tile parity (light, dark); the last room is OUTSIDE_COLOR
+    ceiling_rgb: np.ndarray  # (3,) float64 ceiling colour (CEILING_SHADE is in plane_light)
 
 
 def scene_tables(scene: Scene) -> SceneTables:
@@ -223,56 +237,69 @@ def scene_tables(scene: Scene) -> SceneTables:
         bpat=np.ascontiguousarray(b.pattern, np.int8),
         room_grid=grid,
         grid_origin=np.array([x0, z0, FLOOR_CELL]),
-        room_colors=np.array(rooms, dtype=f64),
-        ceiling_color=np.array(scene.ceiling_color, dtype=f64),
+        floor_colors=np.ascontiguousarray(
+            np.array(rooms, dtype=f64)[:, None, :] * FLOOR_SHADE
+            * np.array([1.0, FLOOR_TILE_DARK])[None, :, None]),
+        ceiling_rgb=np.array(scene.ceiling_color, dtype=f64),
     )
 
 
 # --------------------------------------------------------------------------- kernels
 
 
-@njit(cache=True)
-def _insert(j, r, prim, block, hit_r, hit_prim, cnt, rmax):
-    """Insert a hit at sort key ``r`` into list j (dropping the farthest when full). A
-    ``block`` distance (finite for a full-height wall) ends the list there."""
-    if r > rmax[j]:
-        return
-    n = cnt[j]
-    i = n
-    while i > 0 and hit_r[j, i - 1] > r:
-        i -= 1
-    if i >= MAX_HITS:
-        return
-    k = min(n, MAX_HITS - 1)
-    while k > i:
-        hit_r[j, k] = hit_r[j, k - 1]
-        hit_prim[j, k] = hit_prim[j, k - 1]
-        k -= 1
-    hit_r[j, i] = r
-    hit_prim[j, i] = prim
-    n = min(n + 1, MAX_HITS)
-    if block < rmax[j]:
-        rmax[j] = block
-        while n > 0 and hit_r[j, n - 1] > block:
-            n -= 1
-    cnt[j] = n
+@njit(cache=True, error_model="numpy")
+def _grow(rec):
+    """``rec`` with twice the rows (the first ones copied)."""
+    out = np.empty((2 * rec.shape[0], 4))
+    out[:rec.shape[0]] = rec
+    return out
 
 
-@njit(cache=True)
-def _add_to_pair(j, r_left, r_right, r_near, prim, full, hit_r, hit_prim, cnt, rmax):
-    """List j serves the pixels between columns j and j + 1: record ``prim``, which overlaps
-    that wedge and which the two columns meet at r_left / r_right (inf: a miss). A primitive
-    that fits between the columns is kept at ``r_near`` (its nearest corner). A full-height
-    wall blocks the pair only when both columns hit it (then so does every ray between them,
-    no farther than the farther hit: distance is convex along a segment)."""
+@njit(cache=True, error_model="numpy")
+def _pair_key(r_left, r_right, r_near, full):
+    """(sort key, block) of a primitive in list j, which serves the pixels between columns j
+    and j + 1: the primitive overlaps that wedge and the two columns meet it at r_left /
+    r_right (inf: a miss). One that fits between the columns is kept at ``r_near`` (its
+    nearest corner). A full-height wall blocks the pair only when both columns hit it (then
+    so does every ray between them, no farther than the farther hit: distance is convex along
+    a segment); else block is inf."""
     key = min(r_left, r_right)
     if key == np.inf:
         key = r_near
-    block = max(r_left, r_right) if full else np.inf
-    _insert(j, key, prim, block, hit_r, hit_prim, cnt, rmax)
+    return key, (max(r_left, r_right) if full else np.inf)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
+def _insert_records(rec, n_rec, hit_r, hit_prim, cnt, rmax):
+    """Insert every recorded hit (in order) at sort key ``rec[:, 1]`` into list
+    ``rec[:, 0]`` (dropping the farthest when full). A finite ``block`` distance
+    (``rec[:, 3]``, a full-height wall) ends the list there."""
+    for q in range(n_rec):
+        j, r, prim, block = int(rec[q, 0]), rec[q, 1], int(rec[q, 2]), rec[q, 3]
+        if r > rmax[j]:
+            continue
+        n = cnt[j]
+        i = n
+        while i > 0 and hit_r[i - 1, j] > r:
+            i -= 1
+        if i >= MAX_HITS:
+            continue
+        k = min(n, MAX_HITS - 1)
+        while k > i:
+            hit_r[k, j] = hit_r[k - 1, j]
+            hit_prim[k, j] = hit_prim[k - 1, j]
+            k -= 1
+        hit_r[i, j] = r
+        hit_prim[i, j] = prim
+        n = min(n + 1, MAX_HITS)
+        if block < rmax[j]:
+            rmax[j] = block
+            while n > 0 and hit_r[n - 1, j] > block:
+                n -= 1
+        cnt[j] = n
+
+
+@njit(cache=True, error_model="numpy")
 def _pair_range(col_tan, tmin, tmax):
     """Column pairs [j0, j1] whose wedge (col_tan[j], col_tan[j + 1]) overlaps [tmin, tmax]."""
     j0 = np.searchsorted(col_tan, tmin, side="right") - 1
@@ -280,10 +307,10 @@ def _pair_range(col_tan, tmin, tmax):
     return max(j0, 0), min(j1, len(col_tan) - 2)
 
 
-@njit(cache=True)
-def _cast_walls(cx, cz, rx, rz, fx, fz, col_tan, cdx, cdz, wa, wb, wn, wfull,
-                hit_r, hit_prim, cnt, rmax):
-    """Add every front-facing wall piece to the lists of the column pairs it overlaps."""
+@njit(cache=True, error_model="numpy")
+def _cast_walls(cx, cz, rx, rz, fx, fz, col_tan, cdx, cdz, wa, wb, wn, wfull, rec, n):
+    """Record every front-facing wall piece for the column pairs it overlaps (rows from ``n``
+    of ``rec``, see _pair_record); returns (rec, rows)."""
     for w in range(wa.shape[0]):
         ax, az, bx, bz = wa[w, 0] - cx, wa[w, 1] - cz, wb[w, 0] - cx, wb[w, 1] - cz
         if wn[w, 0] * -ax + wn[w, 1] * -az <= 0.0:
@@ -312,12 +339,17 @@ def _cast_walls(cx, cz, rx, rz, fx, fz, col_tan, cdx, cdz, wa, wb, wn, wfull,
                 s = (dx * az - dz * ax) / det
                 if r > _NEAR and -1e-9 <= s <= 1.0 + 1e-9:
                     cur = r
-            if k > j0:
-                _add_to_pair(k - 1, prev, cur, r_near, w, wfull[w], hit_r, hit_prim, cnt, rmax)
+            if k > j0:  # (rows written here: compiled calls taking arrays cost refcounts)
+                if n >= rec.shape[0]:
+                    rec = _grow(rec)
+                key, block = _pair_key(prev, cur, r_near, wfull[w])
+                rec[n, 0], rec[n, 1], rec[n, 2], rec[n, 3] = k - 1, key, w, block
+                n += 1
             prev = cur
+    return rec, n
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _box_slab(ox, oz, dx, dz, hx, hz):
     """Ray (o + r d) against the box-local rectangle |x| <= hx, |z| <= hz.
 
@@ -352,11 +384,11 @@ def _box_slab(ox, oz, dx, dz, hx, hz):
     return tmin, tmax, face
 
 
-@njit(cache=True)
-def _cast_boxes(cx, cz, rx, rz, fx, fz, col_tan, cdx, cdz, bc, bh, bcs,
-                hit_r, hit_prim, cnt, rmax):
-    """Add every box to the lists of the column pairs its footprint overlaps
-    (prim = -(row + 1)). A box reaching behind the eye is added where a column meets it."""
+@njit(cache=True, error_model="numpy")
+def _cast_boxes(cx, cz, rx, rz, fx, fz, col_tan, cdx, cdz, bc, bh, bcs, rec, n):
+    """Record every box for the column pairs its footprint overlaps (prim = -(row + 1); rows
+    from ``n`` of ``rec``); returns (rec, rows). A box reaching behind the eye is recorded
+    where a column meets it."""
     K = len(col_tan)
     for m in range(bc.shape[0]):
         c, s = bcs[m, 0], bcs[m, 1]
@@ -386,12 +418,16 @@ def _cast_boxes(cx, cz, rx, rz, fx, fz, col_tan, cdx, cdz, bc, bh, bcs,
             rin, rout, _ = _box_slab(lox, loz, ldx, ldz, hx, hz)
             cur = rin if rout >= rin and rout > _NEAR else np.inf
             if k > j0 and not (behind and prev == np.inf and cur == np.inf):
-                _add_to_pair(k - 1, prev, cur, r_near, -(m + 1), False, hit_r, hit_prim, cnt,
-                             rmax)
+                if n >= rec.shape[0]:
+                    rec = _grow(rec)
+                key, block = _pair_key(prev, cur, r_near, False)
+                rec[n, 0], rec[n, 1], rec[n, 2], rec[n, 3] = k - 1, key, -(m + 1), block
+                n += 1
             prev = cur
+    return rec, n
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _pattern_factor(pat, a, b, ha, hb):
     """Brightness of a box pattern at face coordinates (a across, b up) with half sizes."""
     if pat == 0:
@@ -403,7 +439,7 @@ def _pattern_factor(pat, a, b, ha, hb):
     return PATTERN_DARK if odd else 1.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _side_normal(face, c, s):
     """World (nx, nz) of a box side: face 0/1 = +x/-x, 2/3 = +z/-z, for yaw cos c, sin s."""
     sg = 1.0 if face == 0 or face == 2 else -1.0
@@ -412,7 +448,7 @@ def _side_normal(face, c, s):
     return sg * s, sg * c
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _box_shade(face, pat, lx, ly, lz, hx, hy, hz, c, s):
     """Light x pattern factor of a box hit at box-local (lx, ly, lz) on ``face`` (0-3 sides,
     5 top, 6 bottom)."""
@@ -426,124 +462,35 @@ def _box_shade(face, pat, lx, ly, lz, hx, hy, hz, c, s):
     return _face_shade(nx, nz) * _pattern_factor(pat, lx, ly, hx, hy)
 
 
-@njit(cache=True)
-def _resolve_pixels(cx, cz, fx, fz, rx, rz, eye, col, tan_el, ppx, ppz, r_plane,
-                    hit_r, hit_prim, cnt, wa, wb, wy, bc, bh, bcs, out_r, out_prim, out_face):
-    """What each pixel sees: horizontal distance ``out_r``, ``out_prim`` (>= 0 wall row,
-    < 0 box -(row + 1), WALL_NONE floor/ceiling) and ``out_face`` (box side 0-3, top 5,
-    bottom 6).
+@njit(cache=True, error_model="numpy")
+def _frame_constants(cx, cz, rx, rz, fx, fz, wa, wb, bc, bcs, wk, bk):
+    """Per-frame constants of every primitive in the level camera frame (u right, v forward).
 
-    A pixel's azimuth lies between columns ``col`` and ``col + 1``; list ``col`` holds what
-    either of them meets. The pixel walks it nearest first until the next hit starts beyond
-    the best surface found so far (a box top can be farther than an object standing on it),
-    re-intersecting each candidate exactly with its own ray. So depth and silhouettes are
-    exact unless a primitive fits entirely between two neighbouring columns.
+    ``wk[w]`` = (ua, va, eu, ev, eu * va - ev * ua): wall start and direction, so that a pixel
+    ray of horizontal direction (pu, pv) meets the wall line at r = wk[4] / (eu pv - ev pu),
+    fraction s = (pu va - pv ua) / (eu pv - ev pu) (2D cross products are rotation invariant).
+    ``bk[m]`` = (ox, oz, a, b, c, d): the eye in box coordinates and the map of a camera
+    direction (pu, pv) to box coordinates (a pu + b pv, c pu + d pv).
     """
-    for p in range(len(col)):
-        j, t, rp = col[p], tan_el[p], r_plane[p]
-        dxw = ppx[p] * rx + ppz[p] * fx
-        dzw = ppx[p] * rz + ppz[p] * fz
-        res_r, res_prim, res_face = rp, WALL_NONE, 0
-        for i in range(cnt[j]):
-            key = hit_r[j, i]
-            if key >= res_r * (1.0 + 1e-6):
-                break
-            prim = hit_prim[j, i]
-            y_key = eye + t * key  # the ray's height where the primitive can start
-            if prim >= 0:
-                if (t >= 0.0 and y_key > wy[prim, 1]) or (t <= 0.0 and y_key < wy[prim, 0]):
-                    continue  # passes above (rising) or below (falling) the whole piece
-                ax, az = wa[prim, 0] - cx, wa[prim, 1] - cz
-                ex, ez = wb[prim, 0] - wa[prim, 0], wb[prim, 1] - wa[prim, 1]
-                det = ex * dzw - ez * dxw
-                if abs(det) < 1e-12:
-                    continue
-                r = (ex * az - ez * ax) / det
-                sp = (dxw * az - dzw * ax) / det
-                y = eye + t * r
-                if -1e-9 <= sp <= 1.0 + 1e-9 and wy[prim, 0] <= y <= wy[prim, 1] and \
-                        _NEAR < r < res_r:
-                    res_r, res_prim, res_face = r, prim, 0
-                continue
-            m = -prim - 1
-            y0, y1 = bc[m, 1] - bh[m, 1], bc[m, 1] + bh[m, 1]
-            if (t >= 0.0 and y_key > y1) or (t <= 0.0 and y_key < y0):
-                continue
-            c, s = bcs[m, 0], bcs[m, 1]
-            ox, oz = cx - bc[m, 0], cz - bc[m, 2]
-            rin, rout, face = _box_slab(ox * c - oz * s, ox * s + oz * c, dxw * c - dzw * s,
-                                        dxw * s + dzw * c, bh[m, 0], bh[m, 2])
-            if rout < rin or rout <= _NEAR:
-                continue
-            y = eye + t * rin
-            if face < 4 and y0 <= y <= y1:
-                if rin < res_r:
-                    res_r, res_prim, res_face = rin, prim, face
-            elif y > y1 and t < 0.0:
-                rt = (y1 - eye) / t  # passes above the side: maybe onto the top
-                if rt <= rout and rt < res_r:
-                    res_r, res_prim, res_face = rt, prim, 5
-            elif y < y0 and t > 0.0:
-                rb = (y0 - eye) / t
-                if rb <= rout and rb < res_r:
-                    res_r, res_prim, res_face = rb, prim, 6
-        out_r[p], out_prim[p], out_face[p] = res_r, res_prim, res_face
+    for w in range(wa.shape[0]):
+        ax, az = wa[w, 0] - cx, wa[w, 1] - cz
+        ex, ez = wb[w, 0] - wa[w, 0], wb[w, 1] - wa[w, 1]
+        ua, va = ax * rx + az * rz, ax * fx + az * fz
+        eu, ev = ex * rx + ez * rz, ex * fx + ez * fz
+        wk[w, 0], wk[w, 1], wk[w, 2], wk[w, 3] = ua, va, eu, ev
+        wk[w, 4] = eu * va - ev * ua
+    for m in range(bc.shape[0]):
+        c, s = bcs[m, 0], bcs[m, 1]
+        ox, oz = cx - bc[m, 0], cz - bc[m, 2]
+        bk[m, 0], bk[m, 1] = ox * c - oz * s, ox * s + oz * c
+        bk[m, 2], bk[m, 3] = rx * c - rz * s, fx * c - fz * s
+        bk[m, 4], bk[m, 5] = rx * s + rz * c, fx * s + fz * c
 
 
-@njit(cache=True)
-def _shade_pixels(cx, cz, fx, fz, rx, rz, eye, tan_el, inv_h, ppx, ppz, dist_scale,
-                  res_r, res_prim, res_face, wcolor, bc, bh, bcs, bcolor, bpat,
-                  room_grid, grid_origin, room_colors, ceiling_color, rgb, depth, ids):
-    """Colour, depth and id of every pixel from what it sees (see _resolve_pixels)."""
-    x0, z0, inv_cell, inv_tile = grid_origin[0], grid_origin[1], 1.0 / grid_origin[2], \
-        1.0 / FLOOR_TILE
-    gx, gz, outside = room_grid.shape[0], room_grid.shape[1], len(room_colors) - 1
-    for p in range(len(res_r)):
-        r, prim, t = res_r[p], res_prim[p], tan_el[p]
-        depth[p] = r * inv_h[p]
-        light = 1.0 / (1.0 + FALLOFF * r * dist_scale[p])
-        ids[p] = 0
-        if prim >= 0 and prim != WALL_NONE:
-            for ch in range(3):
-                rgb[p, ch] = min(wcolor[prim, ch] * light, 255.0)
-            continue
-        hx = cx + r * (ppx[p] * rx + ppz[p] * fx)  # world x, z of the hit
-        hz = cz + r * (ppx[p] * rz + ppz[p] * fz)
-        if prim == WALL_NONE and t >= 0.0:
-            for ch in range(3):
-                rgb[p, ch] = min(ceiling_color[ch] * CEILING_SHADE * light, 255.0)
-        elif prim == WALL_NONE:
-            u, v = (hx - x0) * inv_cell, (hz - z0) * inv_cell
-            kr = outside
-            if 0.0 <= u < gx and 0.0 <= v < gz and room_grid[int(u), int(v)] >= 0:
-                kr = room_grid[int(u), int(v)]
-            # int() of a positive number is floor; the even offset keeps the parity.
-            odd = (int(hx * inv_tile + _TILE_OFFSET) + int(hz * inv_tile + _TILE_OFFSET)) & 1
-            shade = FLOOR_SHADE * (FLOOR_TILE_DARK if odd else 1.0) * light
-            for ch in range(3):
-                rgb[p, ch] = min(room_colors[kr, ch] * shade, 255.0)
-        else:
-            m = -prim - 1
-            ids[p] = m + 1
-            c, s = bcs[m, 0], bcs[m, 1]
-            wx, wz = hx - bc[m, 0], hz - bc[m, 2]
-            shade = _box_shade(res_face[p], bpat[m], wx * c - wz * s, eye + t * r - bc[m, 1],
-                               wx * s + wz * c, bh[m, 0], bh[m, 1], bh[m, 2], c, s) * light
-            for ch in range(3):
-                rgb[p, ch] = min(bcolor[m, ch] * shade, 255.0)
-
-
-@njit(cache=True)
-def render_frame(cx, cz, yaw, eye, col, tan_el, inv_h, ppx, ppz, r_plane, dist_scale,
-                 col_tan, wa, wb, wy, wn, wfull, wcolor, bc, bh, bcs, bcolor, bpat,
-                 room_grid, grid_origin, room_colors, ceiling_color, height, width,
-                 hit_r, hit_prim, res_r, res_prim, res_face):
-    """Render one view from eye (cx, eye, cz) at ``yaw`` radians.
-
-    ``hit_r`` (K, MAX_HITS), ``hit_prim`` (K, MAX_HITS) and ``res_*`` (P,) are scratch
-    buffers reused between frames. Returns rgb (H, W, 3) uint8, depth (H, W) float32 and ids
-    (H, W) int32, newly allocated.
-    """
+@njit(cache=True, error_model="numpy")
+def _cast(cx, cz, yaw, col_tan, wa, wb, wn, wfull, bc, bh, bcs, hit_r, hit_prim, wk, bk, rec):
+    """Column pass and per-frame primitive constants; returns (cnt, rx, rz, fx, fz).
+    ``rec`` (R, 4) is scratch for the hits before they are sorted into the lists."""
     sy, cy = math.sin(yaw), math.cos(yaw)
     fx, fz, rx, rz = sy, cy, cy, -sy  # forward and right in world (x, z)
     K = len(col_tan)
@@ -554,21 +501,148 @@ def render_frame(cx, cz, yaw, eye, col, tan_el, inv_h, ppx, ppz, r_plane, dist_s
         cdz[k] = (col_tan[k] * rz + fz) * norm
     cnt = np.zeros(K, np.int32)
     rmax = np.full(K, np.inf)
-    _cast_walls(cx, cz, rx, rz, fx, fz, col_tan, cdx, cdz, wa, wb, wn, wfull,
-                hit_r, hit_prim, cnt, rmax)
-    _cast_boxes(cx, cz, rx, rz, fx, fz, col_tan, cdx, cdz, bc, bh, bcs,
-                hit_r, hit_prim, cnt, rmax)
+    rec, n = _cast_walls(cx, cz, rx, rz, fx, fz, col_tan, cdx, cdz, wa, wb, wn, wfull,
+                         rec, 0)
+    rec, n = _cast_boxes(cx, cz, rx, rz, fx, fz, col_tan, cdx, cdz, bc, bh, bcs, rec, n)
+    _insert_records(rec, n, hit_r, hit_prim, cnt, rmax)
+    _frame_constants(cx, cz, rx, rz, fx, fz, wa, wb, bc, bcs, wk, bk)
+    return cnt, rx, rz, fx, fz
+
+
+@njit(cache=True, error_model="numpy", fastmath={"nsz", "arcp", "contract"})
+def render_frame(cx, cz, yaw, eye, col, tan_el, inv_h, ppx, ppz, r_plane, plane_light,
+                 dist_scale, col_tan, wa, wb, wy, wn, wfull, wcolor, bc, bh, bcs, bcolor, bpat,
+                 room_grid, grid_origin, floor_colors, ceiling_rgb, height, width,
+                 hit_r, hit_prim, wk, bk, rec, mode):
+    """Render one view from eye (cx, eye, cz) at ``yaw`` radians in one pass over the pixels.
+
+    ``mode`` 0: rgb (H, W, 3) uint8, depth (H, W) float32 and ids (H, W) int32, newly
+    allocated; 1: ids only (no shading, no depth); 2: only ``counts``, the (M + 1,) int64 pixel
+    count of every id. Arrays a mode does not produce come back empty. ``hit_r``/``hit_prim``
+    (MAX_HITS, K: hit i of every list contiguous, so the first hits stay in cache), ``wk``
+    (N, 5), ``bk`` (M, 6) and ``rec`` (R, 4) are scratch buffers reused between frames.
+
+    Each pixel's azimuth lies between columns ``j = col[p]`` and ``j + 1``; list ``j`` holds
+    what either of them meets. The pixel walks it nearest first until the next hit starts
+    beyond the best surface found so far (a box top can be farther than an object standing on
+    it), re-intersecting each candidate exactly with its own ray (wall: prim >= 0; box:
+    prim = -(row + 1); WALL_NONE: floor or ceiling; face: box side 0-3, top 5, bottom 6). So
+    depth and silhouettes are exact unless a primitive fits entirely between two neighbouring
+    columns (then it is listed at its nearest corner and still intersected exactly).
+    (The walk is written out here, not called: a compiled call taking arrays costs reference
+    counting per pixel, ~5x the whole frame.)
+    """
+    cnt, rx, rz, fx, fz = _cast(cx, cz, yaw, col_tan, wa, wb, wn, wfull, bc, bh, bcs,
+                                hit_r, hit_prim, wk, bk, rec)
     P = height * width
-    _resolve_pixels(cx, cz, fx, fz, rx, rz, eye, col, tan_el, ppx, ppz, r_plane,
-                    hit_r, hit_prim, cnt, wa, wb, wy, bc, bh, bcs, res_r, res_prim, res_face)
-    rgb = np.empty((P, 3), np.uint8)
-    depth = np.empty(P, np.float32)
-    ids = np.empty(P, np.int32)
-    _shade_pixels(cx, cz, fx, fz, rx, rz, eye, tan_el, inv_h, ppx, ppz, dist_scale,
-                  res_r, res_prim, res_face, wcolor, bc, bh, bcs, bcolor, bpat,
-                  room_grid, grid_origin, room_colors, ceiling_color, rgb, depth, ids)
-    return (rgb.reshape(height, width, 3), depth.reshape(height, width),
-            ids.reshape(height, width))
+    full, with_ids = mode == 0, mode <= 1
+    rgb = np.empty((P if full else 0, 3), np.uint8)
+    depth = np.empty(P if full else 0, np.float32)
+    ids = np.empty(P if with_ids else 0, np.int32)
+    counts = np.zeros(bc.shape[0] + 1, np.int64)
+    x0, z0, inv_cell = grid_origin[0], grid_origin[1], 1.0 / grid_origin[2]
+    inv_tile = 1.0 / FLOOR_TILE
+    gx, gz, outside = room_grid.shape[0], room_grid.shape[1], floor_colors.shape[0] - 1
+    for p in range(P):
+        j, rp = col[p], np.float64(r_plane[p])
+        t, pu, pv = np.float64(tan_el[p]), np.float64(ppx[p]), np.float64(ppz[p])
+        res_r, res_prim, res_face = rp, WALL_NONE, 0
+        if cnt[j] == 0 or hit_r[0, j] >= rp * (1.0 + 1e-6):
+            # Nothing in the list starts before the floor or ceiling.
+            if with_ids:
+                ids[p] = 0
+            else:
+                counts[0] += 1
+            if not full:
+                continue
+        else:
+            lim = rp * (1.0 + 1e-6)
+            for i in range(cnt[j]):
+                key = hit_r[i, j]
+                if key >= lim:
+                    break
+                prim = hit_prim[i, j]
+                y_key = eye + t * key  # the ray's height where the primitive can start
+                if prim >= 0:
+                    y0, y1 = wy[prim, 0], wy[prim, 1]
+                    if (t >= 0.0 and y_key > y1) or (t <= 0.0 and y_key < y0):
+                        continue  # passes above (rising) or below (falling) the whole piece
+                    det = wk[prim, 2] * pv - wk[prim, 3] * pu
+                    if abs(det) < 1e-12:
+                        continue
+                    inv = 1.0 / det
+                    r = wk[prim, 4] * inv
+                    sp = (pu * wk[prim, 1] - pv * wk[prim, 0]) * inv
+                    y = eye + t * r
+                    if -1e-9 <= sp <= 1.0 + 1e-9 and y0 <= y <= y1 and _NEAR < r < res_r:
+                        res_r, res_prim, res_face = r, prim, 0
+                        lim = r * (1.0 + 1e-6)
+                    continue
+                m = -prim - 1
+                y0, y1 = bc[m, 1] - bh[m, 1], bc[m, 1] + bh[m, 1]
+                if (t >= 0.0 and y_key > y1) or (t <= 0.0 and y_key < y0):
+                    continue
+                rin, rout, face = _box_slab(bk[m, 0], bk[m, 1], bk[m, 2] * pu + bk[m, 3] * pv,
+                                            bk[m, 4] * pu + bk[m, 5] * pv, bh[m, 0], bh[m, 2])
+                if rout < rin or rout <= _NEAR:
+                    continue
+                y = eye + t * rin
+                if face < 4 and y0 <= y <= y1:
+                    if rin < res_r:
+                        res_r, res_prim, res_face = rin, prim, face
+                        lim = rin * (1.0 + 1e-6)
+                elif y > y1 and t < 0.0:
+                    rt = (y1 - eye) / t  # passes above the side: maybe onto the top
+                    if rt <= rout and rt < res_r:
+                        res_r, res_prim, res_face = rt, prim, 5
+                        lim = rt * (1.0 + 1e-6)
+                elif y < y0 and t > 0.0:
+                    rb = (y0 - eye) / t
+                    if rb <= rout and rb < res_r:
+                        res_r, res_prim, res_face = rb, prim, 6
+                        lim = rb * (1.0 + 1e-6)
+            k = -res_prim if res_prim < 0 else 0
+            if with_ids:
+                ids[p] = k
+            else:
+                counts[k] += 1
+            if not full:
+                continue
+        r, prim, face = res_r, res_prim, res_face
+        depth[p] = r * inv_h[p]
+        if prim == WALL_NONE:
+            light = np.float64(plane_light[p])
+            if t >= 0.0:
+                for ch in range(3):
+                    rgb[p, ch] = min(ceiling_rgb[ch] * light, 255.0)
+                continue
+            hx = cx + r * (pu * rx + pv * fx)  # world x, z of the floor point
+            hz = cz + r * (pu * rz + pv * fz)
+            u, v = (hx - x0) * inv_cell, (hz - z0) * inv_cell
+            kr = outside
+            if 0.0 <= u < gx and 0.0 <= v < gz:
+                g = room_grid[int(u), int(v)]
+                if g >= 0:
+                    kr = g
+            # int() of a positive number is floor; the even offset keeps the parity.
+            odd = (int(hx * inv_tile + _TILE_OFFSET) + int(hz * inv_tile + _TILE_OFFSET)) & 1
+            for ch in range(3):
+                rgb[p, ch] = min(floor_colors[kr, odd, ch] * light, 255.0)
+            continue
+        light = 1.0 / (1.0 + FALLOFF * r * dist_scale[p])
+        if prim >= 0:
+            for ch in range(3):
+                rgb[p, ch] = min(wcolor[prim, ch] * light, 255.0)
+            continue
+        m = -prim - 1
+        lx = bk[m, 0] + r * (bk[m, 2] * pu + bk[m, 3] * pv)  # box-local hit point
+        lz = bk[m, 1] + r * (bk[m, 4] * pu + bk[m, 5] * pv)
+        shade = _box_shade(face, bpat[m], lx, eye + t * r - bc[m, 1], lz, bh[m, 0], bh[m, 1],
+                           bh[m, 2], bcs[m, 0], bcs[m, 1]) * light
+        for ch in range(3):
+            rgb[p, ch] = min(bcolor[m, ch] * shade, 255.0)
+    return (rgb.reshape(-1, width, 3), depth.reshape(-1, width), ids.reshape(-1, width),
+            counts)
 
 
 # --------------------------------------------------------------------------- renderer
@@ -578,7 +652,8 @@ class Renderer:
     """Renders a scene from agent poses with one camera.
 
     ``render(x, z, yaw_deg)``: the eye is at (x, camera.eye_height, z) looking along yaw
-    (0 = +z, 90 = +x), pitched down by ``camera.pitch`` degrees.
+    (0 = +z, 90 = +x), pitched down by ``camera.pitch`` degrees. ``render_ids`` and
+    ``render_counts`` resolve the same pixels but skip shading and depth.
     """
 
     def __init__(self, scene: Scene, camera: CameraConfig = CameraConfig(),
@@ -586,22 +661,36 @@ class Renderer:
         self.scene, self.camera = scene, camera
         self.pixels = pixel_tables(camera, scene.ceiling_height, column_oversample)
         self.tables = scene_tables(scene)
-        K, P = len(self.pixels.col_tan), camera.height * camera.width
-        self._scratch = (np.empty((K, MAX_HITS)), np.empty((K, MAX_HITS), np.int32),
-                         np.empty(P), np.empty(P, np.int32), np.empty(P, np.int8))
+        K = len(self.pixels.col_tan)
+        self._scratch = (np.empty((MAX_HITS, K)), np.empty((MAX_HITS, K), np.int32),
+                         np.empty((len(self.tables.wa), 5)), np.empty((len(self.tables.bc), 6)),
+                         np.empty((16 * K, 4)))
+        px, s, cam = self.pixels, self.tables, camera
+        self._args = (
+            float(cam.eye_height), px.col, px.tan_el, px.inv_h, px.px, px.pz, px.r_plane,
+            px.plane_light, px.dist_scale, px.col_tan, s.wa, s.wb, s.wy, s.wn, s.wfull,
+            s.wcolor, s.bc, s.bh, s.bcs, s.bcolor, s.bpat, s.room_grid, s.grid_origin,
+            s.floor_colors, s.ceiling_rgb, cam.height, cam.width, *self._scratch)
 
     @property
     def num_columns(self) -> int:
         """Columns cast per frame."""
         return len(self.pixels.col_tan)
 
+    def _frame(self, x, z, yaw_deg, mode):
+        return render_frame(float(x), float(z), math.radians(float(yaw_deg)), *self._args, mode)
+
     def render(self, x: float, z: float, yaw_deg: float) -> Frame:
         """One frame: RGB (H, W, 3) uint8, depth (H, W) float32 m, ids (H, W) int32."""
-        px, s, cam = self.pixels, self.tables, self.camera
-        rgb, depth, ids = render_frame(
-            float(x), float(z), math.radians(float(yaw_deg)), float(cam.eye_height),
-            px.col, px.tan_el, px.inv_h, px.px, px.pz, px.r_plane, px.dist_scale, px.col_tan,
-            s.wa, s.wb, s.wy, s.wn, s.wfull, s.wcolor, s.bc, s.bh, s.bcs, s.bcolor, s.bpat,
-            s.room_grid, s.grid_origin, s.room_colors, s.ceiling_color,
-            cam.height, cam.width, *self._scratch)
+        rgb, depth, ids, _ = self._frame(x, z, yaw_deg, 0)
         return Frame(rgb, depth, ids)
+
+    def render_ids(self, x: float, z: float, yaw_deg: float) -> np.ndarray:
+        """Only the (H, W) int32 instance ids of :meth:`render` (identical to its ``ids``),
+        skipping shading and depth."""
+        return self._frame(x, z, yaw_deg, 1)[2]
+
+    def render_counts(self, x: float, z: float, yaw_deg: float) -> np.ndarray:
+        """(M + 1,) int64 pixel count of every instance id of :meth:`render_ids` (index 0:
+        structure, floor and ceiling; box row k at k + 1), without an id image."""
+        return self._frame(x, z, yaw_deg, 2)[3]

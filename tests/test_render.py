@@ -180,3 +180,17 @@ def test_no_pixel_sees_outside_a_closed_house(fixture):
             hit = np.array([x, cam.eye_height, z]) + f.depth[..., None] * world_rays(cam, yaw)
             assert (hit[..., 0] > xmin - 0.05).all() and (hit[..., 0] < xmax + 0.05).all()
             assert (hit[..., 2] > zmin - 0.05).all() and (hit[..., 2] < zmax + 0.05).all()
+
+
+@pytest.mark.parametrize("name", ["level", "pitched"])
+def test_ids_only_modes_match_the_full_render(name):
+    cam = CameraConfig(height=90, width=150, pitch=0.0 if name == "level" else 30.0)
+    scene = build_scene(load_house(FIXTURES / "143.json").house)
+    renderer = Renderer(scene, cam)
+    for x, z, yaw in _poses(Lattice(scene), 6, seed=3):
+        ids = renderer.render(x, z, yaw).ids
+        only = renderer.render_ids(x, z, yaw)
+        assert only.dtype == np.int32 and only.shape == ids.shape
+        np.testing.assert_array_equal(only, ids)
+        np.testing.assert_array_equal(renderer.render_counts(x, z, yaw),
+                                      np.bincount(ids.ravel(), minlength=len(scene.boxes) + 1))
