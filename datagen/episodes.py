@@ -9,7 +9,6 @@ the agent saw before each action.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from datagen.constants import TASK_ROOMNAV, TASKS
+from datagen.files import sha256_file
 from datagen.houses.io import HouseError, HouseRecord, read_house
 from datagen.navgraph import NavTable
 from datagen.oracle import ExpertPath, Oracle
@@ -65,15 +65,19 @@ class HouseFile:
 
     @classmethod
     def scan(cls, path: str | os.PathLike) -> HouseFile:
-        """Read the whole file once (HouseError when missing, corrupt or empty)."""
-        lines = tuple(i for i, _ in _house_lines(path))
+        """Read the whole file once (HouseError when missing, corrupt, empty or holding a
+        line that is not JSON), so a bad file fails before anything is written."""
+        lines = []
+        for i, text in _house_lines(path):
+            try:
+                json.loads(text)
+            except json.JSONDecodeError as e:
+                raise HouseError(path, i, "<json>", f"malformed JSON ({e})",
+                                 "fix or regenerate the file") from None
+            lines.append(i)
         if not lines:
             raise HouseError(path, None, "<file>", "no houses", "the house file is empty")
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        return cls(str(path), digest.hexdigest(), lines)
+        return cls(str(path), sha256_file(path), tuple(lines))
 
     def __len__(self) -> int:
         return len(self.lines)

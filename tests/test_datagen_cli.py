@@ -88,6 +88,17 @@ def test_bad_house_file_is_one_line(tmp_path, capsys, content, expected):
     assert not out.exists() or not any(out.rglob("*.tar"))
 
 
+def test_malformed_later_line_fails_before_anything_is_written(houses, tmp_path, capsys):
+    """A bad line far into the file is found up front: no split registered, no shard."""
+    path = tmp_path / "houses.jsonl.gz"
+    good = gzip.decompress(Path(houses).read_bytes())
+    path.write_bytes(gzip.compress(good + b'{"rooms": [}\n'))
+    out = tmp_path / "ds"
+    assert main(["episodes", "--houses", str(path), "--out", str(out), *TINY]) == 2
+    assert "malformed JSON" in one_error_line(capsys)
+    assert not (out / "info.json").exists() and not any(out.rglob("*.tar"))
+
+
 def test_incompatible_dataset_dir_is_one_line(houses, tmp_path, capsys):
     out = tmp_path / "ds"
     assert main(["episodes", "--houses", houses, "--out", str(out), *TINY]) == 0
