@@ -130,7 +130,8 @@ class Boxes:
         return np.stack([ctr + sx * hx * ax_x + sz * hz * ax_z for sx, sz in signs], axis=1)
 
     def distance_xz(self, x: float, z: float) -> np.ndarray:
-        """(M,) horizontal distance from (x, z) to each box's footprint (0 inside it)."""
+        """Horizontal distance from (x, z) to each box's footprint (0 inside it): (M,) for a
+        point, (C, M) for points given as (C, 1) arrays."""
         dx, dz = x - self.center[:, 0], z - self.center[:, 2]
         c, s = np.cos(self.yaw), np.sin(self.yaw)
         lx, lz = dx * c - dz * s, dx * s + dz * c  # the point in each box's own frame

@@ -57,12 +57,9 @@ def reachable_target_types(scene, lattice: Lattice, distance: float,
     xs = lattice.x0 + cells[:, 0] * lattice.agent.grid
     zs = lattice.z0 + cells[:, 1] * lattice.agent.grid
     b = scene.boxes
-    near = {}
-    for k, t in enumerate(b.object_type):
-        if t in targets:
-            dx, dz = xs - b.center[k, 0], zs - b.center[k, 2]
-            c, s = np.cos(b.yaw[k]), np.sin(b.yaw[k])
-            ex = np.maximum(np.abs(dx * c - dz * s) - b.half[k, 0], 0.0)
-            ez = np.maximum(np.abs(dx * s + dz * c) - b.half[k, 2], 0.0)
-            near[t] = min(near.get(t, np.inf), float(np.hypot(ex, ez).min()))
-    return [t for t in targets if near.get(t, np.inf) <= distance]
+    rows = [k for k, t in enumerate(b.object_type) if t in targets]
+    if not rows:
+        return []
+    near = b.distance_xz(xs[:, None], zs[:, None])[:, rows].min(axis=0)  # (K,) over cells
+    found = {b.object_type[k] for k, d in zip(rows, near) if d <= distance}
+    return [t for t in targets if t in found]
