@@ -8,51 +8,27 @@ the agent saw before each action.
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from datagen.constants import TASK_ROOMNAV, TASKS
 from datagen.files import sha256_file
-from datagen.houses.io import HouseError, HouseRecord, read_house
+from datagen.houses.io import (
+    HouseError,
+    HouseRecord,
+    iter_house_lines,
+    parse_house_line,
+    read_house,
+)
 from datagen.navgraph import NavTable
 from datagen.oracle import ExpertPath, Oracle
 from datagen.tasks import TaskConfig, goal_name, objectnav_goal_sets, roomnav_goal_sets
 from sim.env import EmbeddedEnv
 
 # --------------------------------------------------------------------------- house files
-
-
-def _open_lines(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.name.endswith(".gz") else \
-        open(path, encoding="utf-8")
-
-
-def _house_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
-    """(line index, text) of every non-blank line of a house file (a ``.json`` is one house)."""
-    path = Path(path)
-    if not path.name.endswith((".json", ".jsonl", ".jsonl.gz")):
-        raise HouseError(path, None, "<file>", "unknown file type",
-                         "give a .json, .jsonl or .jsonl.gz house file")
-    if not path.is_file():
-        raise HouseError(path, None, "<file>", "no such file", "check the --houses path")
-    try:
-        with _open_lines(path) as f:
-            if path.name.endswith(".json"):
-                yield 0, f.read()
-                return
-            for i, line in enumerate(f):
-                if line.strip():
-                    yield i, line
-    except (OSError, EOFError, UnicodeDecodeError) as e:
-        raise HouseError(path, None, "<file>", f"cannot be read ({e})",
-                         "the file is corrupt or truncated; regenerate it") from None
 
 
 @dataclass(frozen=True)
@@ -68,12 +44,8 @@ class HouseFile:
         """Read the whole file once (HouseError when missing, corrupt, empty or holding a
         line that is not JSON), so a bad file fails before anything is written."""
         lines = []
-        for i, text in _house_lines(path):
-            try:
-                json.loads(text)
-            except json.JSONDecodeError as e:
-                raise HouseError(path, i, "<json>", f"malformed JSON ({e})",
-                                 "fix or regenerate the file") from None
+        for i, text in iter_house_lines(path):
+            parse_house_line(text, path, i)
             lines.append(i)
         if not lines:
             raise HouseError(path, None, "<file>", "no houses", "the house file is empty")
@@ -86,14 +58,9 @@ class HouseFile:
         """Position (0..len-1) -> checked schema-1.0.0 house, parsing only those lines."""
         wanted = {self.lines[p]: p for p in positions}
         out = {}
-        for i, text in _house_lines(self.path):
+        for i, text in iter_house_lines(self.path):
             if i in wanted:
-                try:
-                    raw = json.loads(text)
-                except json.JSONDecodeError as e:
-                    raise HouseError(self.path, i, "<json>", f"malformed JSON ({e})",
-                                     "fix or regenerate the file") from None
-                rec = read_house(raw, self.path, i)
+                rec = read_house(parse_house_line(text, self.path, i), self.path, i)
                 # A stable id also keys EmbeddedEnv's scene cache (never id(dict)).
                 rec.house.setdefault("metadata", {}).setdefault("houseId", rec.house_id)
                 out[wanted[i]] = rec

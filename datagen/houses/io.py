@@ -72,34 +72,41 @@ def _open_text(path: Path):
     return open(path, encoding="utf-8")
 
 
-def iter_raw_houses(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
-    """(index, parsed JSON) for every house in a ``.json``, ``.jsonl`` or ``.jsonl.gz`` file."""
+def iter_house_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """(line index, text) of every non-blank line of a ``.jsonl``/``.jsonl.gz`` house file;
+    a ``.json`` file is one house at index 0. HouseError when the file cannot be read."""
     path = Path(path)
     if not path.name.endswith(HOUSE_SUFFIXES):
         raise HouseError(path, None, "<file>", "unknown file type",
                          f"give a file ending in one of {', '.join(HOUSE_SUFFIXES)}")
-    if not path.exists():
+    if not path.is_file():
         raise HouseError(path, None, "<file>", "no such file", "check the path")
     try:
         with _open_text(path) as f:
             if path.name.endswith(".json"):
-                try:
-                    yield 0, json.load(f)
-                except json.JSONDecodeError as e:
-                    raise HouseError(path, 0, "<json>", f"malformed JSON ({e})",
-                                     "fix or regenerate the file") from None
+                yield 0, f.read()
                 return
             for i, line in enumerate(f):
-                if not line.strip():
-                    continue
-                try:
-                    yield i, json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise HouseError(path, i, "<json>", f"malformed JSON on line {i + 1} ({e})",
-                                     "fix or regenerate the file") from None
+                if line.strip():
+                    yield i, line
     except (OSError, EOFError, UnicodeDecodeError) as e:
         raise HouseError(path, None, "<file>", f"cannot be read ({e})",
                          "the file is corrupt or truncated; regenerate it") from None
+
+
+def parse_house_line(text: str, path: str | os.PathLike, index: int) -> Any:
+    """The JSON of one house line (HouseError naming the line when malformed)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise HouseError(path, index, "<json>", f"malformed JSON on line {index + 1} ({e})",
+                         "fix or regenerate the file") from None
+
+
+def iter_raw_houses(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
+    """(index, parsed JSON) for every house in a ``.json``, ``.jsonl`` or ``.jsonl.gz`` file."""
+    for index, text in iter_house_lines(path):
+        yield index, parse_house_line(text, path, index)
 
 
 def load_houses(path: str | os.PathLike) -> Iterator[HouseRecord]:
