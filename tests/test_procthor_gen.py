@@ -225,3 +225,23 @@ def test_generate_houses_is_resumable_and_loadable(tmp_path):
                             room_spec_mix=SMALL_MIX)
     assert again.read_bytes() == first
     assert hashlib.sha256(first).hexdigest() == meta["sha256"]
+
+
+def test_room_without_a_group_neighbour_raises_instead_of_hanging():
+    procthor_patches.apply()
+    from procthor.generation import doors
+
+    # Rooms 2 and 3 border each other; room 4 borders neither, so the package's loop would
+    # never remove it from the rooms still to connect.
+    with pytest.raises(procthor_patches.DisconnectedRoomGroupError, match=r"\[4\]"):
+        doors.select_openings({(2, 3)}, [[{2}, {3}, {4}]], room_spec=None)
+
+
+def test_house_whose_first_floorplan_hangs_procthor_is_resampled():
+    # ProcTHOR-10K train house 447 of seed 0: attempt 0 draws a floorplan on which procthor's
+    # door selection loops forever; it is now a counted failure and attempt 1 is kept.
+    from datagen.houses.procthor_gen import PROCTHOR10K, generate_valid_house
+
+    house, failures = generate_valid_house("train", 0, 447, PROCTHOR10K)
+    assert failures[0] == "procthor:DisconnectedRoomGroupError"
+    check_house(house, "house 447")

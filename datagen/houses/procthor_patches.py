@@ -29,6 +29,15 @@ Crash:
 6. ``wall_objects.add_televisions`` returns two values instead of three when a split has no
    wall-mountable television (the case for ``val``), so every val house crashed. Wrapped to
    return the empty ``tvs_per_room`` it would have built.
+
+Hang:
+
+7. ``doors.select_openings`` loops forever when a room of a connection group borders no
+   other room of its group (procthor only logs "Might be unable to walk between rooms!"):
+   the room is never removed from the rooms still to connect. :func:`_select_openings_checked`
+   makes that case raise :class:`DisconnectedRoomGroupError` before the loop (no random draw
+   is taken first, so every house that generated before is unchanged), and the generator
+   moves on to the next attempt.
 """
 
 from __future__ import annotations
@@ -44,7 +53,11 @@ ASSET_GROUP_WARMUP_SEED = 0
 """Global seed under which asset-group dimensions are sampled (fix 3)."""
 
 _state: dict[str, Any] = {"applied": False, "original_join": None,
-                         "original_add_televisions": None}
+                         "original_add_televisions": None, "original_select_openings": None}
+
+
+class DisconnectedRoomGroupError(Exception):
+    """A room of a procthor connection group borders no other room of its group (fix 7)."""
 
 
 class EmptyCollisionManager:
@@ -147,6 +160,28 @@ def _add_televisions_fixed(*args: Any, **kwargs: Any):
     return out
 
 
+def _pair(a: int, b: int) -> tuple[int, int]:
+    return (a, b) if a < b else (b, a)
+
+
+def _select_openings_checked(neighboring_rooms, room_spec_neighbors, room_spec):
+    """``doors.select_openings``, raising instead of looping forever (fix 7).
+
+    The package's loop removes a room from the rooms still to connect only through a door to
+    another room of its group, so it ends iff every room borders at least one of them.
+    """
+    for group in room_spec_neighbors:
+        if len(group) == 1:
+            continue
+        for i, rooms in enumerate(group):
+            if not any(_pair(a, b) in neighboring_rooms
+                       for j, others in enumerate(group) if j != i
+                       for a in rooms for b in others):
+                raise DisconnectedRoomGroupError(
+                    f"rooms {sorted(rooms)} border no other room of their group")
+    return _state["original_select_openings"](neighboring_rooms, room_spec_neighbors, room_spec)
+
+
 def original_join_neighboring_rectangles():
     """The package's own ``OrthogonalPolygon._join_neighboring_rectangles`` (unpatched)."""
     from procthor.generation.objects import OrthogonalPolygon
@@ -158,13 +193,21 @@ def apply() -> None:
     """Install every fix above (idempotent). The fast rectangle join is on by default."""
     if _state["applied"]:
         return
-    from procthor.generation import asset_groups, floorplan_generation, materials, wall_objects
+    from procthor.generation import (
+        asset_groups,
+        doors,
+        floorplan_generation,
+        materials,
+        wall_objects,
+    )
     from procthor.generation.objects import OrthogonalPolygon
 
     from datagen.houses.fast_rectangles import patched_method
 
     _state["original_add_televisions"] = wall_objects.add_televisions
     wall_objects.add_televisions = _add_televisions_fixed
+    _state["original_select_openings"] = doors.select_openings
+    doors.select_openings = _select_openings_checked  # add_doors looks it up in the module
     floorplan_generation.expand_rooms = _expand_rooms_ordered
     # generate_floorplan calls expand_rooms via recursively_expand_rooms in the same module,
     # so rebinding the module attribute is enough.
