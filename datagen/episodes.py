@@ -41,11 +41,12 @@ class HouseFile:
 
     @classmethod
     def scan(cls, path: str | os.PathLike) -> HouseFile:
-        """Read the whole file once (HouseError when missing, corrupt, empty or holding a
-        line that is not JSON), so a bad file fails before anything is written."""
+        """Read and check the whole file once (HouseError when missing, corrupt, empty or
+        holding a line that is not a valid house of either schema), so a bad file fails
+        before anything is written or registered."""
         lines = []
         for i, text in iter_house_lines(path):
-            parse_house_line(text, path, i)
+            read_house(parse_house_line(text, path, i), path, i)
             lines.append(i)
         if not lines:
             raise HouseError(path, None, "<file>", "no houses", "the house file is empty")

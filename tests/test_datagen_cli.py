@@ -99,6 +99,21 @@ def test_malformed_later_line_fails_before_anything_is_written(houses, tmp_path,
     assert not (out / "info.json").exists() and not any(out.rglob("*.tar"))
 
 
+def test_structurally_bad_later_house_fails_before_anything_is_written(houses, tmp_path,
+                                                                       capsys):
+    """Valid JSON that is not a house (no walls) is also found before the split is made."""
+    good = gzip.decompress(Path(houses).read_bytes())
+    bad = json.loads(good)
+    del bad["walls"]
+    path = tmp_path / "houses.jsonl.gz"
+    path.write_bytes(gzip.compress(good + json.dumps(bad).encode() + b"\n"))
+    out = tmp_path / "ds"
+    assert main(["episodes", "--houses", str(path), "--out", str(out), *TINY]) == 2
+    line = one_error_line(capsys)
+    assert "walls" in line and "houses.jsonl.gz" in line
+    assert not (out / "info.json").exists() and not any(out.rglob("*.tar"))
+
+
 def test_incompatible_dataset_dir_is_one_line(houses, tmp_path, capsys):
     out = tmp_path / "ds"
     assert main(["episodes", "--houses", houses, "--out", str(out), *TINY]) == 0
