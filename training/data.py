@@ -228,13 +228,14 @@ def collate_chunks(chunks: list[dict[str, Any]], seq_len: int, num_skipped: int 
     """Pad chunks to ``seq_len`` and stack them into a batch (see the module docstring)."""
     b = len(chunks)
     _, c, h, w = chunks[0]["frames"].shape
-    frames = torch.zeros(b, seq_len, c, h, w, dtype=torch.uint8)
+    frames = torch.empty(b, seq_len, c, h, w, dtype=torch.uint8)  # padding zeroed below
     actions = torch.zeros(b, seq_len, dtype=torch.long)
     prev = torch.zeros(b, seq_len, dtype=torch.long)
     mask = torch.zeros(b, seq_len, dtype=torch.bool)
     for i, chunk in enumerate(chunks):
         n = len(chunk["actions"])
         frames[i, :n] = chunk["frames"]
+        frames[i, n:] = 0
         actions[i, :n] = chunk["actions"]
         prev[i, :n] = chunk["prev_actions"]
         mask[i, :n] = True
