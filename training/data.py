@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 MAX_CONSECUTIVE_FAILURES = 200
 """A stream that skips this many samples in a row without one good one gives up with an error."""
 
+ONE_SWSCALE_THREAD = {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
+"""Keyword for one-thread RGB conversion: PyAV >= 17 lets swscale start a thread per core;
+older versions have no ``threads`` option and convert on the calling thread."""
+
 
 class DatasetMismatchError(ValueError):
     """The dataset on disk is not one this reader understands."""
@@ -118,9 +122,10 @@ def decode_frames(mp4: bytes, start: int = 0, stop: int | None = None) -> np.nda
     """Frames ``start:stop`` of an mp4 (to the end when ``stop`` is None) -> uint8 (n, H, W, 3).
 
     Frames before ``start`` are decoded (H.264 needs them) but not converted to RGB. One
-    decoder thread and one swscale context for the whole video (``frame.to_ndarray`` builds a
-    threaded one per frame, which costs more than the conversion itself): a loader worker is
-    one core. Raises ``ValueError`` if the video ends before ``stop`` (or has no frames).
+    decoder thread and one swscale context for the whole video (``frame.to_ndarray`` sets up
+    a new one per frame, multi-threaded in PyAV >= 17, which costs more than the conversion):
+    a loader worker is one core. Raises ``ValueError`` if the video ends before ``stop`` (or
+    has no frames).
     """
     frames, count = [], 0
     to_rgb = VideoReformatter()
@@ -129,7 +134,8 @@ def decode_frames(mp4: bytes, start: int = 0, stop: int | None = None) -> np.nda
         stream.thread_type = "NONE"
         for frame in container.decode(stream):
             if count >= start:
-                frames.append(to_rgb.reformat(frame, format="rgb24", threads=1).to_ndarray())
+                frames.append(to_rgb.reformat(frame, format="rgb24", **ONE_SWSCALE_THREAD)
+                              .to_ndarray())
             count += 1
             if count == stop:
                 break
