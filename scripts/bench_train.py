@@ -1,13 +1,20 @@
 """Loader throughput vs training consumption, side by side.
 
     python scripts/bench_train.py [--data DATASET_DIR] [--config configs/train/cpu.yaml]
-        [--device cpu|cuda] [--steps 10] [--batches 20]
+        [--device cpu|cuda] [--steps 10] [--batches 20] [--repeats 3]
+    git show 1b93184~1:training/data.py > /tmp/data_base.py  # an older loader, side by side:
+    python scripts/bench_train.py --baseline /tmp/data_base.py
 
-* loader: one process (= one DataLoader worker) reading the train split at the config's
-  chunk length, resolution and augmentation: decoded frames/s, and chunk frames/s delivered.
+* loader: one process (= one DataLoader worker, 1 torch thread) reading the train split at
+  the config's chunk length, resolution and augmentation: frames decoded and chunk frames
+  delivered, per wall-clock second and per CPU-second of the process (``process_time``).
+* bare decode: whole episodes through ``decode_frames`` (decode + RGB), the loader's bound.
 * training: steps/s, samples/s and frames/s the policy consumes (forward, backward, AdamW) on
   batches of the config's shape, on ``--device`` (bf16 autocast on cuda, like gpu.yaml).
 
+Loader and decode rates are the best of ``--repeats`` runs; ``--baseline FILE`` also times
+another copy of ``training/data.py`` (its stream and ``decode_frames``), interleaved with the
+current one in every repeat, and checks that both give the same batches.
 Without ``--data`` it writes a small dataset at 224x384 (the SPOC camera) from the bigger
 test house with the real datagen pipeline into a temporary folder.
 """
@@ -15,16 +22,22 @@ test house with the real datagen pipeline into a temporary folder.
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import inspect
+import sys
 import tempfile
 import time
 from pathlib import Path
+from types import ModuleType
 
 import torch
+import webdataset as wds
 import yaml
 
+import training.data
 from datagen.episodes import HouseFile
 from datagen.shards import DatagenConfig, open_dataset, write_shard
-from training.data import EpisodeChunkStream, load_info, shard_urls
+from training.data import load_info, shard_urls
 from training.module import PolicyModule
 from training.policy import PolicyConfig
 
@@ -43,52 +56,85 @@ def make_dataset(out: Path, shards: int, episodes: int) -> Path:
     return out
 
 
-def bench_loader(root: Path, data_cfg: dict, batches: int) -> dict:
-    """Frames decoded and delivered per second by one loader process (1 torch thread, like a
-    DataLoader worker)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    info = load_info(root)
+def load_baseline(path: Path) -> ModuleType:
+    """Another copy of ``training/data.py`` as a module."""
+    spec = importlib.util.spec_from_file_location("data_baseline", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def loader_stream(data: ModuleType, root: Path, data_cfg: dict, batches: int):
+    """The training stream of ``data`` (a copy of ``training.data``) at the config's shape."""
     augment = data_cfg.get("augment", True)
-    stream = EpisodeChunkStream(
-        shard_urls(root, "train"), info["goals"], train=True, seq_len=data_cfg["seq_len"],
-        image_size=tuple(data_cfg["image_size"]), batch_size=data_cfg["batch_size"],
-        batches_per_epoch=batches, shuffle_buffer=8, jitter=0.2 if augment else 0.0,
-        shift=4 if augment else 0)
+    return data.EpisodeChunkStream(
+        shard_urls(root, "train"), load_info(root)["goals"], train=True,
+        seq_len=data_cfg["seq_len"], image_size=tuple(data_cfg["image_size"]),
+        batch_size=data_cfg["batch_size"], batches_per_epoch=batches, shuffle_buffer=8,
+        jitter=0.2 if augment else 0.0, shift=4 if augment else 0)
+
+
+def bench_loader(data: ModuleType, root: Path, data_cfg: dict, batches: int) -> dict:
+    """Frames decoded and delivered per wall-clock and per CPU-second by one loader process."""
+    stream = loader_stream(data, root, data_cfg, batches)
     next(iter(stream))  # warm-up (imports, first shard)
     decoded = 0
-    import training.data as data_mod
-    decode = data_mod.decode_frames
+    decode = data.decode_frames
 
-    def counting_decode(mp4, stop=None):
+    def counting_decode(mp4, *args, **kwargs):
         nonlocal decoded
-        frames = decode(mp4, stop)
-        decoded += len(frames)
+        frames = decode(mp4, *args, **kwargs)
+        bound = inspect.signature(decode).bind(mp4, *args, **kwargs).arguments
+        decoded += bound.get("start", 0) + len(frames)  # frames before start: decoded, not kept
         return frames
 
-    data_mod.decode_frames = counting_decode
+    data.decode_frames = counting_decode
     try:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         delivered = sum(int(b["mask"].sum()) for b in stream)
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     finally:
-        data_mod.decode_frames = decode
-        torch.set_num_threads(threads)
+        data.decode_frames = decode
     return {"decoded_fps": decoded / seconds, "delivered_fps": delivered / seconds,
-            "seconds": seconds}
+            "decoded_cpu_fps": decoded / cpu, "delivered_cpu_fps": delivered / cpu}
 
 
-def bench_decode_only(root: Path, episodes: int = 20) -> float:
-    """Frames/s of bare mp4 decoding (whole episodes), the loader's upper bound."""
-    import webdataset as wds
-
-    from training.data import decode_frames
+def bench_decode_only(data: ModuleType, root: Path, episodes: int = 20) -> dict:
+    """Frames/s of bare mp4 decoding to RGB (whole episodes), the loader's upper bound."""
     samples = list(wds.DataPipeline(wds.SimpleShardList(shard_urls(root, "train")),
                                     wds.tarfile_to_samples()))[:episodes]
-    t0, frames = time.perf_counter(), 0
+    t0, c0, frames = time.perf_counter(), time.process_time(), 0
     for sample in samples:
-        frames += len(decode_frames(sample["rgb.mp4"]))
-    return frames / (time.perf_counter() - t0)
+        frames += len(data.decode_frames(sample["rgb.mp4"]))
+    return {"fps": frames / (time.perf_counter() - t0),
+            "cpu_fps": frames / (time.process_time() - c0)}
+
+
+def same_batches(a: ModuleType, b: ModuleType, root: Path, data_cfg: dict) -> bool:
+    """Whether two loaders give identical training batches (augmentation on)."""
+    batches = zip(loader_stream(a, root, data_cfg, 4), loader_stream(b, root, data_cfg, 4))
+    return all(torch.equal(x[k], y[k]) for x, y in batches for k in x)
+
+
+def bench_loaders(loaders: dict[str, ModuleType], root: Path, data_cfg: dict, batches: int,
+                  repeats: int) -> dict[str, dict]:
+    """Best-of-``repeats`` loader and bare-decode rates of each loader, interleaved."""
+    best: dict[str, dict] = {name: {} for name in loaders}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # like a DataLoader worker
+    try:
+        for r in range(repeats):
+            names = list(loaders) if r % 2 == 0 else list(loaders)[::-1]
+            for name in names:
+                rates = {**bench_loader(loaders[name], root, data_cfg, batches),
+                         **{f"decode_{k}": v
+                            for k, v in bench_decode_only(loaders[name], root).items()}}
+                for key, value in rates.items():
+                    best[name][key] = max(best[name].get(key, 0.0), value)
+    finally:
+        torch.set_num_threads(threads)
+    return best
 
 
 def bench_training(model_cfg: dict, data_cfg: dict, info: dict, device: str, steps: int) -> dict:
@@ -131,6 +177,20 @@ def bench_training(model_cfg: dict, data_cfg: dict, info: dict, device: str, ste
             "frames_per_s": steps * b * l / seconds}
 
 
+def print_loaders(best: dict[str, dict]) -> None:
+    rows = [("mp4 decode + RGB only (1 process)", "decode_fps", "decode_cpu_fps"),
+            ("loader, 1 worker: decoded", "decoded_fps", "decoded_cpu_fps"),
+            ("loader, 1 worker: chunk frames delivered", "delivered_fps", "delivered_cpu_fps")]
+    names = list(best)
+    head = " | ".join(f"{n}: frames/s | {n}: per CPU-s" for n in names)
+    print(f"| stage | {head} |" + (" current / baseline (CPU-s) |" if len(names) > 1 else ""))
+    print("|---|" + "---|" * (2 * len(names) + (len(names) > 1)))
+    for label, wall, cpu in rows:
+        cells = " | ".join(f"{best[n][wall]:,.0f} | {best[n][cpu]:,.0f}" for n in names)
+        ratio = f" {best[names[0]][cpu] / best[names[1]][cpu]:.2f}x |" if len(names) > 1 else ""
+        print(f"| {label} | {cells} |{ratio}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, help="dataset directory (default: write one)")
@@ -138,33 +198,36 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--steps", type=int, default=10, help="timed training steps")
     parser.add_argument("--batches", type=int, default=20, help="timed loader batches")
+    parser.add_argument("--repeats", type=int, default=1, help="loader runs (best is kept)")
+    parser.add_argument("--baseline", type=Path, help="another training/data.py to time too")
     parser.add_argument("--shards", type=int, default=2, help="shards to write without --data")
     parser.add_argument("--episodes", type=int, default=16, help="episodes per written shard")
     args = parser.parse_args()
     cfg = yaml.safe_load(args.config.read_text())
+    loaders = {"current": training.data}
+    if args.baseline:
+        loaders["baseline"] = load_baseline(args.baseline)
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data or make_dataset(Path(tmp) / "ds", args.shards, args.episodes)
         info = load_info(root)
         steps = [s["steps"] / max(1, s["episodes"])
                  for s in info["splits"]["train"]["shards"].values()]
-        loader = bench_loader(root, cfg["data"], args.batches)
-        decode_fps = bench_decode_only(root)
+        same = args.baseline and same_batches(*loaders.values(), root, cfg["data"])
+        best = bench_loaders(loaders, root, cfg["data"], args.batches, args.repeats)
     train = bench_training(cfg.get("model", {}), cfg["data"], info, args.device, args.steps)
     cam = info["camera"]
     print(f"config {args.config.name}: batch {cfg['data']['batch_size']} x "
           f"seq {cfg['data']['seq_len']} at {cfg['data']['image_size']}, device {args.device}, "
           f"torch threads {torch.get_num_threads()}")
     print(f"dataset: {cam['height']}x{cam['width']} mp4, mean episode {sum(steps) / len(steps):.1f}"
-          " steps")
-    print("| stage | frames/s | other |")
-    print("|---|---|---|")
-    print(f"| mp4 decode only (1 process) | {decode_fps:,.0f} | |")
-    print(f"| loader, 1 worker: decoded | {loader['decoded_fps']:,.0f} | |")
-    print(f"| loader, 1 worker: chunk frames delivered | {loader['delivered_fps']:,.0f} | |")
-    print(f"| training consumes | {train['frames_per_s']:,.0f} | "
-          f"{train['steps_per_s']:.2f} steps/s, {train['samples_per_s']:.1f} samples/s |")
-    workers = train["frames_per_s"] / max(loader["delivered_fps"], 1e-9)
-    print(f"\nworkers needed to keep up: {workers:.2f}")
+          f" steps; loader rates: best of {args.repeats}")
+    if args.baseline:
+        print(f"baseline {args.baseline}: same training batches as current: {same}")
+    print_loaders(best)
+    print(f"\ntraining consumes {train['frames_per_s']:,.0f} frames/s: "
+          f"{train['steps_per_s']:.2f} steps/s, {train['samples_per_s']:.1f} samples/s")
+    workers = train["frames_per_s"] / max(best["current"]["delivered_fps"], 1e-9)
+    print(f"workers needed to keep up: {workers:.2f}")
 
 
 if __name__ == "__main__":

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import shutil
+import tarfile
 import warnings
 from dataclasses import replace
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -19,6 +22,9 @@ from training.data import (
     DatasetMismatchError,
     EpisodeChunkStream,
     ShardDataModule,
+    chunk_starts,
+    decode_frames,
+    episode_chunks,
     shard_urls,
     shift_replicate,
 )
@@ -124,6 +130,37 @@ def test_shift_replicates_edges(offset):
     for dim in (-2, -1):
         index = (torch.arange(x.shape[dim]) + offset).clamp(0, x.shape[dim] - 1)
         assert torch.equal(shift_replicate(x, offset, dim), x.index_select(dim, index))
+
+
+def first_sample(root: Path) -> dict[str, bytes]:
+    """The members of the first episode of the first train shard, by key."""
+    with tarfile.open(shard_urls(root, "train")[0]) as tar:
+        members = [m for m in tar if m.isfile()]
+        key = members[0].name.split(".")[0]
+        return {m.name[len(key) + 1:]: tar.extractfile(m).read() for m in members
+                if m.name.split(".")[0] == key}
+
+
+def test_decode_frames_gives_pyav_rgb_frames(dataset):
+    mp4 = first_sample(dataset)["rgb.mp4"]
+    with av.open(io.BytesIO(mp4)) as container:
+        ref = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+    assert np.array_equal(decode_frames(mp4), ref)
+    assert np.array_equal(decode_frames(mp4, 2, 5), ref[2:5])
+    assert np.array_equal(decode_frames(mp4, 3), ref[3:])
+    with pytest.raises(ValueError, match="video has"):
+        decode_frames(mp4, 0, len(ref) + 1)
+
+
+def test_training_chunk_is_its_window_of_the_video(dataset):
+    sample, goals = first_sample(dataset), {}
+    goals[json.loads(sample["meta.json"])["goal"]] = 0
+    num_steps = len(np.load(io.BytesIO(sample["actions.npy"])))
+    for seed in range(4):
+        start = chunk_starts(num_steps, 4, np.random.default_rng(seed))[0]
+        chunk = episode_chunks(sample, goals, 4, (32, 48), np.random.default_rng(seed))[0]
+        video = torch.from_numpy(decode_frames(sample["rgb.mp4"])).permute(0, 3, 1, 2)
+        assert torch.equal(chunk["frames"], resize_frames(video[start:start + 4], (32, 48)))
 
 
 def test_batches_have_contract_shapes(dataset):

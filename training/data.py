@@ -28,6 +28,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 import webdataset as wds
+from av.video.reformatter import VideoReformatter
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from datagen.constants import (
@@ -46,6 +47,10 @@ log = logging.getLogger(__name__)
 
 MAX_CONSECUTIVE_FAILURES = 200
 """A stream that skips this many samples in a row without one good one gives up with an error."""
+
+ONE_SWSCALE_THREAD = {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
+"""Keyword for one-thread RGB conversion: PyAV >= 17 lets swscale start a thread per core;
+older versions have no ``threads`` option and convert on the calling thread."""
 
 
 class DatasetMismatchError(ValueError):
@@ -113,16 +118,29 @@ def scan_split(urls: list[str], num_actions: int) -> dict:
 # one episode -> one chunk
 
 
-def decode_frames(mp4: bytes, stop: int | None = None) -> np.ndarray:
-    """Decode the first ``stop`` frames (all when None) of an mp4 -> uint8 (T, H, W, 3)."""
-    frames = []
-    with av.open(io.BytesIO(mp4), mode="r") as container:
-        for frame in container.decode(video=0):
-            frames.append(frame.to_ndarray(format="rgb24"))
-            if stop is not None and len(frames) >= stop:
+def decode_frames(mp4: bytes, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Frames ``start:stop`` of an mp4 (to the end when ``stop`` is None) -> uint8 (n, H, W, 3).
+
+    Frames before ``start`` are decoded (H.264 needs them) but not converted to RGB. One
+    decoder thread and one swscale context for the whole video (``frame.to_ndarray`` sets up
+    a new one per frame, multi-threaded in PyAV >= 17, which costs more than the conversion):
+    a loader worker is one core. Raises ``ValueError`` if the video ends before ``stop`` (or
+    has no frames).
+    """
+    frames, count = [], 0
+    to_rgb = VideoReformatter()
+    with av.open(io.BytesIO(mp4), mode="r", format="mp4") as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "NONE"
+        for frame in container.decode(stream):
+            if count >= start:
+                frames.append(to_rgb.reformat(frame, format="rgb24", **ONE_SWSCALE_THREAD)
+                              .to_ndarray())
+            count += 1
+            if count == stop:
                 break
-    if not frames:
-        raise ValueError("no video frames")
+    if not frames or (stop is not None and count < stop):
+        raise ValueError(f"video has {count} frames, frames {start}:{stop} were asked for")
     return np.stack(frames)
 
 
@@ -194,15 +212,13 @@ def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
         if taken.shape != actions.shape:
             raise ValueError(f"executed {taken.shape} and actions {actions.shape} differ")
     starts = chunk_starts(len(actions), seq_len, rng)
-    stop = min(len(actions), starts[-1] + seq_len)
-    rgb = decode_frames(sample[KEY_RGB], stop=stop)  # (stop, H, W, 3)
-    if len(rgb) < stop:
-        raise ValueError(f"video has {len(rgb)} frames, actions need {stop}")
+    first, stop = starts[0], min(len(actions), starts[-1] + seq_len)
+    rgb = decode_frames(sample[KEY_RGB], first, stop)  # (stop - first, H, W, 3)
     chunks = []
     for start in starts:
         end = min(len(actions), start + seq_len)
-        frames = torch.from_numpy(rgb[start:end]).permute(0, 3, 1, 2)  # (l, 3, H, W)
-        frames = resize_frames(frames, image_size)  # (l, 3, h, w)
+        frames = torch.from_numpy(rgb[start - first:end - first])  # (l, H, W, 3)
+        frames = resize_frames(frames.permute(0, 3, 1, 2), image_size)  # (l, 3, h, w)
         if rng is not None and (jitter > 0 or shift > 0):
             frames = augment(frames, rng, jitter, shift)
         acts = torch.from_numpy(actions[start:end])  # (l,)
@@ -218,13 +234,14 @@ def collate_chunks(chunks: list[dict[str, Any]], seq_len: int, num_skipped: int 
     """Pad chunks to ``seq_len`` and stack them into a batch (see the module docstring)."""
     b = len(chunks)
     _, c, h, w = chunks[0]["frames"].shape
-    frames = torch.zeros(b, seq_len, c, h, w, dtype=torch.uint8)
+    frames = torch.empty(b, seq_len, c, h, w, dtype=torch.uint8)  # padding zeroed below
     actions = torch.zeros(b, seq_len, dtype=torch.long)
     prev = torch.zeros(b, seq_len, dtype=torch.long)
     mask = torch.zeros(b, seq_len, dtype=torch.bool)
     for i, chunk in enumerate(chunks):
         n = len(chunk["actions"])
         frames[i, :n] = chunk["frames"]
+        frames[i, n:] = 0
         actions[i, :n] = chunk["actions"]
         prev[i, :n] = chunk["prev_actions"]
         mask[i, :n] = True
