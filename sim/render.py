@@ -528,8 +528,7 @@ class RasterTables:
     row_dir: np.ndarray  # (4,) float64 up0, dup, fwd0, dfwd
     w_plane: np.ndarray  # (H,) float64 inverse depth of the floor/ceiling per row (0: level)
     s_plane: np.ndarray  # (H,) float64 depth of the floor/ceiling per row (inf: level)
-    norm_col: np.ndarray  # (W,) float64 1 + u^2; ray length per unit depth is
-    norm_row: np.ndarray  # (H,) float64 v^2       sqrt(norm_col[c] + norm_row[k])
+    falloff: np.ndarray  # (P,) float32 FALLOFF x each pixel's ray length per unit depth
     plane_light: np.ndarray  # (P,) float32 falloff x shade of each pixel's floor/ceiling
     col_pu: np.ndarray  # (K,) float64 level-frame right component of each column's direction
     col_pv: np.ndarray  # (K,) float64 forward component
@@ -566,7 +565,10 @@ def raster_tables(camera: CameraConfig, ceiling: float, col_tan: np.ndarray,
     log2 = np.zeros(K, np.int32)
     log2[1:] = np.floor(np.log2(np.arange(1, K))).astype(np.int32)
     return RasterTables(u=u, row_dir=row_dir, w_plane=w_plane, s_plane=s_plane,
-                        norm_col=1.0 + u**2, norm_row=v**2, plane_light=plane_light,
+                        falloff=np.ascontiguousarray(
+                            (FALLOFF * np.hypot(np.hypot(u[None, :], v[:, None]), 1.0)).ravel(),
+                            np.float32),
+                        plane_light=plane_light,
                         col_pu=col_tan * norm, col_pv=norm.copy(), tau_lo=tau_lo, tau_hi=tau_hi,
                         pair_lo=pair_lo.astype(np.int32), pair_hi=pair_hi.astype(np.int32),
                         log2=log2)
@@ -752,7 +754,7 @@ def _faces(cx, cz, yaw, eye, wa, wb, wy, wn, wfull, wcolor, bc, bh, bcs, bcolor,
 
 
 @njit(cache=True, error_model="numpy", fastmath={"nsz", "arcp", "contract"})
-def render_frame(cx, cz, yaw, eye, u, rd, w_plane, s_plane, norm_col, norm_row, plane_light,
+def render_frame(cx, cz, yaw, eye, u, rd, w_plane, s_plane, falloff, plane_light,
                  col_tan, col_pu, col_pv, tau_lo, tau_hi, pair_lo, pair_hi, log2,
                  wa, wb, wy, wn, wfull, wcolor, bc, bh, bcs, bcolor, bsh,
                  room_grid, grid_origin, floor_colors, ceiling_rgb, height, width,
@@ -828,9 +830,14 @@ def render_frame(cx, cz, yaw, eye, u, rd, w_plane, s_plane, norm_col, norm_row, 
     ids = np.empty(P if with_ids else 0, np.int32)
     counts = np.zeros(bc.shape[0] + 1, np.int64)
     if not with_ids:
-        for q in range(P):
+        run, prev = 0, fbuf[0]
+        for q in range(P):  # count runs of one face: no chain of increments on one counter
             f = fbuf[q]
-            counts[fi[f, 4] if f >= 0 else 0] += 1
+            if f != prev:
+                counts[fi[prev, 4] if prev >= 0 else 0] += run
+                run, prev = 0, f
+            run += 1
+        counts[fi[prev, 4] if prev >= 0 else 0] += run
         return (rgb.reshape(-1, width, 3), depth.reshape(-1, width), ids.reshape(-1, width),
                 counts)
     if not full:
@@ -845,7 +852,7 @@ def render_frame(cx, cz, yaw, eye, u, rd, w_plane, s_plane, norm_col, norm_row, 
     gx, gz, outside = room_grid.shape[0], room_grid.shape[1], floor_colors.shape[0] - 1
     up0, dup, fwd0, dfwd = rd[0], rd[1], rd[2], rd[3]
     for k in range(H):
-        upk, fwdk, sk, nrk = up0 + k * dup, fwd0 + k * dfwd, s_plane[k], norm_row[k]
+        upk, fwdk, sk = up0 + k * dup, fwd0 + k * dfwd, s_plane[k]
         for c in range(W):
             p, q = k * W + c, c * H + k
             f = fbuf[q]
@@ -875,7 +882,7 @@ def render_frame(cx, cz, yaw, eye, u, rd, w_plane, s_plane, norm_col, norm_row, 
             s = 1.0 / w
             ids[p] = fi[f, 4]
             depth[p] = s
-            shade = w / (w + FALLOFF * math.sqrt(norm_col[c] + nrk))
+            shade = w / (w + np.float64(falloff[p]))  # 1 / (1 + FALLOFF x distance)
             pat = fi[f, 5]
             if pat != 0:
                 uc = u[c]
@@ -1228,7 +1235,7 @@ class Renderer:
                                                                   np.int32))
             self._kernel = render_frame
             self._args = (float(cam.eye_height), rt.u, rt.row_dir, rt.w_plane, rt.s_plane,
-                          rt.norm_col, rt.norm_row, rt.plane_light, px.col_tan, rt.col_pu,
+                          rt.falloff, rt.plane_light, px.col_tan, rt.col_pu,
                           rt.col_pv, rt.tau_lo, rt.tau_hi, rt.pair_lo, rt.pair_hi, rt.log2,
                           *scene_args, *scratch)
         else:
