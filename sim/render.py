@@ -209,7 +209,8 @@ class SceneTables:
     bcolor: np.ndarray  # (M, 3) float64 base colour
     bpat: np.ndarray  # (M,) int8 pattern
     bsh: np.ndarray  # (M, 10) float64 per-box shading constants, see _box_shade_table
-    room_grid: np.ndarray  # (GX, GZ) int16
+    room_grid: np.ndarray  # (GX, GZ) int16 room under each cell centre, R outside (also the
+    # cells along the raster's edges)
     grid_origin: np.ndarray  # (3,) x0, z0, cell
     floor_colors: np.ndarray  # (R + 1, 2, 3) float64 floor colour x FLOOR_SHADE per room
     # and tile parity (light, dark); the last room is OUTSIDE_COLOR
@@ -252,7 +253,7 @@ def scene_tables(scene: Scene) -> SceneTables:
         bcolor=np.ascontiguousarray(b.color, f64).reshape(-1, 3),
         bpat=np.ascontiguousarray(b.pattern, np.int8),
         bsh=_box_shade_table(b.yaw, b.half, b.pattern),
-        room_grid=grid,
+        room_grid=np.where(grid < 0, len(scene.rooms), grid).astype(np.int16),
         grid_origin=np.array([x0, z0, FLOOR_CELL]),
         floor_colors=np.ascontiguousarray(
             np.array(rooms, dtype=f64)[:, None, :] * FLOOR_SHADE
@@ -849,10 +850,17 @@ def render_frame(cx, cz, yaw, eye, u, rd, w_plane, s_plane, falloff, plane_light
                 counts)
     x0, z0, inv_cell = grid_origin[0], grid_origin[1], 1.0 / grid_origin[2]
     inv_tile = 1.0 / FLOOR_TILE
-    gx, gz, outside = room_grid.shape[0], room_grid.shape[1], floor_colors.shape[0] - 1
+    gx, gz = room_grid.shape[0] - 1.0, room_grid.shape[1] - 1.0
     up0, dup, fwd0, dfwd = rd[0], rd[1], rd[2], rd[3]
     for k in range(H):
         upk, fwdk, sk = up0 + k * dup, fwd0 + k * dfwd, s_plane[k]
+        # The floor point of pixel (k, c) in world x, z is affine in u[c]: (hx0, hz0) + u (hx1,
+        # hz1); so are its raster cell (grid units) and its tile (tile units, offset).
+        hx0, hz0, hx1, hz1 = cx + sk * fwdk * fx, cz + sk * fwdk * fz, sk * rx, sk * rz
+        gu0, gv0 = (hx0 - x0) * inv_cell, (hz0 - z0) * inv_cell
+        gu1, gv1 = hx1 * inv_cell, hz1 * inv_cell
+        tu0, tv0 = hx0 * inv_tile + _TILE_OFFSET, hz0 * inv_tile + _TILE_OFFSET
+        tu1, tv1 = hx1 * inv_tile, hz1 * inv_tile
         for c in range(W):
             p, q = k * W + c, c * H + k
             f = fbuf[q]
@@ -865,16 +873,11 @@ def render_frame(cx, cz, yaw, eye, u, rd, w_plane, s_plane, falloff, plane_light
                         rgb[p, ch] = min(ceiling_rgb[ch] * light, 255.0)
                     continue
                 uc = u[c]
-                hx = cx + sk * (uc * rx + fwdk * fx)  # world x, z of the floor point
-                hz = cz + sk * (uc * rz + fwdk * fz)
-                gu, gv = (hx - x0) * inv_cell, (hz - z0) * inv_cell
-                kr = outside
-                if 0.0 <= gu < gx and 0.0 <= gv < gz:
-                    g = room_grid[int(gu), int(gv)]
-                    if g >= 0:
-                        kr = g
+                # Beyond the raster's edge cells (outside every room) counts as outside.
+                kr = room_grid[int(min(max(gu0 + uc * gu1, 0.0), gx)),
+                               int(min(max(gv0 + uc * gv1, 0.0), gz))]
                 # int() of a positive number is floor; the even offset keeps the parity.
-                odd = (int(hx * inv_tile + _TILE_OFFSET) + int(hz * inv_tile + _TILE_OFFSET)) & 1
+                odd = (int(tu0 + uc * tu1) + int(tv0 + uc * tv1)) & 1
                 for ch in range(3):
                     rgb[p, ch] = min(floor_colors[kr, odd, ch] * light, 255.0)
                 continue
