@@ -755,38 +755,18 @@ def _faces(cx, cz, yaw, eye, wa, wb, wy, wn, wfull, wcolor, bc, bh, bcs, bcolor,
 
 
 @njit(cache=True, error_model="numpy", fastmath={"nsz", "arcp", "contract"})
-def render_frame(cx, cz, yaw, eye, u, rd, w_plane, s_plane, falloff, plane_light,
-                 col_tan, col_pu, col_pv, tau_lo, tau_hi, pair_lo, pair_hi, log2,
-                 wa, wb, wy, wn, wfull, wcolor, bc, bh, bcs, bcolor, bsh,
-                 room_grid, grid_origin, floor_colors, ceiling_rgb, height, width,
-                 ft, fi, fs, rmax, rtab, wbuf, fbuf, mode):
-    """Render one view from eye (cx, eye, cz) at ``yaw`` radians.
-
-    ``mode`` 0: rgb (H, W, 3) uint8, depth (H, W) float32 and ids (H, W) int32, newly
-    allocated; 1: ids only (no shading, no depth); 2: only ``counts``, the (M + 1,) int64 pixel
-    count of every id. Arrays a mode does not produce come back empty. ``ft``/``fi``/``fs``
-    (faces), ``rmax`` (K - 1), ``rtab`` (L, K - 1), ``wbuf``/``fbuf`` (W * H, column-major)
-    are scratch buffers reused between frames.
-
-    1. Faces (:func:`_faces`): every wall piece and box face the eye is in front of, with
-       the image columns its azimuths span, and per column pair the distance within which a
-       full-height wall blocks every ray (``rmax``, a range-maximum table over it in
-       ``rtab``).
-    2. Raster: each image column starts with the floor/ceiling's inverse depth per row; each
-       face, in each of its columns that a blocking wall does not hide it from (its nearest
-       point beyond the largest ``rmax`` of the column pairs they share), computes its row
-       interval from its four edge planes and writes itself (``fbuf``) where its inverse
-       depth along the pixel's ray is larger (``wbuf``).
-    3. Shade (mode 0): depth = 1 / inverse depth; colours as described in the module.
-    """
-    nf, rx, rz, fx, fz = _faces(cx, cz, yaw, eye, wa, wb, wy, wn, wfull, wcolor, bc, bh, bcs,
-                                bcolor, bsh, col_tan, col_pu, col_pv, tau_lo, tau_hi,
-                                pair_lo, pair_hi, rd, ft, fi, fs, rmax)
-    H, W = height, width
+def _raster(nf, ft, fi, u, w_plane, pair_lo, pair_hi, log2, rmax, rtab, wbuf, fbuf):
+    """Fill ``fbuf`` (W * H, column-major) with the face each pixel sees (-1: the floor or
+    ceiling) and ``wbuf`` with its inverse depth: each image column starts with the
+    floor/ceiling per row; each of the ``nf`` faces, in every image column of its range
+    where no full-height wall hides it (its nearest point beyond the largest ``rmax`` of the
+    column pairs the two share; ``rtab`` (L, K - 1) holds range maxima of ``rmax``), takes
+    the rows inside its four edge planes where its inverse depth is larger."""
+    H, W = w_plane.shape[0], u.shape[0]
     n_pairs = rmax.shape[0]
     rtab[0, :] = rmax
     span = 1
-    for lv in range(1, rtab.shape[0]):
+    for lv in range(1, rtab.shape[0]):  # rtab[lv, j] = max(rmax[j:j + 2 ** lv])
         for j in range(n_pairs - 2 * span + 1):
             rtab[lv, j] = max(rtab[lv - 1, j], rtab[lv - 1, j + span])
         span *= 2
@@ -824,6 +804,35 @@ def render_frame(cx, cz, yaw, eye, u, rd, w_plane, s_plane, falloff, plane_light
                 if wv > wbuf[base + k]:
                     wbuf[base + k] = wv
                     fbuf[base + k] = f
+
+
+@njit(cache=True, error_model="numpy", fastmath={"nsz", "arcp", "contract"})
+def render_frame(cx, cz, yaw, eye, u, rd, w_plane, s_plane, falloff, plane_light,
+                 col_tan, col_pu, col_pv, tau_lo, tau_hi, pair_lo, pair_hi, log2,
+                 wa, wb, wy, wn, wfull, wcolor, bc, bh, bcs, bcolor, bsh,
+                 room_grid, grid_origin, floor_colors, ceiling_rgb, height, width,
+                 ft, fi, fs, rmax, rtab, wbuf, fbuf, mode):
+    """Render one view from eye (cx, eye, cz) at ``yaw`` radians.
+
+    ``mode`` 0: rgb (H, W, 3) uint8, depth (H, W) float32 and ids (H, W) int32, newly
+    allocated; 1: ids only (no shading, no depth); 2: only ``counts``, the (M + 1,) int64 pixel
+    count of every id. Arrays a mode does not produce come back empty. ``ft``/``fi``/``fs``
+    (faces), ``rmax`` (K - 1), ``rtab`` (L, K - 1), ``wbuf``/``fbuf`` (W * H, column-major)
+    are scratch buffers reused between frames.
+
+    1. :func:`_faces`: every wall piece and box face the eye is in front of, with the image
+       columns its azimuths span, and per column pair the distance within which a
+       full-height wall blocks every ray (``rmax``).
+    2. :func:`_raster`: the nearest face (or the floor/ceiling) and its inverse depth along
+       every pixel's own ray.
+    3. Ids (modes 0, 1), counts (mode 2), or shading (mode 0): depth = 1 / inverse depth,
+       colours as described in the module.
+    """
+    nf, rx, rz, fx, fz = _faces(cx, cz, yaw, eye, wa, wb, wy, wn, wfull, wcolor, bc, bh, bcs,
+                                bcolor, bsh, col_tan, col_pu, col_pv, tau_lo, tau_hi,
+                                pair_lo, pair_hi, rd, ft, fi, fs, rmax)
+    H, W = height, width
+    _raster(nf, ft, fi, u, w_plane, pair_lo, pair_hi, log2, rmax, rtab, wbuf, fbuf)
     P = H * W
     full, with_ids = mode == 0, mode <= 1
     rgb = np.empty((P if full else 0, 3), np.uint8)
