@@ -535,9 +535,9 @@ class RasterTables:
     col_pv: np.ndarray  # (K,) float64 forward component
     tau_lo: np.ndarray  # (W,) float64 smallest azimuth tangent of an image column's pixels
     tau_hi: np.ndarray  # (W,) float64 largest
-    pair_lo: np.ndarray  # (W,) int32 first column pair (list) any pixel of the column is in
-    pair_hi: np.ndarray  # (W,) int32 last
-    log2: np.ndarray  # (K,) int32 floor(log2(n)) for the range-maximum table
+    pair_lo: np.ndarray  # (W,) int32 first column pair (col_tan[j], col_tan[j + 1]) that
+    pair_hi: np.ndarray  # (W,) int32 last       a pixel of the image column lies in
+    log2: np.ndarray  # (K,) int32 floor(log2(n)), n >= 1, for the range-maximum table
 
 
 def raster_tables(camera: CameraConfig, ceiling: float, col_tan: np.ndarray,
@@ -565,10 +565,9 @@ def raster_tables(camera: CameraConfig, ceiling: float, col_tan: np.ndarray,
     norm = 1.0 / np.sqrt(1.0 + col_tan**2)
     log2 = np.zeros(K, np.int32)
     log2[1:] = np.floor(np.log2(np.arange(1, K))).astype(np.int32)
+    ray_length = np.sqrt(1.0 + u[None, :] ** 2 + v[:, None] ** 2)  # (H, W) per unit depth
     return RasterTables(u=u, row_dir=row_dir, w_plane=w_plane, s_plane=s_plane,
-                        falloff=np.ascontiguousarray(
-                            (FALLOFF * np.hypot(np.hypot(u[None, :], v[:, None]), 1.0)).ravel(),
-                            np.float32),
+                        falloff=np.ascontiguousarray((FALLOFF * ray_length).ravel(), np.float32),
                         plane_light=plane_light,
                         col_pu=col_tan * norm, col_pv=norm.copy(), tau_lo=tau_lo, tau_hi=tau_hi,
                         pair_lo=pair_lo.astype(np.int32), pair_hi=pair_hi.astype(np.int32),
