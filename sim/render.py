@@ -201,7 +201,7 @@ class SceneTables:
     wb: np.ndarray  # (N, 2) wall base end
     wy: np.ndarray  # (N, 2) wall bottom, top
     wn: np.ndarray  # (N, 2) wall unit normal (front side)
-    wfull: np.ndarray  # (N,) bool: covers floor to ceiling (ends a column's hit list)
+    wfull: np.ndarray  # (N,) bool: covers floor to ceiling (blocks what lies behind it)
     wcolor: np.ndarray  # (N, 3) float64 shaded colour
     bc: np.ndarray  # (M, 3) box centre
     bh: np.ndarray  # (M, 3) box half extents
