@@ -255,9 +255,9 @@ def scene_tables(scene: Scene) -> SceneTables:
         bsh=_box_shade_table(b.yaw, b.half, b.pattern),
         room_grid=np.where(grid < 0, len(scene.rooms), grid).astype(np.int16),
         grid_origin=np.array([x0, z0, FLOOR_CELL]),
-        floor_colors=np.ascontiguousarray(
+        floor_colors=np.ascontiguousarray(np.minimum(
             np.array(rooms, dtype=f64)[:, None, :] * FLOOR_SHADE
-            * np.array([1.0, FLOOR_TILE_DARK])[None, :, None]),
+            * np.array([1.0, FLOOR_TILE_DARK])[None, :, None], 255.0)),
         ceiling_rgb=np.array(scene.ceiling_color, dtype=f64),
     )
 
@@ -674,7 +674,8 @@ def _faces(cx, cz, yaw, eye, wa, wb, wy, wn, wfull, wcolor, bc, bh, bcs, bcolor,
         if not _add_face(ft, fi, fs, nf, nu, 0.0, nv, 0.5 * (ua + ub), 0.5 * (y0 + y1) - eye,
                          0.5 * (va + vb), eu / length, 0.0, ev / length, 0.5 * length,
                          0.0, 1.0, 0.0, 0.5 * (y1 - y0), rd, near, c0, c1, j0, j1, 0, 0,
-                         wcolor[w, 0], wcolor[w, 1], wcolor[w, 2], 0.0, 0.0):
+                         min(wcolor[w, 0], 255.0), min(wcolor[w, 1], 255.0),
+                         min(wcolor[w, 2], 255.0), 0.0, 0.0):
             continue
         nf += 1
         if wfull[w]:  # which column pairs it blocks: both columns hit it
@@ -748,7 +749,8 @@ def _faces(cx, cz, yaw, eye, wa, wb, wy, wn, wfull, wcolor, bc, bh, bcs, bcolor,
             sh = bsh[m, face]
             if _add_face(ft, fi, fs, nf, nx, ny, nz, qx + d * nx, qy + d * ny, qz + d * nz,
                          a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3], rd, near, c0, c1,
-                         j0, j1, m + 1, fp, cr * sh, cg * sh, cb * sh, a[4], b[4]):
+                         j0, j1, m + 1, fp, min(cr * sh, 255.0), min(cg * sh, 255.0),
+                         min(cb * sh, 255.0), a[4], b[4]):
                 nf += 1
     return nf, rx, rz, fx, fz
 
@@ -886,8 +888,8 @@ def render_frame(cx, cz, yaw, eye, u, rd, w_plane, s_plane, falloff, plane_light
                                int(min(max(gv0 + uc * gv1, 0.0), gz))]
                 # int() of a positive number is floor; the even offset keeps the parity.
                 odd = (int(tu0 + uc * tu1) + int(tv0 + uc * tv1)) & 1
-                for ch in range(3):
-                    rgb[p, ch] = min(floor_colors[kr, odd, ch] * light, 255.0)
+                for ch in range(3):  # colour <= 255 (scene_tables), light <= 1
+                    rgb[p, ch] = floor_colors[kr, odd, ch] * light
                 continue
             w = wbuf[q]
             s = 1.0 / w
@@ -903,8 +905,8 @@ def render_frame(cx, cz, yaw, eye, u, rd, w_plane, s_plane, falloff, plane_light
                 odd = ib if pat == 1 else (ia if pat == 2 else ia ^ ib)
                 if odd:
                     shade *= PATTERN_DARK
-            for ch in range(3):
-                rgb[p, ch] = min(fs[f, ch] * shade, 255.0)
+            for ch in range(3):  # colour <= 255 (_faces), shade <= 1
+                rgb[p, ch] = fs[f, ch] * shade
     return (rgb.reshape(-1, width, 3), depth.reshape(-1, width), ids.reshape(-1, width),
             counts)
 
