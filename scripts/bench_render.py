@@ -8,8 +8,8 @@
 
 Renders RGB + depth + ids at the configured size (default 224x384) from random reachable
 lattice poses, for a level and a pitched (30 degrees down) camera, in every ``Renderer`` mode
-("exact": per-pixel re-intersection; "warp": level image gathered through K R K^-1, with its
-ids agreement with the exact mode and the numpy reference), the ids-only mode
+("exact": faces rasterised along image columns; "warp": level image gathered through
+K R K^-1, with its ids agreement with the exact mode and the numpy reference), the ids-only mode
 (``Renderer.render_counts``: pixel counts per instance id, what ObjectNav goal sets use), and
 steps an EmbeddedEnv with random actions. ``--baseline FILE`` also times another version of
 ``sim/render.py`` (loaded from FILE, its default mode) on the same poses, interleaved with

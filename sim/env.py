@@ -108,7 +108,7 @@ class Env(abc.ABC):
 
 
 class EmbeddedEnv(Env):
-    """The lattice agent in the compiled column-caster renderer (:mod:`sim.render`)."""
+    """The lattice agent in the compiled embedded renderer (:mod:`sim.render`)."""
 
     def __init__(self, camera: CameraConfig = CameraConfig(), agent: AgentConfig = AgentConfig(),
                  cache_houses: int = 4):

@@ -1,33 +1,31 @@
-"""The embedded egocentric renderer: a compiled 2.5D column ray caster.
+"""The embedded egocentric renderer: compiled (numba), exact for level and pitched cameras.
 
 Walls are vertical rectangles and objects are oriented boxes standing on (or floating above)
-a flat floor under a flat ceiling, so what a ray sees depends on its *azimuth* (which vertical
-surfaces it crosses, in what order) and its *elevation* (at what height it meets them). The
-renderer therefore works in two passes per frame:
+a flat floor under a flat ceiling, so every visible surface is a planar rectangle: a wall
+piece, or a box side, top or bottom. Pixel rays are the pitched camera's (``K R K^-1``: the
+camera centre does not move); nothing is sheared.
 
-1. **Columns.** For a fixed table of level azimuths (``col_tan``: tangent of the azimuth in
-   the level camera frame) cast horizontal rays from the eye. List ``j`` serves the pixels
-   whose azimuth lies between columns ``j`` and ``j + 1``: it holds, sorted by distance (up to
-   :data:`MAX_HITS`), every front-facing wall piece and every box whose footprint overlaps
-   that wedge. A full-height wall that both columns hit ends the list. Each primitive is only
-   tested against the columns its footprint spans.
-2. **Pixels.** Every output pixel knows, from the camera alone, its list, its elevation
-   tangent and its horizontal direction. It walks the list nearest first, intersects each
-   candidate exactly with its own ray (a box is also hit on its top or bottom face when the
-   ray passes above or below its side) and stops when the next candidate starts beyond the
-   best surface so far; else it sees the floor or the ceiling plane. The same pass shades
-   the pixel and writes rgb, depth and id straight into the output arrays; the ids-only
-   modes (:meth:`Renderer.render_ids`, :meth:`Renderer.render_counts`) stop at the id, and
-   every mode skips the walk when the list's first hit starts beyond the floor/ceiling.
+**Exact mode** (:func:`render_frame`, the default) rasterises the rectangles along image
+columns. Along one image column (fixed ``u``, rows ``k``) the inverse depth of a ray on a
+plane is affine in ``k``, and the rows whose rays meet the rectangle's inside form one
+interval, cut by the rectangle's four edge planes through the eye (each also affine in
+``k``). Per frame, :func:`_faces` lists every rectangle the eye is in front of, with the image
+columns its azimuths span; each image column starts with the floor/ceiling's inverse depth per
+row, and each rectangle writes itself over its row interval where its inverse depth along the
+pixel's own ray is larger. So every pixel sees the nearest surface along its own ray (up to
+floating point: a pixel centre exactly on an edge counts as inside, so seams between pieces
+stay closed). Occlusion culling keeps the work small: a full-height wall that both level
+columns ``j`` and ``j + 1`` of the column table (``col_tan``) hit blocks every ray between
+them beyond the farther hit (distance is convex along a segment), and a rectangle is skipped
+in an image column when its nearest point lies beyond that distance in every column pair the
+two share. Ids agree with the numpy reference (:mod:`sim.render_ref`, per-pixel 3D rays
+against every rectangle and box, a different algorithm) on every pixel of the tested poses;
+see ``tests/test_render.py`` and ``scripts/bench_render.md``.
 
-For a pitched camera (default 30 degrees down) the pixel rays are the pure rotation ``R`` of
-level rays (the camera centre does not move, ``K R K^-1``), so each pixel has its own azimuth
-and elevation; the column table covers the pitched frustum, at least as dense as the densest
-image row. Nothing is sheared, and since every primitive overlapping a pixel's wedge is in its
-list and intersected with the pixel's own ray, the result is exact for level and pitched
-cameras alike (up to MAX_HITS and floating point). On the fixture houses ids agree with the
-numpy reference (:mod:`sim.render_ref`, per-pixel 3D rays, a different algorithm) on
-essentially every pixel; see ``tests/test_render.py`` and ``scripts/bench_render.md``.
+**Warp mode** (:func:`render_warp`) is the older approximate path: level column lists (for
+each column pair, up to :data:`MAX_HITS` wall pieces and boxes sorted by distance, cut at a
+full-height wall; :func:`_cast`) filled into a level image and gathered through
+``K R K^-1`` by nearest level pixel (see :class:`Renderer`).
 
 Shading is deliberately simple so that geometry is legible: a fixed light gives each wall or
 box face its own brightness (box tops brighter, bottoms darker), brightness falls off with
@@ -147,7 +145,8 @@ def column_tangents(camera: CameraConfig, dz_rows: np.ndarray, oversample: float
 
 
 def pixel_tables(camera: CameraConfig, ceiling: float, oversample: float = 1.0) -> PixelTables:
-    """Pose-independent per-pixel tables for :func:`render_frame`."""
+    """Pose-independent per-pixel tables (the column table ``col_tan`` and the floor/ceiling
+    light for both modes; the rest for :func:`render_warp`)."""
     dx, dy, dz = level_rays(camera)
     if dz.min() <= 0.05:
         raise ValueError(f"camera.pitch {camera.pitch} with vfov {camera.vfov}: the embedded "
@@ -202,7 +201,7 @@ class SceneTables:
     wb: np.ndarray  # (N, 2) wall base end
     wy: np.ndarray  # (N, 2) wall bottom, top
     wn: np.ndarray  # (N, 2) wall unit normal (front side)
-    wfull: np.ndarray  # (N,) bool: covers floor to ceiling (ends a column's hit list)
+    wfull: np.ndarray  # (N,) bool: covers floor to ceiling (blocks what lies behind it)
     wcolor: np.ndarray  # (N, 3) float64 shaded colour
     bc: np.ndarray  # (M, 3) box centre
     bh: np.ndarray  # (M, 3) box half extents
@@ -210,7 +209,8 @@ class SceneTables:
     bcolor: np.ndarray  # (M, 3) float64 base colour
     bpat: np.ndarray  # (M,) int8 pattern
     bsh: np.ndarray  # (M, 10) float64 per-box shading constants, see _box_shade_table
-    room_grid: np.ndarray  # (GX, GZ) int16
+    room_grid: np.ndarray  # (GX, GZ) int16 room under each cell centre, R outside (also the
+    # cells along the raster's edges)
     grid_origin: np.ndarray  # (3,) x0, z0, cell
     floor_colors: np.ndarray  # (R + 1, 2, 3) float64 floor colour x FLOOR_SHADE per room
     # and tile parity (light, dark); the last room is OUTSIDE_COLOR
@@ -253,11 +253,11 @@ def scene_tables(scene: Scene) -> SceneTables:
         bcolor=np.ascontiguousarray(b.color, f64).reshape(-1, 3),
         bpat=np.ascontiguousarray(b.pattern, np.int8),
         bsh=_box_shade_table(b.yaw, b.half, b.pattern),
-        room_grid=grid,
+        room_grid=np.where(grid < 0, len(scene.rooms), grid).astype(np.int16),
         grid_origin=np.array([x0, z0, FLOOR_CELL]),
-        floor_colors=np.ascontiguousarray(
+        floor_colors=np.ascontiguousarray(np.minimum(
             np.array(rooms, dtype=f64)[:, None, :] * FLOOR_SHADE
-            * np.array([1.0, FLOOR_TILE_DARK])[None, :, None]),
+            * np.array([1.0, FLOOR_TILE_DARK])[None, :, None], 255.0)),
         ceiling_rgb=np.array(scene.ceiling_color, dtype=f64),
     )
 
@@ -506,143 +506,407 @@ def _cast(cx, cz, yaw, col_tan, wa, wb, wn, wfull, bc, bh, bcs, hit_r, hit_prim,
     return cnt, rx, rz, fx, fz
 
 
+# --------------------------------------------------------------------------- exact kernel
+#
+# Every visible surface is a planar rectangle (a wall piece, a box side, top or bottom), so
+# along one image column (fixed u, rows k) a ray's inverse depth on a surface is affine in k
+# and the rows that see the surface's inside form one interval (four edge planes through
+# the eye, each affine in k). Each surface is written over its row interval of every image
+# column it spans with a per-pixel inverse-depth test: the nearest surface along each
+# pixel's own ray, exactly.
+
+
+@dataclass
+class RasterTables:
+    """Pose-independent tables of :func:`render_frame` (image column c, row k).
+
+    The ray of pixel (k, c), scaled so that its parameter is the depth along the optical
+    axis, is ``(u[c], up0 + k * dup, fwd0 + k * dfwd)`` in the level camera frame (x right,
+    y up, z forward), with ``row_dir = (up0, dup, fwd0, dfwd)``.
+    """
+
+    u: np.ndarray  # (W,) float64 right component of each image column's rays
+    row_dir: np.ndarray  # (4,) float64 up0, dup, fwd0, dfwd
+    w_plane: np.ndarray  # (H,) float64 inverse depth of the floor/ceiling per row (0: level)
+    s_plane: np.ndarray  # (H,) float64 depth of the floor/ceiling per row (inf: level)
+    falloff: np.ndarray  # (P,) float32 FALLOFF x each pixel's ray length per unit depth
+    plane_light: np.ndarray  # (P,) float32 falloff x shade of each pixel's floor/ceiling
+    col_pu: np.ndarray  # (K,) float64 level-frame right component of each column's direction
+    col_pv: np.ndarray  # (K,) float64 forward component
+    tau_lo: np.ndarray  # (W,) float64 smallest azimuth tangent of an image column's pixels
+    tau_hi: np.ndarray  # (W,) float64 largest
+    pair_lo: np.ndarray  # (W,) int32 first column pair (col_tan[j], col_tan[j + 1]) that
+    pair_hi: np.ndarray  # (W,) int32 last       a pixel of the image column lies in
+    log2: np.ndarray  # (K,) int32 floor(log2(n)), n >= 1, for the range-maximum table
+
+
+def raster_tables(camera: CameraConfig, ceiling: float, col_tan: np.ndarray,
+                  plane_light: np.ndarray) -> RasterTables:
+    """Tables of :func:`render_frame` for ``camera`` (``col_tan``, ``plane_light`` as in
+    :class:`PixelTables`)."""
+    f, H, W = camera.focal, camera.height, camera.width
+    th = math.radians(camera.pitch)
+    u = (np.arange(W) + 0.5 - W / 2) / f
+    v = (np.arange(H) + 0.5 - H / 2) / f
+    up = -(v * math.cos(th) + math.sin(th))
+    fwd = math.cos(th) - v * math.sin(th)
+    v0, dv = (0.5 - H / 2) / f, 1.0 / f
+    row_dir = np.array([-(v0 * math.cos(th) + math.sin(th)), -dv * math.cos(th),
+                        math.cos(th) - v0 * math.sin(th), -dv * math.sin(th)])
+    eye = camera.eye_height
+    with np.errstate(divide="ignore"):
+        s_plane = np.where(up < 0, eye / -up, np.where(up > 0, (ceiling - eye) / up, np.inf))
+    w_plane = np.where(np.isinf(s_plane), 0.0, 1.0 / s_plane)
+    tau_top, tau_bottom = u / fwd.max(), u / fwd.min()
+    tau_lo, tau_hi = np.minimum(tau_top, tau_bottom), np.maximum(tau_top, tau_bottom)
+    K = len(col_tan)
+    pair_lo = np.clip(np.searchsorted(col_tan, tau_lo, side="right") - 1, 0, K - 2)
+    pair_hi = np.clip(np.searchsorted(col_tan, tau_hi, side="right") - 1, 0, K - 2)
+    norm = 1.0 / np.sqrt(1.0 + col_tan**2)
+    log2 = np.zeros(K, np.int32)
+    log2[1:] = np.floor(np.log2(np.arange(1, K))).astype(np.int32)
+    ray_length = np.sqrt(1.0 + u[None, :] ** 2 + v[:, None] ** 2)  # (H, W) per unit depth
+    return RasterTables(u=u, row_dir=row_dir, w_plane=w_plane, s_plane=s_plane,
+                        falloff=np.ascontiguousarray((FALLOFF * ray_length).ravel(), np.float32),
+                        plane_light=plane_light,
+                        col_pu=col_tan * norm, col_pv=norm.copy(), tau_lo=tau_lo, tau_hi=tau_hi,
+                        pair_lo=pair_lo.astype(np.int32), pair_hi=pair_hi.astype(np.int32),
+                        log2=log2)
+
+
+FACE_GEOM = 16
+"""Columns of the per-frame face table: inverse depth, 4 edge planes (each as the (u, 1, k)
+coefficients of its value along a pixel ray, <= 0 inside) and the near distance."""
+_EDGE_TOL = 1e-10  # edge planes are unit: a seam between two pieces is closed on both
+
+
+@njit(cache=True, error_model="numpy")
+def _along_ray(x, y, z, rd):
+    """(a_u, a_1, a_k): the dot product of (x, y, z) with the ray of pixel (k, c) is
+    a_u u[c] + a_1 + a_k k (see RasterTables.row_dir)."""
+    return x, y * rd[0] + z * rd[2], y * rd[1] + z * rd[3]
+
+
+@njit(cache=True, error_model="numpy")
+def _add_face(ft, fi, fs, f, nx, ny, nz, qx, qy, qz, ax, ay, az, ea, bx, by, bz, eb, rd,
+              near, c0, c1, j0, j1, ident, pat, cr, cg, cb, inv_a, inv_b):
+    """Write face ``f``: the rectangle of centre q, unit normal n (towards the eye) and
+    half extents ea, eb along unit axes a, b (all in the level camera frame relative to the
+    eye) as ray coefficients (see FACE_GEOM); its image columns [c0, c1], column pairs
+    [j0, j1], id, pattern, shaded colour and pattern coordinates (cells from the corner
+    along a and b). Returns False (nothing written) when the eye is not in front of it."""
+    h = nx * qx + ny * qy + nz * qz
+    if h > -1e-9:
+        return False
+    # Inverse depth along a ray d: (n . d) / h.
+    ft[f, 0], ft[f, 1], ft[f, 2] = _along_ray(nx / h, ny / h, nz / h, rd)
+    for e in range(4):
+        gx, gy, gz, ext = (ax, ay, az, ea) if e < 2 else (bx, by, bz, eb)
+        if e % 2 == 1:
+            gx, gy, gz = -gx, -gy, -gz
+        # g . X <= k on the plane n . X = h  <=>  (g - k / h n) . d <= 0 for a ray d.
+        k = (gx * qx + gy * qy + gz * qz + ext) / h
+        mx, my, mz = gx - k * nx, gy - k * ny, gz - k * nz
+        inv = 1.0 / math.sqrt(mx * mx + my * my + mz * mz)
+        ft[f, 3 + 3 * e], ft[f, 4 + 3 * e], ft[f, 5 + 3 * e] = _along_ray(
+            mx * inv, my * inv, mz * inv, rd)
+    ft[f, 15] = near
+    fi[f, 0], fi[f, 1], fi[f, 2], fi[f, 3], fi[f, 4], fi[f, 5] = c0, c1, j0, j1, ident, pat
+    fs[f, 0], fs[f, 1], fs[f, 2] = cr, cg, cb
+    # Pattern coordinates: (a . d) * depth + ea - a . q cells along a, the same along b.
+    fs[f, 3], fs[f, 4], fs[f, 5] = _along_ray(ax * inv_a, ay * inv_a, az * inv_a, rd)
+    fs[f, 6] = (ea - (ax * qx + ay * qy + az * qz)) * inv_a
+    fs[f, 7], fs[f, 8], fs[f, 9] = _along_ray(bx * inv_b, by * inv_b, bz * inv_b, rd)
+    fs[f, 10] = (eb - (bx * qx + by * qy + bz * qz)) * inv_b
+    return True
+
+
+@njit(cache=True, error_model="numpy")
+def _image_range(tau_lo, tau_hi, pair_lo, pair_hi, col_tan, tmin, tmax, behind):
+    """(c0, c1, j0, j1): the image columns and column pairs whose azimuths can meet a
+    surface spanning azimuth tangents [tmin, tmax] (everything when it reaches behind)."""
+    if behind:
+        return 0, len(tau_lo) - 1, 0, len(col_tan) - 2
+    c0 = np.searchsorted(tau_hi, tmin - 1e-9, side="left")
+    c1 = np.searchsorted(tau_lo, tmax + 1e-9, side="right") - 1
+    j0, j1 = _pair_range(col_tan, tmin - 1e-9, tmax + 1e-9)
+    return c0, c1, j0, j1
+
+
+@njit(cache=True, error_model="numpy")
+def _faces(cx, cz, yaw, eye, wa, wb, wy, wn, wfull, wcolor, bc, bh, bcs, bcolor, bsh,
+           col_tan, col_pu, col_pv, tau_lo, tau_hi, pair_lo, pair_hi, rd, ft, fi, fs, rmax):
+    """Per-frame face table (see :func:`_add_face`) of every wall piece and box face the eye
+    is in front of, and ``rmax`` (K - 1,): the distance within which a full-height wall
+    blocks every ray of each column pair (inf: none). Returns (faces, rx, rz, fx, fz)."""
+    sy, cy = math.sin(yaw), math.cos(yaw)
+    fx, fz, rx, rz = sy, cy, cy, -sy  # forward and right in world (x, z)
+    rmax[:] = np.inf
+    nf = 0
+    for w in range(wa.shape[0]):
+        ax, az, bx, bz = wa[w, 0] - cx, wa[w, 1] - cz, wb[w, 0] - cx, wb[w, 1] - cz
+        if wn[w, 0] * -ax + wn[w, 1] * -az <= 0.0:
+            continue  # the eye is behind this face
+        ua, va = ax * rx + az * rz, ax * fx + az * fz  # camera right, forward coordinates
+        ub, vb = bx * rx + bz * rz, bx * fx + bz * fz
+        if va <= _NEAR and vb <= _NEAR:
+            continue
+        eu, ev = ub - ua, vb - va
+        length = math.hypot(eu, ev)
+        if length < 1e-9:
+            continue
+        cua, cva, cub, cvb = ua, va, ub, vb
+        if va <= _NEAR:
+            s = (_NEAR - va) / (vb - va)
+            cua, cva = ua + s * (ub - ua), _NEAR
+        elif vb <= _NEAR:
+            s = (_NEAR - vb) / (va - vb)
+            cub, cvb = ub + s * (ua - ub), _NEAR
+        ta, tb = cua / cva, cub / cvb
+        c0, c1, j0, j1 = _image_range(tau_lo, tau_hi, pair_lo, pair_hi, col_tan,
+                                      min(ta, tb), max(ta, tb), False)
+        if c1 < c0:
+            continue
+        s = min(max(-(ua * eu + va * ev) / (length * length), 0.0), 1.0)
+        near = math.hypot(ua + s * eu, va + s * ev)
+        nu, nv = wn[w, 0] * rx + wn[w, 1] * rz, wn[w, 0] * fx + wn[w, 1] * fz
+        y0, y1 = wy[w, 0], wy[w, 1]
+        if not _add_face(ft, fi, fs, nf, nu, 0.0, nv, 0.5 * (ua + ub), 0.5 * (y0 + y1) - eye,
+                         0.5 * (va + vb), eu / length, 0.0, ev / length, 0.5 * length,
+                         0.0, 1.0, 0.0, 0.5 * (y1 - y0), rd, near, c0, c1, j0, j1, 0, 0,
+                         min(wcolor[w, 0], 255.0), min(wcolor[w, 1], 255.0),
+                         min(wcolor[w, 2], 255.0), 0.0, 0.0):
+            continue
+        nf += 1
+        if wfull[w]:  # which column pairs it blocks: both columns hit it
+            det_k = eu * va - ev * ua
+            prev = np.inf
+            for k in range(j0, j1 + 2):
+                pu, pv = col_pu[k], col_pv[k]
+                det = eu * pv - ev * pu
+                cur = np.inf
+                if abs(det) >= 1e-12:
+                    r = det_k / det
+                    sp = (pu * va - pv * ua) / det
+                    if r > _NEAR and -1e-9 <= sp <= 1.0 + 1e-9:
+                        cur = r
+                if k > j0 and prev < np.inf and cur < np.inf:
+                    rmax[k - 1] = min(rmax[k - 1], max(prev, cur))
+                prev = cur
+    for m in range(bc.shape[0]):
+        c, s = bcs[m, 0], bcs[m, 1]
+        ox, oz = bc[m, 0] - cx, bc[m, 2] - cz  # centre relative to the eye
+        hx, hy, hz = bh[m, 0], bh[m, 1], bh[m, 2]
+        tmin, tmax, behind, front = 1e30, -1e30, False, False
+        for sx in (-1.0, 1.0):
+            for sz in (-1.0, 1.0):
+                px = ox + sx * hx * c + sz * hz * s  # object +x = (c, -s), +z = (s, c)
+                pz = oz - sx * hx * s + sz * hz * c
+                u, v = px * rx + pz * rz, px * fx + pz * fz
+                if v <= _NEAR:
+                    behind = True
+                else:
+                    front = True
+                    t = u / v
+                    tmin, tmax = min(tmin, t), max(tmax, t)
+        if not front:
+            continue
+        c0, c1, j0, j1 = _image_range(tau_lo, tau_hi, pair_lo, pair_hi, col_tan, tmin, tmax,
+                                      behind)
+        if c1 < c0:
+            continue
+        lox, loz = -(ox * c - oz * s), -(ox * s + oz * c)  # the eye in box coordinates
+        near = math.hypot(max(abs(lox) - hx, 0.0), max(abs(loz) - hz, 0.0))
+        qx, qy, qz = ox * rx + oz * rz, bc[m, 1] - eye, ox * fx + oz * fz  # centre, camera
+        xu, xv = c * rx - s * rz, c * fx - s * fz  # box +x in the camera frame
+        zu, zv = s * rx + c * rz, s * fx + c * fz  # box +z
+        pat, cr, cg, cb = int(bsh[m, 4]), bcolor[m, 0], bcolor[m, 1], bcolor[m, 2]
+        for face in range(7):
+            if face == 4:
+                continue
+            if face < 2:  # +x / -x side: pattern along box z and up
+                sg = 1.0 if face == 0 else -1.0
+                if sg * lox <= hx:
+                    continue
+                nx, ny, nz, d = sg * xu, 0.0, sg * xv, hx
+                a = (zu, 0.0, zv, hz, bsh[m, 9])
+                b = (0.0, 1.0, 0.0, hy, bsh[m, 8])
+            elif face < 4:  # +z / -z side: pattern along box x and up
+                sg = 1.0 if face == 2 else -1.0
+                if sg * loz <= hz:
+                    continue
+                nx, ny, nz, d = sg * zu, 0.0, sg * zv, hz
+                a = (xu, 0.0, xv, hx, bsh[m, 7])
+                b = (0.0, 1.0, 0.0, hy, bsh[m, 8])
+            else:  # top (bottom): the eye above (below) it; pattern along box x and z
+                sg = 1.0 if face == 5 else -1.0
+                if sg * (eye - bc[m, 1]) <= hy:
+                    continue
+                nx, ny, nz, d = 0.0, sg, 0.0, hy
+                a = (xu, 0.0, xv, hx, bsh[m, 7])
+                b = (zu, 0.0, zv, hz, bsh[m, 9])
+            fp = 0 if face == 6 else pat
+            sh = bsh[m, face]
+            if _add_face(ft, fi, fs, nf, nx, ny, nz, qx + d * nx, qy + d * ny, qz + d * nz,
+                         a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3], rd, near, c0, c1,
+                         j0, j1, m + 1, fp, min(cr * sh, 255.0), min(cg * sh, 255.0),
+                         min(cb * sh, 255.0), a[4], b[4]):
+                nf += 1
+    return nf, rx, rz, fx, fz
+
+
 @njit(cache=True, error_model="numpy", fastmath={"nsz", "arcp", "contract"})
-def render_frame(cx, cz, yaw, eye, col, tan_el, inv_h, ppx, ppz, r_plane, plane_light,
-                 dist_scale, col_tan, wa, wb, wy, wn, wfull, wcolor, bc, bh, bcs, bcolor, bsh,
+def _raster(nf, ft, fi, u, w_plane, pair_lo, pair_hi, log2, rmax, rtab, wbuf, fbuf):
+    """Fill ``fbuf`` (W * H, column-major) with the face each pixel sees (-1: the floor or
+    ceiling) and ``wbuf`` with its inverse depth: each image column starts with the
+    floor/ceiling per row; each of the ``nf`` faces, in every image column of its range
+    where no full-height wall hides it (its nearest point beyond the largest ``rmax`` of the
+    column pairs the two share; ``rtab`` (L, K - 1) holds range maxima of ``rmax``), takes
+    the rows inside its four edge planes where its inverse depth is larger."""
+    H, W = w_plane.shape[0], u.shape[0]
+    n_pairs = rmax.shape[0]
+    rtab[0, :] = rmax
+    span = 1
+    for lv in range(1, rtab.shape[0]):  # rtab[lv, j] = max(rmax[j:j + 2 ** lv])
+        for j in range(n_pairs - 2 * span + 1):
+            rtab[lv, j] = max(rtab[lv - 1, j], rtab[lv - 1, j + span])
+        span *= 2
+    for c in range(W):
+        base = c * H
+        for k in range(H):
+            wbuf[base + k] = w_plane[k]
+            fbuf[base + k] = -1
+    hm = H - 1.0
+    for f in range(nf):
+        c0, c1, j0, j1, near = fi[f, 0], fi[f, 1], fi[f, 2], fi[f, 3], ft[f, 15]
+        w_u, w_1, w_k = ft[f, 0], ft[f, 1], ft[f, 2]
+        for c in range(c0, c1 + 1):
+            q0, q1 = max(j0, pair_lo[c]), min(j1, pair_hi[c])
+            if q0 <= q1:  # hidden behind a full-height wall in every shared pair?
+                lv = log2[q1 - q0 + 1]
+                if near > max(rtab[lv, q0], rtab[lv, q1 - (1 << lv) + 1]) * (1.0 + 1e-9):
+                    continue
+            uc = u[c]
+            lo, hi = 0.0, hm
+            for e in range(3, 15, 3):
+                a, b = ft[f, e] * uc + ft[f, e + 1], ft[f, e + 2]
+                if b > 0.0:
+                    hi = min(hi, (_EDGE_TOL - a) / b)
+                elif b < 0.0:
+                    lo = max(lo, (_EDGE_TOL - a) / b)
+                elif a > _EDGE_TOL:
+                    hi = -1.0
+            if hi < lo:
+                continue
+            a = w_u * uc + w_1
+            base = c * H
+            for k in range(int(math.ceil(lo)), int(math.floor(hi)) + 1):
+                wv = a + w_k * k
+                if wv > wbuf[base + k]:
+                    wbuf[base + k] = wv
+                    fbuf[base + k] = f
+
+
+@njit(cache=True, error_model="numpy", fastmath={"nsz", "arcp", "contract"})
+def render_frame(cx, cz, yaw, eye, u, rd, w_plane, s_plane, falloff, plane_light,
+                 col_tan, col_pu, col_pv, tau_lo, tau_hi, pair_lo, pair_hi, log2,
+                 wa, wb, wy, wn, wfull, wcolor, bc, bh, bcs, bcolor, bsh,
                  room_grid, grid_origin, floor_colors, ceiling_rgb, height, width,
-                 hit_r, hit_prim, wk, bk, rec, mode):
-    """Render one view from eye (cx, eye, cz) at ``yaw`` radians in one pass over the pixels.
+                 ft, fi, fs, rmax, rtab, wbuf, fbuf, mode):
+    """Render one view from eye (cx, eye, cz) at ``yaw`` radians.
 
     ``mode`` 0: rgb (H, W, 3) uint8, depth (H, W) float32 and ids (H, W) int32, newly
     allocated; 1: ids only (no shading, no depth); 2: only ``counts``, the (M + 1,) int64 pixel
-    count of every id. Arrays a mode does not produce come back empty. ``hit_r``/``hit_prim``
-    (MAX_HITS, K: hit i of every list contiguous, so the first hits stay in cache), ``wk``
-    (N, 5), ``bk`` (M, 6) and ``rec`` (R, 4) are scratch buffers reused between frames.
+    count of every id. Arrays a mode does not produce come back empty. ``ft``/``fi``/``fs``
+    (faces), ``rmax`` (K - 1), ``rtab`` (L, K - 1), ``wbuf``/``fbuf`` (W * H, column-major)
+    are scratch buffers reused between frames.
 
-    Each pixel's azimuth lies between columns ``j = col[p]`` and ``j + 1``; list ``j`` holds
-    what either of them meets. The pixel walks it nearest first until the next hit starts
-    beyond the best surface found so far (a box top can be farther than an object standing on
-    it), re-intersecting each candidate exactly with its own ray (wall: prim >= 0; box:
-    prim = -(row + 1); WALL_NONE: floor or ceiling; face: box side 0-3, top 5, bottom 6). So
-    depth and silhouettes are exact unless a primitive fits entirely between two neighbouring
-    columns (then it is listed at its nearest corner and still intersected exactly).
-    (The walk is written out here, not called: a compiled call taking arrays costs reference
-    counting per pixel, ~5x the whole frame.)
+    1. :func:`_faces`: every wall piece and box face the eye is in front of, with the image
+       columns its azimuths span, and per column pair the distance within which a
+       full-height wall blocks every ray (``rmax``).
+    2. :func:`_raster`: the nearest face (or the floor/ceiling) and its inverse depth along
+       every pixel's own ray.
+    3. Ids (modes 0, 1), counts (mode 2), or shading (mode 0): depth = 1 / inverse depth,
+       colours as described in the module.
     """
-    cnt, rx, rz, fx, fz = _cast(cx, cz, yaw, col_tan, wa, wb, wn, wfull, bc, bh, bcs,
-                                hit_r, hit_prim, wk, bk, rec)
-    P = height * width
+    nf, rx, rz, fx, fz = _faces(cx, cz, yaw, eye, wa, wb, wy, wn, wfull, wcolor, bc, bh, bcs,
+                                bcolor, bsh, col_tan, col_pu, col_pv, tau_lo, tau_hi,
+                                pair_lo, pair_hi, rd, ft, fi, fs, rmax)
+    H, W = height, width
+    _raster(nf, ft, fi, u, w_plane, pair_lo, pair_hi, log2, rmax, rtab, wbuf, fbuf)
+    P = H * W
     full, with_ids = mode == 0, mode <= 1
     rgb = np.empty((P if full else 0, 3), np.uint8)
     depth = np.empty(P if full else 0, np.float32)
     ids = np.empty(P if with_ids else 0, np.int32)
     counts = np.zeros(bc.shape[0] + 1, np.int64)
+    if not with_ids:
+        run, prev = 0, fbuf[0]
+        for q in range(P):  # count runs of one face: no chain of increments on one counter
+            f = fbuf[q]
+            if f != prev:
+                counts[fi[prev, 4] if prev >= 0 else 0] += run
+                run, prev = 0, f
+            run += 1
+        counts[fi[prev, 4] if prev >= 0 else 0] += run
+        return (rgb.reshape(-1, width, 3), depth.reshape(-1, width), ids.reshape(-1, width),
+                counts)
+    if not full:
+        for k in range(H):
+            for c in range(W):
+                f = fbuf[c * H + k]
+                ids[k * W + c] = fi[f, 4] if f >= 0 else 0
+        return (rgb.reshape(-1, width, 3), depth.reshape(-1, width), ids.reshape(-1, width),
+                counts)
     x0, z0, inv_cell = grid_origin[0], grid_origin[1], 1.0 / grid_origin[2]
     inv_tile = 1.0 / FLOOR_TILE
-    gx, gz, outside = room_grid.shape[0], room_grid.shape[1], floor_colors.shape[0] - 1
-    for p in range(P):
-        j, rp = col[p], np.float64(r_plane[p])
-        t, pu, pv = np.float64(tan_el[p]), np.float64(ppx[p]), np.float64(ppz[p])
-        res_r, res_prim, res_face = rp, WALL_NONE, 0
-        if cnt[j] == 0 or hit_r[0, j] >= rp * (1.0 + 1e-6):
-            # Nothing in the list starts before the floor or ceiling.
-            if with_ids:
+    gx, gz = room_grid.shape[0] - 1.0, room_grid.shape[1] - 1.0
+    up0, dup, fwd0, dfwd = rd[0], rd[1], rd[2], rd[3]
+    for k in range(H):
+        upk, fwdk, sk = up0 + k * dup, fwd0 + k * dfwd, s_plane[k]
+        # The floor point of pixel (k, c) in world x, z is affine in u[c]: (hx0, hz0) + u (hx1,
+        # hz1); so are its raster cell (grid units) and its tile (tile units, offset).
+        hx0, hz0, hx1, hz1 = cx + sk * fwdk * fx, cz + sk * fwdk * fz, sk * rx, sk * rz
+        gu0, gv0 = (hx0 - x0) * inv_cell, (hz0 - z0) * inv_cell
+        gu1, gv1 = hx1 * inv_cell, hz1 * inv_cell
+        tu0, tv0 = hx0 * inv_tile + _TILE_OFFSET, hz0 * inv_tile + _TILE_OFFSET
+        tu1, tv1 = hx1 * inv_tile, hz1 * inv_tile
+        for c in range(W):
+            p, q = k * W + c, c * H + k
+            f = fbuf[q]
+            if f < 0:
                 ids[p] = 0
-            else:
-                counts[0] += 1
-            if not full:
-                continue
-        else:
-            lim = rp * (1.0 + 1e-6)
-            for i in range(cnt[j]):
-                key = hit_r[i, j]
-                if key >= lim:
-                    break
-                prim = hit_prim[i, j]
-                y_key = eye + t * key  # the ray's height where the primitive can start
-                if prim >= 0:
-                    y0, y1 = wy[prim, 0], wy[prim, 1]
-                    if (t >= 0.0 and y_key > y1) or (t <= 0.0 and y_key < y0):
-                        continue  # passes above (rising) or below (falling) the whole piece
-                    det = wk[prim, 2] * pv - wk[prim, 3] * pu
-                    if abs(det) < 1e-12:
-                        continue
-                    inv = 1.0 / det
-                    r = wk[prim, 4] * inv
-                    sp = (pu * wk[prim, 1] - pv * wk[prim, 0]) * inv
-                    y = eye + t * r
-                    if -1e-9 <= sp <= 1.0 + 1e-9 and y0 <= y <= y1 and _NEAR < r < res_r:
-                        res_r, res_prim, res_face = r, prim, 0
-                        lim = r * (1.0 + 1e-6)
+                depth[p] = sk
+                light = np.float64(plane_light[p])
+                if upk >= 0.0:
+                    for ch in range(3):
+                        rgb[p, ch] = min(ceiling_rgb[ch] * light, 255.0)
                     continue
-                m = -prim - 1
-                y0, y1 = bc[m, 1] - bh[m, 1], bc[m, 1] + bh[m, 1]
-                if (t >= 0.0 and y_key > y1) or (t <= 0.0 and y_key < y0):
-                    continue
-                rin, rout, face = _box_slab(bk[m, 0], bk[m, 1], bk[m, 2] * pu + bk[m, 3] * pv,
-                                            bk[m, 4] * pu + bk[m, 5] * pv, bh[m, 0], bh[m, 2])
-                if rout < rin or rout <= _NEAR:
-                    continue
-                y = eye + t * rin
-                if face < 4 and y0 <= y <= y1:
-                    if rin < res_r:
-                        res_r, res_prim, res_face = rin, prim, face
-                        lim = rin * (1.0 + 1e-6)
-                elif y > y1 and t < 0.0:
-                    rt = (y1 - eye) / t  # passes above the side: maybe onto the top
-                    if rt <= rout and rt < res_r:
-                        res_r, res_prim, res_face = rt, prim, 5
-                        lim = rt * (1.0 + 1e-6)
-                elif y < y0 and t > 0.0:
-                    rb = (y0 - eye) / t
-                    if rb <= rout and rb < res_r:
-                        res_r, res_prim, res_face = rb, prim, 6
-                        lim = rb * (1.0 + 1e-6)
-            k = -res_prim if res_prim < 0 else 0
-            if with_ids:
-                ids[p] = k
-            else:
-                counts[k] += 1
-            if not full:
+                uc = u[c]
+                # Beyond the raster's edge cells (outside every room) counts as outside.
+                kr = room_grid[int(min(max(gu0 + uc * gu1, 0.0), gx)),
+                               int(min(max(gv0 + uc * gv1, 0.0), gz))]
+                # int() of a positive number is floor; the even offset keeps the parity.
+                odd = (int(tu0 + uc * tu1) + int(tv0 + uc * tv1)) & 1
+                for ch in range(3):  # colour <= 255 (scene_tables), light <= 1
+                    rgb[p, ch] = floor_colors[kr, odd, ch] * light
                 continue
-        r, prim, face = res_r, res_prim, res_face
-        depth[p] = r * inv_h[p]
-        if prim == WALL_NONE:
-            light = np.float64(plane_light[p])
-            if t >= 0.0:
-                for ch in range(3):
-                    rgb[p, ch] = min(ceiling_rgb[ch] * light, 255.0)
-                continue
-            hx = cx + r * (pu * rx + pv * fx)  # world x, z of the floor point
-            hz = cz + r * (pu * rz + pv * fz)
-            u, v = (hx - x0) * inv_cell, (hz - z0) * inv_cell
-            kr = outside
-            if 0.0 <= u < gx and 0.0 <= v < gz:
-                g = room_grid[int(u), int(v)]
-                if g >= 0:
-                    kr = g
-            # int() of a positive number is floor; the even offset keeps the parity.
-            odd = (int(hx * inv_tile + _TILE_OFFSET) + int(hz * inv_tile + _TILE_OFFSET)) & 1
-            for ch in range(3):
-                rgb[p, ch] = min(floor_colors[kr, odd, ch] * light, 255.0)
-            continue
-        light = 1.0 / (1.0 + FALLOFF * r * dist_scale[p])
-        if prim >= 0:
-            for ch in range(3):
-                rgb[p, ch] = min(wcolor[prim, ch] * light, 255.0)
-            continue
-        m = -prim - 1
-        lx = bk[m, 0] + r * (bk[m, 2] * pu + bk[m, 3] * pv)  # box-local hit point
-        lz = bk[m, 1] + r * (bk[m, 4] * pu + bk[m, 5] * pv)
-        if face == 5:  # pattern coordinates in cells from the face's corner
-            pa, pb = (lx + bh[m, 0]) * bsh[m, 7], (lz + bh[m, 2]) * bsh[m, 9]
-        elif face < 2:
-            pa, pb = (lz + bh[m, 2]) * bsh[m, 9], (eye + t * r - bc[m, 1] + bh[m, 1]) * bsh[m, 8]
-        else:
-            pa, pb = (lx + bh[m, 0]) * bsh[m, 7], (eye + t * r - bc[m, 1] + bh[m, 1]) * bsh[m, 8]
-        shade = _box_shade(face, int(bsh[m, 4]), bsh[m, face], pa, pb) * light
-        for ch in range(3):
-            rgb[p, ch] = min(bcolor[m, ch] * shade, 255.0)
+            w = wbuf[q]
+            s = 1.0 / w
+            ids[p] = fi[f, 4]
+            depth[p] = s
+            shade = w / (w + np.float64(falloff[p]))  # 1 / (1 + FALLOFF x distance)
+            pat = fi[f, 5]
+            if pat != 0:
+                uc = u[c]
+                pa = (fs[f, 3] * uc + fs[f, 4] + fs[f, 5] * k) * s + fs[f, 6]
+                pb = (fs[f, 7] * uc + fs[f, 8] + fs[f, 9] * k) * s + fs[f, 10]
+                ia, ib = int(pa + _TILE_OFFSET) & 1, int(pb + _TILE_OFFSET) & 1
+                odd = ib if pat == 1 else (ia if pat == 2 else ia ^ ib)
+                if odd:
+                    shade *= PATTERN_DARK
+            for ch in range(3):  # colour <= 255 (_faces), shade <= 1
+                rgb[p, ch] = fs[f, ch] * shade
     return (rgb.reshape(-1, width, 3), depth.reshape(-1, width), ids.reshape(-1, width),
             counts)
 
@@ -814,12 +1078,12 @@ def render_warp(cx, cz, yaw, eye, lidx, tan_el, inv_h, ppx, ppz, r_plane, plane_
                 wa, wb, wy, wn, wfull, wcolor, bc, bh, bcs, bcolor, bsh, room_grid,
                 grid_origin, floor_colors, ceiling_rgb, height, width, hit_r, hit_prim, wk,
                 bk, rec, lcode, zcol, mode):
-    """:func:`render_frame` through a level image: cast the columns, fill the level image
-    (:func:`_fill_level`), then give every output pixel the (prim, face) of its nearest level
-    pixel (``lidx``) and intersect that one surface with the pixel's own ray for depth and
-    shading. Ids can differ from the exact kernel only where the nearest level pixel lies
-    across a silhouette; depth on a pixel with the right surface is exact. ``mode`` as in
-    :func:`render_frame`; ``lcode`` (R * K) and ``zcol`` (R) are scratch."""
+    """Render one view (as :func:`render_frame`) through a level image: cast the columns,
+    fill the level image (:func:`_fill_level`), then give every output pixel the (prim, face)
+    of its nearest level pixel (``lidx``) and intersect that one surface with the pixel's own
+    ray for depth and shading. Ids can differ from the exact kernel only where the nearest
+    level pixel lies across a silhouette; depth on a pixel with the right surface is exact.
+    ``mode`` as in :func:`render_frame`; ``lcode`` (R * K) and ``zcol`` (R) are scratch."""
     cnt, rx, rz, fx, fz = _cast(cx, cz, yaw, col_tan, wa, wb, wn, wfull, bc, bh, bcs,
                                 hit_r, hit_prim, wk, bk, rec)
     _fill_level(eye, cnt, hit_r, hit_prim, wk, wy, wfull, bc, bh, bk, col_pu, col_pv, col_lo,
@@ -948,14 +1212,16 @@ class Renderer:
     (0 = +z, 90 = +x), pitched down by ``camera.pitch`` degrees. ``render_ids`` and
     ``render_counts`` resolve the same pixels but skip shading and depth.
 
-    ``mode="exact"`` (:func:`render_frame`, the default) intersects every candidate of a
-    pixel's list with the pixel's own ray. ``mode="warp"`` (:func:`render_warp`) fills a
+    ``mode="exact"`` (:func:`render_frame`, the default) rasterises every wall piece and box
+    face along image columns with a per-pixel inverse-depth test (the nearest surface along
+    each pixel's own ray). ``mode="warp"`` (:func:`render_warp`) fills a
     level image over a covering frustum once per column and gathers it through K R K^-1
-    (nearest level pixel): 1.2-1.4x faster when pitched, but a silhouette can move by up to
-    half a level pixel (ids agree with the exact mode on ~99.75-99.9% of pixels, some poses
-    down to ~99.4%), and a pixel at a wall's foot can see the floor just behind the wall.
-    Depth and shading use each pixel's own ray. ``warp_oversample`` multiplies the level rows
-    per pitched pixel row. See ``scripts/bench_render.md``.
+    (nearest level pixel). It is now about half as fast as the exact mode and approximate: a
+    silhouette can move by up to half a level pixel (ids agree with the exact mode on
+    ~99.75-99.9% of pixels, some poses down to ~99.4%), and a pixel at a wall's foot can see
+    the floor just behind the wall. Depth and shading use each pixel's own ray.
+    ``warp_oversample`` multiplies the level rows per pitched pixel row. See
+    ``scripts/bench_render.md``.
     """
 
     def __init__(self, scene: Scene, camera: CameraConfig = CameraConfig(),
@@ -967,19 +1233,27 @@ class Renderer:
         self.pixels = pixel_tables(camera, scene.ceiling_height, column_oversample)
         self.tables = scene_tables(scene)
         K = len(self.pixels.col_tan)
-        self._scratch = (np.empty((MAX_HITS, K)), np.empty((MAX_HITS, K), np.int32),
-                         np.empty((len(self.tables.wa), 5)), np.empty((len(self.tables.bc), 6)),
-                         np.empty((16 * K, 4)))
         px, s, cam = self.pixels, self.tables, camera
         scene_args = (s.wa, s.wb, s.wy, s.wn, s.wfull, s.wcolor, s.bc, s.bh, s.bcs, s.bcolor,
                       s.bsh, s.room_grid, s.grid_origin, s.floor_colors, s.ceiling_rgb,
-                      cam.height, cam.width, *self._scratch)
+                      cam.height, cam.width)
         if mode == "exact":
             self.warp = None
+            rt = raster_tables(cam, scene.ceiling_height, px.col_tan, px.plane_light)
+            F = len(s.wa) + 3 * len(s.bc)
+            levels = int(math.floor(math.log2(max(K - 1, 1)))) + 1
+            scratch = (np.empty((F, FACE_GEOM)), np.empty((F, 6), np.int32),
+                       np.empty((F, 11)), np.empty(K - 1), np.empty((levels, K - 1)),
+                       np.empty(cam.height * cam.width), np.empty(cam.height * cam.width,
+                                                                  np.int32))
             self._kernel = render_frame
-            self._args = (float(cam.eye_height), px.col, px.tan_el, px.inv_h, px.px, px.pz,
-                          px.r_plane, px.plane_light, px.dist_scale, px.col_tan, *scene_args)
+            self._args = (float(cam.eye_height), rt.u, rt.row_dir, rt.w_plane, rt.s_plane,
+                          rt.falloff, rt.plane_light, px.col_tan, rt.col_pu,
+                          rt.col_pv, rt.tau_lo, rt.tau_hi, rt.pair_lo, rt.pair_hi, rt.log2,
+                          *scene_args, *scratch)
         else:
+            scene_args = (*scene_args, np.empty((MAX_HITS, K)), np.empty((MAX_HITS, K), np.int32),
+                          np.empty((len(s.wa), 5)), np.empty((len(s.bc), 6)), np.empty((16 * K, 4)))
             w = self.warp = warp_tables(cam, scene.ceiling_height, px.col_tan, warp_oversample)
             R = len(w.t_rows)
             level = (np.empty(K * R, np.int32), np.empty(R))
