@@ -15,6 +15,7 @@ from pathlib import Path
 
 from datagen.episodes import HouseFile
 from datagen.shards import DatagenConfig, ShardResult, write_shard
+from datagen.workers import exit_with_parent
 
 Progress = Callable[[int], None]
 
@@ -42,7 +43,8 @@ def run_local(cfg: DatagenConfig, shards: list[int], out_dir: str | os.PathLike,
         return [write_shard(cfg, k, out_dir, houses, progress) for k in shards]
     results = []
     ctx = mp.get_context("spawn")  # no forked numba/threads state
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                             initializer=exit_with_parent) as pool:
         futures = [pool.submit(_write_one, cfg, k, str(out_dir), houses) for k in shards]
         for fut in as_completed(futures):
             res = fut.result()

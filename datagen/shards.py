@@ -34,6 +34,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from datagen.constants import (
     ACTION_VOCAB,
@@ -56,6 +57,9 @@ from sim.lattice import AgentConfig
 
 SIDECAR_TEMPLATE = "{split}/shard-{index:06d}.json"
 LOCK_FILE = ".info.lock"
+ONE_SWSCALE_THREAD = {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
+"""Keyword for one-thread RGB conversion: PyAV >= 17 lets swscale start a thread per core;
+older versions have no ``threads`` option and convert on the calling thread."""
 META_KEYS = ("episode_id", "house_id", "house_index", "split", "task", "target", "goal", "start",
              "poses", "shortest_length", "shortest_steps", "num_steps", "seed", "success",
              "source")
@@ -154,11 +158,30 @@ def encode_mp4(frames: Iterable[np.ndarray], height: int, width: int, video: Vid
     return buf.getvalue()
 
 
-def decode_mp4(data: bytes) -> np.ndarray:
-    """(T, H, W, 3) uint8 frames of MP4 bytes."""
-    with av.open(io.BytesIO(data)) as container:
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    return np.stack(frames) if frames else np.zeros((0, 0, 0, 3), dtype=np.uint8)
+def decode_frames(mp4: bytes, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Frames ``start:stop`` of an mp4 (to the end when ``stop`` is None) -> uint8 (n, H, W, 3).
+
+    Frames before ``start`` are decoded (H.264 needs them) but not converted to RGB. One
+    decoder thread and one swscale context for the whole video (``frame.to_ndarray`` sets up
+    a new one per frame, multi-threaded in PyAV >= 17, which costs more than the conversion):
+    a loader worker is one core. Raises ``ValueError`` if the video ends before ``stop`` (or
+    has no frames).
+    """
+    frames, count = [], 0
+    to_rgb = VideoReformatter()
+    with av.open(io.BytesIO(mp4), mode="r", format="mp4") as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "NONE"
+        for frame in container.decode(stream):
+            if count >= start:
+                frames.append(to_rgb.reformat(frame, format="rgb24", **ONE_SWSCALE_THREAD)
+                              .to_ndarray())
+            count += 1
+            if count == stop:
+                break
+    if not frames or (stop is not None and count < stop):
+        raise ValueError(f"video has {count} frames, frames {start}:{stop} were asked for")
+    return np.stack(frames)
 
 
 # --------------------------------------------------------------------------- samples

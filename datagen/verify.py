@@ -35,7 +35,7 @@ from datagen.houses.io import HouseError
 from datagen.shards import (
     META_KEYS,
     DatasetError,
-    decode_mp4,
+    decode_frames,
     iter_episodes,
     read_info,
     shard_name,
@@ -130,7 +130,10 @@ def check_episode(sample: dict, info: dict, split: str, env: EmbeddedEnv,
     meta, actions = sample[KEY_META], sample[KEY_ACTIONS]
     if tuple(sorted(meta)) != tuple(sorted(META_KEYS)):
         return [f"meta.json keys {sorted(meta)} are not {sorted(META_KEYS)}"]
-    frames = decode_mp4(sample[KEY_RGB])  # (T, H, W, 3)
+    try:
+        frames = decode_frames(sample[KEY_RGB])  # (T, H, W, 3)
+    except ValueError as exn:  # a video without frames
+        return [f"{KEY_RGB}: {exn}"]
     T = len(actions)
     out = []
     if not (len(frames) == T == meta["num_steps"] == len(meta["poses"])):

@@ -31,6 +31,7 @@ from datagen.constants import TASK_OBJECTNAV
 from datagen.episodes import Episode, HouseContext, sample_episode
 from datagen.houses.io import HouseRecord
 from datagen.tasks import TaskConfig, goal_name, objectnav_success, roomnav_success
+from datagen.workers import exit_with_parent
 from eval.metrics import EpisodeResult, spl
 from eval.report import video_name
 from sim.camera import CameraConfig
@@ -319,6 +320,7 @@ def run_slots(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[Epis
 
 def _worker_main(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[EpisodeSlot],
                  settings: RolloutSettings, worker: int, channel) -> None:
+    exit_with_parent()
     torch.set_num_threads(1)  # one process per core
     try:
         outcomes = run_slots(spec, houses, slots, settings, lambda n: channel.put(("tick", n)))

@@ -25,7 +25,7 @@ from datagen.shards import (
     META_KEYS,
     DatagenConfig,
     DatasetError,
-    decode_mp4,
+    decode_frames,
     iter_episodes,
     open_dataset,
     shard_paths,
@@ -101,7 +101,7 @@ def test_webdataset_round_trip(dataset):
         assert tuple(sorted(meta)) == tuple(sorted(META_KEYS))
         assert s["__key__"] == meta["episode_id"]
         assert actions.dtype == np.int8 and actions[-1] == ACTION_VOCAB.index("end")
-        frames = decode_mp4(s[KEY_RGB])
+        frames = decode_frames(s[KEY_RGB])
         assert frames.shape == (meta["num_steps"], 32, 48, 3) == (len(actions), 32, 48, 3)
         assert len(meta["poses"]) == len(actions) == meta["shortest_steps"]
         assert meta["goal"] == f"{meta['task']}/{meta['target']}" and meta["success"]

@@ -23,12 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import av
 import lightning.pytorch as pl
 import numpy as np
 import torch
 import webdataset as wds
-from av.video.reformatter import VideoReformatter
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from datagen.constants import (
@@ -41,6 +39,7 @@ from datagen.constants import (
     KEY_RGB,
     SHARD_GLOB,
 )
+from datagen.shards import decode_frames
 from training.policy import resize_frames
 
 log = logging.getLogger(__name__)
@@ -48,9 +47,6 @@ log = logging.getLogger(__name__)
 MAX_CONSECUTIVE_FAILURES = 200
 """A stream that skips this many samples in a row without one good one gives up with an error."""
 
-ONE_SWSCALE_THREAD = {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
-"""Keyword for one-thread RGB conversion: PyAV >= 17 lets swscale start a thread per core;
-older versions have no ``threads`` option and convert on the calling thread."""
 
 
 class DatasetMismatchError(ValueError):
@@ -116,32 +112,6 @@ def scan_split(urls: list[str], num_actions: int) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # one episode -> one chunk
-
-
-def decode_frames(mp4: bytes, start: int = 0, stop: int | None = None) -> np.ndarray:
-    """Frames ``start:stop`` of an mp4 (to the end when ``stop`` is None) -> uint8 (n, H, W, 3).
-
-    Frames before ``start`` are decoded (H.264 needs them) but not converted to RGB. One
-    decoder thread and one swscale context for the whole video (``frame.to_ndarray`` sets up
-    a new one per frame, multi-threaded in PyAV >= 17, which costs more than the conversion):
-    a loader worker is one core. Raises ``ValueError`` if the video ends before ``stop`` (or
-    has no frames).
-    """
-    frames, count = [], 0
-    to_rgb = VideoReformatter()
-    with av.open(io.BytesIO(mp4), mode="r", format="mp4") as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "NONE"
-        for frame in container.decode(stream):
-            if count >= start:
-                frames.append(to_rgb.reformat(frame, format="rgb24", **ONE_SWSCALE_THREAD)
-                              .to_ndarray())
-            count += 1
-            if count == stop:
-                break
-    if not frames or (stop is not None and count < stop):
-        raise ValueError(f"video has {count} frames, frames {start}:{stop} were asked for")
-    return np.stack(frames)
 
 
 def chunk_starts(num_steps: int, length: int, rng: np.random.Generator | None) -> list[int]:

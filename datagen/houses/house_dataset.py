@@ -35,6 +35,7 @@ from datagen.houses.procthor_gen import (
     procthor_version,
     room_spec_mix_weights,
 )
+from datagen.workers import exit_with_parent
 
 META_FILE = "meta.json"
 SEED_LAYOUT = ("house_seed = split_offset | attempt << 27 | seed << 20 | index "
@@ -88,7 +89,8 @@ def _run_tasks(out_dir: Path, split: str, seed: int, todo: list[int], workers: i
             bar.update()
     else:
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                 initializer=exit_with_parent) as pool:
             futures = [pool.submit(build_partial, str(out_dir), split, seed, i, room_spec_mix)
                        for i in todo]
             for future in as_completed(futures):
