@@ -204,7 +204,7 @@ def iter_frames(ctx: HouseContext, states: list[tuple[int, int, int]]) -> Iterat
     """The (H, W, 3) uint8 RGB frame at each state, rendered when asked for (so a consumer
     that encodes each frame right away reads it while it is still in cache)."""
     for s in states:
-        yield ctx.renderer.render(*ctx.pose(s)).rgb
+        yield ctx.renderer.render_rgb(*ctx.pose(s))
 
 
 def render_frames(ctx: HouseContext, states: list[tuple[int, int, int]]) -> np.ndarray:
