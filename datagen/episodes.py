@@ -2,14 +2,15 @@
 
 A :class:`HouseContext` holds what every episode of a house shares (scene, lattice, navigation
 table, renderer, goal sets, oracles), so the per-house goal-set cost is paid once.
-:func:`sample_episode` draws one episode from a seed; :func:`render_frames` renders the frames
-the agent saw before each action.
+:func:`sample_episode` draws one episode from a seed; :func:`render_frames` (or, one at a time,
+:func:`iter_frames`) renders the frames the agent saw before each action.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -199,10 +200,17 @@ def sample_episode(ctx: HouseContext, episode_id: str, seed: int, max_steps: int
     return ep
 
 
+def iter_frames(ctx: HouseContext, states: list[tuple[int, int, int]]) -> Iterator[np.ndarray]:
+    """The (H, W, 3) uint8 RGB frame at each state, rendered when asked for (so a consumer
+    that encodes each frame right away reads it while it is still in cache)."""
+    for s in states:
+        yield ctx.renderer.render_rgb(*ctx.pose(s))
+
+
 def render_frames(ctx: HouseContext, states: list[tuple[int, int, int]]) -> np.ndarray:
     """(T, H, W, 3) uint8: the RGB frame at each state."""
     cam = ctx.env.camera
     out = np.empty((len(states), cam.height, cam.width, 3), dtype=np.uint8)
-    for t, s in enumerate(states):
-        out[t] = ctx.renderer.render(*ctx.pose(s)).rgb
+    for t, rgb in enumerate(iter_frames(ctx, states)):
+        out[t] = rgb
     return out

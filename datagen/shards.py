@@ -48,9 +48,10 @@ from datagen.constants import (
     TASK_OBJECTNAV,
     TASK_ROOMNAV,
 )
-from datagen.episodes import Episode, HouseContext, HouseFile, render_frames, sample_episode
+from datagen.episodes import Episode, HouseContext, HouseFile, iter_frames, sample_episode
 from datagen.files import json_bytes, sha256_file, write_atomic
 from datagen.tasks import TaskConfig
+from datagen.video import yuv420p_frame
 from sim.camera import CameraConfig
 from sim.env import EmbeddedEnv
 from sim.lattice import AgentConfig
@@ -143,7 +144,10 @@ def shard_name(k: int) -> str:
 
 
 def encode_mp4(frames: Iterable[np.ndarray], height: int, width: int, video: VideoConfig) -> bytes:
-    """H.264 MP4 bytes of (H, W, 3) uint8 frames; the same frames give the same bytes."""
+    """H.264 MP4 bytes of (H, W, 3) uint8 frames; the same frames give the same bytes.
+
+    Frames are converted to yuv420p by :func:`datagen.video.yuv420p_frame` (BT.601 limited
+    range, as swscale's default, which decoders assume)."""
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=video.fps)
@@ -151,7 +155,7 @@ def encode_mp4(frames: Iterable[np.ndarray], height: int, width: int, video: Vid
         stream.options = {"crf": str(video.crf), "preset": video.preset, "threads": "1"}
         stream.codec_context.thread_count = 1
         for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            for packet in stream.encode(yuv420p_frame(frame)):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
@@ -541,14 +545,24 @@ def write_shard(cfg: DatagenConfig, k: int, out_dir: str | os.PathLike,
 
 def _write_episode(tar: tarfile.TarFile, ctx: HouseContext, ep: Episode, cfg: DatagenConfig,
                    timings: ShardTimings) -> None:
+    render = [0.0]  # seconds spent rendering, inside encode_mp4's loop
+
+    def frames():  # rendered one at a time and encoded while still in cache
+        it = iter_frames(ctx, ep.path.states)
+        while True:
+            t = time.perf_counter()
+            rgb = next(it, None)
+            render[0] += time.perf_counter() - t
+            if rgb is None:
+                return
+            yield rgb
+
     t0 = time.perf_counter()
-    frames = render_frames(ctx, ep.path.states)  # (T, H, W, 3)
+    mp4 = encode_mp4(frames(), cfg.camera.height, cfg.camera.width, cfg.video)
     t1 = time.perf_counter()
-    mp4 = encode_mp4(frames, cfg.camera.height, cfg.camera.width, cfg.video)
-    t2 = time.perf_counter()
     write_episode_sample(tar, ep.episode_id, mp4, np.array(ep.path.actions, dtype=np.int8),
                          episode_meta(ep, cfg.split))
-    t3 = time.perf_counter()
-    timings.render += t1 - t0
-    timings.encode += t2 - t1
-    timings.write += t3 - t2
+    t2 = time.perf_counter()
+    timings.render += render[0]
+    timings.encode += t1 - t0 - render[0]
+    timings.write += t2 - t1

@@ -4,7 +4,9 @@
         --episodes-per-house 20
 
 Each house becomes one shard written in this process (one core), with the default camera
-(224x384) unless ``--height/--width`` say otherwise. Prints steps/s per core, bytes per step,
+(224x384) unless ``--height/--width`` say otherwise. Times are CPU seconds of this process
+(``process_time``; ``--clock wall`` for wall-clock seconds), so other jobs on the machine
+change them little. Prints steps/s per core, bytes per step,
 the time per stage (per-house setup, ObjectNav goal-set rendering, oracle, path rendering,
 encoding, writing) and the projected core-hours for 1M ~60-step trajectories, both at the
 measured episodes per house and amortised at ``--project-episodes-per-house``.
@@ -17,10 +19,13 @@ import dataclasses
 import gzip
 import tempfile
 import time
+import types
 from pathlib import Path
 
 import numpy as np
 
+import datagen.episodes
+import datagen.shards
 from datagen.episodes import HouseFile
 from datagen.houses.io import load_houses, write_house_json
 from datagen.shards import DatagenConfig, ShardTimings, open_dataset, write_shard
@@ -29,6 +34,16 @@ from sim.camera import CameraConfig
 
 FIXTURES = ["tests/fixtures/143.json", "tests/fixtures/house_3703.json"]
 STAGES = ("setup", "goal_sets", "oracle", "render", "encode", "write")
+clock = time.process_time
+
+
+def use_clock(name: str) -> None:
+    """Time everything (this script and the writer's stage timings) with ``process_time``
+    ("cpu") or ``perf_counter`` ("wall")."""
+    global clock
+    clock = time.process_time if name == "cpu" else time.perf_counter
+    shim = types.SimpleNamespace(perf_counter=clock)
+    datagen.shards.time = datagen.episodes.time = shim  # they call time.perf_counter()
 
 
 def fixture_houses(folder: Path) -> str:
@@ -49,10 +64,10 @@ def renderer_fps(hf: HouseFile, cam: CameraConfig, frames: int = 300) -> float:
     i, j = (int(v) for v in np.argwhere(lat.reachable)[0])
     x, z = lat.position(i, j)
     env.renderer.render(x, z, 0.0)
-    t0 = time.perf_counter()
+    t0 = clock()
     for k in range(frames):
         env.renderer.render(x, z, 90.0 * k)
-    return frames / (time.perf_counter() - t0)
+    return frames / (clock() - t0)
 
 
 def run(args) -> dict:
@@ -73,9 +88,9 @@ def run(args) -> dict:
     write_shard(warm, 0, folder / "warm", hf)  # loads the compiled renderer, fills caches
     total, steps, episodes, size, wall = ShardTimings(), 0, 0, 0, 0.0
     for k in range(n):
-        t0 = time.perf_counter()
+        t0 = clock()
         res = write_shard(cfg, k, out, hf)
-        wall += time.perf_counter() - t0
+        wall += clock() - t0
         for f in dataclasses.fields(ShardTimings):
             setattr(total, f.name, getattr(total, f.name) + getattr(res.timings, f.name))
         steps += res.sidecar["steps"]
@@ -123,7 +138,10 @@ def main() -> None:
     p.add_argument("--project-episodes-per-house", type=int, default=100)
     p.add_argument("--height", type=int, default=224)
     p.add_argument("--width", type=int, default=384)
+    p.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                   help="CPU seconds of this process (default) or wall-clock seconds")
     args = p.parse_args()
+    use_clock(args.clock)
     print(report(run(args), args.project_episodes_per_house))
 
 

@@ -817,16 +817,16 @@ def render_frame(cx, cz, yaw, eye, u, rd, w_plane, s_plane, falloff, plane_light
 
     ``mode`` 0: rgb (H, W, 3) uint8, depth (H, W) float32 and ids (H, W) int32, newly
     allocated; 1: ids only (no shading, no depth); 2: only ``counts``, the (M + 1,) int64 pixel
-    count of every id. Arrays a mode does not produce come back empty. ``ft``/``fi``/``fs``
-    (faces), ``rmax`` (K - 1), ``rtab`` (L, K - 1), ``wbuf``/``fbuf`` (W * H, column-major)
-    are scratch buffers reused between frames.
+    count of every id; 3: rgb only (no depth or ids). Arrays a mode does not produce come back
+    empty. ``ft``/``fi``/``fs`` (faces), ``rmax`` (K - 1), ``rtab`` (L, K - 1),
+    ``wbuf``/``fbuf`` (W * H, column-major) are scratch buffers reused between frames.
 
     1. :func:`_faces`: every wall piece and box face the eye is in front of, with the image
        columns its azimuths span, and per column pair the distance within which a
        full-height wall blocks every ray (``rmax``).
     2. :func:`_raster`: the nearest face (or the floor/ceiling) and its inverse depth along
        every pixel's own ray.
-    3. Ids (modes 0, 1), counts (mode 2), or shading (mode 0): depth = 1 / inverse depth,
+    3. Ids (modes 0, 1), counts (mode 2), or shading (modes 0, 3): depth = 1 / inverse depth,
        colours as described in the module.
     """
     nf, rx, rz, fx, fz = _faces(cx, cz, yaw, eye, wa, wb, wy, wn, wfull, wcolor, bc, bh, bcs,
@@ -836,11 +836,11 @@ def render_frame(cx, cz, yaw, eye, u, rd, w_plane, s_plane, falloff, plane_light
     _raster(nf, ft, fi, u, w_plane, pair_lo, pair_hi, log2, rmax, rtab, wbuf, fbuf)
     P = H * W
     full, with_ids = mode == 0, mode <= 1
-    rgb = np.empty((P if full else 0, 3), np.uint8)
+    rgb = np.empty((P if full or mode == 3 else 0, 3), np.uint8)
     depth = np.empty(P if full else 0, np.float32)
     ids = np.empty(P if with_ids else 0, np.int32)
     counts = np.zeros(bc.shape[0] + 1, np.int64)
-    if not with_ids:
+    if mode == 2:
         run, prev = 0, fbuf[0]
         for q in range(P):  # count runs of one face: no chain of increments on one counter
             f = fbuf[q]
@@ -851,7 +851,7 @@ def render_frame(cx, cz, yaw, eye, u, rd, w_plane, s_plane, falloff, plane_light
         counts[fi[prev, 4] if prev >= 0 else 0] += run
         return (rgb.reshape(-1, width, 3), depth.reshape(-1, width), ids.reshape(-1, width),
                 counts)
-    if not full:
+    if mode == 1:
         for k in range(H):
             for c in range(W):
                 f = fbuf[c * H + k]
@@ -875,8 +875,9 @@ def render_frame(cx, cz, yaw, eye, u, rd, w_plane, s_plane, falloff, plane_light
             p, q = k * W + c, c * H + k
             f = fbuf[q]
             if f < 0:
-                ids[p] = 0
-                depth[p] = sk
+                if full:
+                    ids[p] = 0
+                    depth[p] = sk
                 light = np.float64(plane_light[p])
                 if upk >= 0.0:
                     for ch in range(3):
@@ -893,8 +894,9 @@ def render_frame(cx, cz, yaw, eye, u, rd, w_plane, s_plane, falloff, plane_light
                 continue
             w = wbuf[q]
             s = 1.0 / w
-            ids[p] = fi[f, 4]
-            depth[p] = s
+            if full:
+                ids[p] = fi[f, 4]
+                depth[p] = s
             shade = w / (w + np.float64(falloff[p]))  # 1 / (1 + FALLOFF x distance)
             pat = fi[f, 5]
             if pat != 0:
@@ -1210,7 +1212,8 @@ class Renderer:
 
     ``render(x, z, yaw_deg)``: the eye is at (x, camera.eye_height, z) looking along yaw
     (0 = +z, 90 = +x), pitched down by ``camera.pitch`` degrees. ``render_ids`` and
-    ``render_counts`` resolve the same pixels but skip shading and depth.
+    ``render_counts`` resolve the same pixels but skip shading and depth; ``render_rgb``
+    skips depth and ids.
 
     ``mode="exact"`` (:func:`render_frame`, the default) rasterises every wall piece and box
     face along image columns with a per-pixel inverse-depth test (the nearest surface along
@@ -1282,6 +1285,13 @@ class Renderer:
         """One frame: RGB (H, W, 3) uint8, depth (H, W) float32 m, ids (H, W) int32."""
         rgb, depth, ids, _ = self._frame(x, z, yaw_deg, 0)
         return Frame(rgb, depth, ids)
+
+    def render_rgb(self, x: float, z: float, yaw_deg: float) -> np.ndarray:
+        """Only the (H, W, 3) uint8 RGB of :meth:`render` (identical to its ``rgb``), without
+        writing depth and ids (exact mode; warp mode renders the full frame)."""
+        if self.warp is not None:
+            return self.render(x, z, yaw_deg).rgb
+        return self._frame(x, z, yaw_deg, 3)[0]
 
     def render_ids(self, x: float, z: float, yaw_deg: float) -> np.ndarray:
         """Only the (H, W) int32 instance ids of :meth:`render` (identical to its ``ids``),

@@ -214,12 +214,16 @@ def test_no_pixel_sees_outside_a_closed_house(fixture):
 
 @pytest.mark.parametrize("mode", RENDER_MODES)
 @pytest.mark.parametrize("name", ["level", "pitched"])
-def test_ids_only_modes_match_the_full_render(name, mode):
+def test_partial_modes_match_the_full_render(name, mode):
     cam = CameraConfig(height=90, width=150, pitch=0.0 if name == "level" else 30.0)
     scene = build_scene(load_house(FIXTURES / "143.json").house)
     renderer = Renderer(scene, cam, mode=mode)
     for x, z, yaw in _poses(Lattice(scene), 6, seed=3):
-        ids = renderer.render(x, z, yaw).ids
+        frame = renderer.render(x, z, yaw)
+        rgb = renderer.render_rgb(x, z, yaw)
+        assert rgb.dtype == np.uint8 and rgb.shape == frame.rgb.shape
+        np.testing.assert_array_equal(rgb, frame.rgb)
+        ids = frame.ids
         only = renderer.render_ids(x, z, yaw)
         assert only.dtype == np.int32 and only.shape == ids.shape
         np.testing.assert_array_equal(only, ids)
