@@ -7,13 +7,11 @@
     python scripts/bench_render.py --baseline /tmp/render_base.py
 
 Renders RGB + depth + ids at the configured size (default 224x384) from random reachable
-lattice poses, for a level and a pitched (30 degrees down) camera, in every ``Renderer`` mode
-("exact": faces rasterised along image columns; "warp": level image gathered through
-K R K^-1, with its ids agreement with the exact mode and the numpy reference), the ids-only mode
-(``Renderer.render_counts``: pixel counts per instance id, what ObjectNav goal sets use), and
-steps an EmbeddedEnv with random actions. ``--baseline FILE`` also times another version of
-``sim/render.py`` (loaded from FILE, its default mode) on the same poses, interleaved with
-the current modes.
+lattice poses, for a level and a pitched (30 degrees down) camera, with the ids agreement
+with the numpy reference, times the ids-only path (``Renderer.render_counts``: pixel counts
+per instance id, what ObjectNav goal sets use), and steps an EmbeddedEnv with random
+actions. ``--baseline FILE`` also times another version of ``sim/render.py`` (loaded from
+FILE, its default ``Renderer``) on the same poses, interleaved with the current one.
 Throughput is frames per CPU-second of this process (``process_time``), the best of
 ``--repeats`` runs, so that other load on a shared machine inflates it less; the wall-clock
 rate is printed beside it.
@@ -35,7 +33,7 @@ from datagen.houses.io import load_house, load_houses
 from sim.camera import CameraConfig
 from sim.env import EmbeddedEnv
 from sim.lattice import Lattice
-from sim.render import RENDER_MODES, Renderer
+from sim.render import Renderer
 from sim.render_ref import render_reference
 from sim.scene import build_scene
 
@@ -89,10 +87,10 @@ def env_rate(house: dict, camera: CameraConfig, steps: int, seed: int) -> float:
     return steps / max(time.process_time() - c0, 1e-9)
 
 
-def agreement(a, b, poses) -> float:
-    """Mean fraction of ids pixels on which two renderers agree (``b`` takes the pose as one
-    tuple)."""
-    return float(np.mean([(a(*p).ids == b(p).ids).mean() for p in poses]))
+def agreement(render, refs: dict) -> float:
+    """Mean fraction of ids pixels on which ``render`` agrees with the reference frames
+    (pose -> frame)."""
+    return float(np.mean([(render(*p).ids == ref.ids).mean() for p, ref in refs.items()]))
 
 
 def bench_house(name: str, house: dict, args) -> list[dict]:
@@ -102,10 +100,9 @@ def bench_house(name: str, house: dict, args) -> list[dict]:
     rows = []
     for label, pitch in (("level", 0.0), ("pitched", 30.0)):
         cam = CameraConfig(height=args.height, width=args.width, pitch=pitch)
-        renderers = {mode: Renderer(scene, cam, mode=mode) for mode in RENDER_MODES}
-        for r in renderers.values():
-            r.render(*poses[0])  # compile or load the cache
-            r.render_counts(*poses[0])
+        r = Renderer(scene, cam)
+        r.render(*poses[0])  # compile or load the cache
+        r.render_counts(*poses[0])
         refs = {p: render_reference(scene, cam, *p) for p in poses[:args.ref_frames]}
         c0 = time.process_time()
         for p in refs:
@@ -114,54 +111,40 @@ def bench_house(name: str, house: dict, args) -> list[dict]:
         old = load_baseline(args.baseline)(scene, cam) if args.baseline else None
         if old is not None:
             old.render(*poses[0])
-        # Interleaved repeats, so that every mode sees the same load.
-        best = {m: [0.0, 0.0, 0.0] for m in RENDER_MODES}
+        # Interleaved repeats, so that both renderers see the same load.
+        fps = fps_wall = ids_fps = 0.0
         base = base_wall = 0.0 if old is not None else None
         for _ in range(args.repeats):
-            for mode, r in renderers.items():
-                c, w = rate(r.render, poses, 1)
-                i, _ = rate(r.render_counts, poses, 1)
-                b = best[mode]
-                b[0], b[1], b[2] = max(b[0], c), max(b[1], w), max(b[2], i)
+            c, w = rate(r.render, poses, 1)
+            i, _ = rate(r.render_counts, poses, 1)
+            fps, fps_wall, ids_fps = max(fps, c), max(fps_wall, w), max(ids_fps, i)
             if old is not None:
                 c, w = rate(old.render, poses, 1)
                 base, base_wall = max(base, c), max(base_wall, w)
-        exact = renderers["exact"]
-        for mode, r in renderers.items():
-            rows.append({
-                "house": name, "rooms": len(scene.rooms), "pieces": len(scene.pieces),
-                "boxes": len(scene.boxes), "camera": label, "mode": mode,
-                "default": mode == RENDER_MODES[0], "columns": r.num_columns,
-                "level_px": r.level_pixels, "fps": best[mode][0], "fps_wall": best[mode][1],
-                "ids_fps": best[mode][2], "base_fps": base, "base_wall": base_wall,
-                "ref_fps": ref_cpu,
-                "vs_exact": agreement(r.render, lambda p, e=exact: e.render(*p),
-                                      poses[:args.agree_frames]),
-                "vs_ref": agreement(r.render, refs.__getitem__, list(refs)),
-                "env_steps": (env_rate(house, cam, args.env_steps, args.seed)
-                              if mode == RENDER_MODES[0] else None)})
+        rows.append({
+            "house": name, "rooms": len(scene.rooms), "pieces": len(scene.pieces),
+            "boxes": len(scene.boxes), "camera": label, "columns": r.num_columns,
+            "fps": fps, "fps_wall": fps_wall, "ids_fps": ids_fps, "base_fps": base,
+            "base_wall": base_wall, "ref_fps": ref_cpu, "vs_ref": agreement(r.render, refs),
+            "env_steps": env_rate(house, cam, args.env_steps, args.seed)})
     return rows
 
 
 def table(rows: list[dict]) -> str:
     base = rows[0]["base_fps"] is not None
-    head = ("| house | rooms | pieces | boxes | camera | mode | columns | level px | "
-            "fps/core | (wall) | " + ("baseline fps/core | (wall) | " if base else "")
-            + "ids-only fps/core | ids = exact | ids = reference | numpy reference fps | "
-            "speed-up | EmbeddedEnv steps/s |\n" + "|---" * (18 if base else 16) + "|\n")
+    head = ("| house | rooms | pieces | boxes | camera | columns | fps/core | (wall) | "
+            + ("baseline fps/core | (wall) | " if base else "")
+            + "ids-only fps/core | ids = reference | numpy reference fps | speed-up | "
+            "EmbeddedEnv steps/s |\n" + "|---" * (15 if base else 13) + "|\n")
 
     def baseline(r):
         return f"{r['base_fps']:,.0f} | {r['base_wall']:,.0f} | " if base else ""
 
-    def env(r):
-        return f"{r['env_steps']:,.0f}" if r["env_steps"] is not None else "-"
-
     return head + "".join(
         f"| {r['house']} | {r['rooms']} | {r['pieces']} | {r['boxes']} | {r['camera']} | "
-        f"{r['mode']}{' (default)' if r['default'] else ''} | {r['columns']} | "
-        f"{r['level_px']:,} | {r['fps']:,.0f} | {r['fps_wall']:,.0f} | {baseline(r)}"
-        f"{r['ids_fps']:,.0f} | {100 * r['vs_exact']:.2f}% | {100 * r['vs_ref']:.2f}% | "
-        f"{r['ref_fps']:.1f} | {r['fps'] / r['ref_fps']:,.0f}x | {env(r)} |\n" for r in rows)
+        f"{r['columns']} | {r['fps']:,.0f} | {r['fps_wall']:,.0f} | {baseline(r)}"
+        f"{r['ids_fps']:,.0f} | {100 * r['vs_ref']:.2f}% | {r['ref_fps']:.1f} | "
+        f"{r['fps'] / r['ref_fps']:,.0f}x | {r['env_steps']:,.0f} |\n" for r in rows)
 
 
 def load_set(args) -> list[tuple[str, dict]]:
@@ -178,8 +161,6 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     p.add_argument("--frames", type=int, default=400, help="poses per house and camera")
     p.add_argument("--ref-frames", type=int, default=10, help="poses for the numpy reference")
-    p.add_argument("--agree-frames", type=int, default=100,
-                   help="poses for the ids agreement with the exact mode")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--env-steps", type=int, default=400)
     p.add_argument("--height", type=int, default=224)

@@ -5,27 +5,22 @@ a flat floor under a flat ceiling, so every visible surface is a planar rectangl
 piece, or a box side, top or bottom. Pixel rays are the pitched camera's (``K R K^-1``: the
 camera centre does not move); nothing is sheared.
 
-**Exact mode** (:func:`render_frame`, the default) rasterises the rectangles along image
-columns. Along one image column (fixed ``u``, rows ``k``) the inverse depth of a ray on a
-plane is affine in ``k``, and the rows whose rays meet the rectangle's inside form one
-interval, cut by the rectangle's four edge planes through the eye (each also affine in
-``k``). Per frame, :func:`_faces` lists every rectangle the eye is in front of, with the image
-columns its azimuths span; each image column starts with the floor/ceiling's inverse depth per
-row, and each rectangle writes itself over its row interval where its inverse depth along the
-pixel's own ray is larger. So every pixel sees the nearest surface along its own ray (up to
-floating point: a pixel centre exactly on an edge counts as inside, so seams between pieces
-stay closed). Occlusion culling keeps the work small: a full-height wall that both level
-columns ``j`` and ``j + 1`` of the column table (``col_tan``) hit blocks every ray between
-them beyond the farther hit (distance is convex along a segment), and a rectangle is skipped
-in an image column when its nearest point lies beyond that distance in every column pair the
-two share. Ids agree with the numpy reference (:mod:`sim.render_ref`, per-pixel 3D rays
-against every rectangle and box, a different algorithm) on every pixel of the tested poses;
-see ``tests/test_render.py`` and ``scripts/bench_render.md``.
-
-**Warp mode** (:func:`render_warp`) is the older approximate path: level column lists (for
-each column pair, up to :data:`MAX_HITS` wall pieces and boxes sorted by distance, cut at a
-full-height wall; :func:`_cast`) filled into a level image and gathered through
-``K R K^-1`` by nearest level pixel (see :class:`Renderer`).
+:func:`render_frame` rasterises the rectangles along image columns. Along one image column
+(fixed ``u``, rows ``k``) the inverse depth of a ray on a plane is affine in ``k``, and the
+rows whose rays meet the rectangle's inside form one interval, cut by the rectangle's four
+edge planes through the eye (each also affine in ``k``). Per frame, :func:`_faces` lists every
+rectangle the eye is in front of, with the image columns its azimuths span; each image column
+starts with the floor/ceiling's inverse depth per row, and each rectangle writes itself over
+its row interval where its inverse depth along the pixel's own ray is larger. So every pixel
+sees the nearest surface along its own ray (up to floating point: a pixel centre exactly on an
+edge counts as inside, so seams between pieces stay closed). Occlusion culling keeps the work
+small: a full-height wall that both level columns ``j`` and ``j + 1`` of the column table
+(``col_tan``) hit blocks every ray between them beyond the farther hit (distance is convex
+along a segment), and a rectangle is skipped in an image column when its nearest point lies
+beyond that distance in every column pair the two share. Ids agree with the numpy reference
+(:mod:`sim.render_ref`, per-pixel 3D rays against every rectangle and box, a different
+algorithm) on every pixel of the tested poses; see ``tests/test_render.py`` and
+``scripts/bench_render.md``.
 
 Shading is deliberately simple so that geometry is legible: a fixed light gives each wall or
 box face its own brightness (box tops brighter, bottoms darker), brightness falls off with
@@ -45,9 +40,6 @@ from numba import njit
 from sim.camera import CameraConfig
 from sim.scene import WALL, Scene
 
-MAX_HITS = 16
-"""Nearest hits kept per column (the prototype needed at most 11 before a full wall)."""
-
 FLOOR_CELL = 0.05
 """Cell size in metres of the top-down room raster that colours the floor."""
 
@@ -58,8 +50,6 @@ LIGHT_XZ = (0.6, 0.8)
 """Horizontal direction the light comes from (unit, in x, z)."""
 
 _NEAR = 1e-3  # metres: geometry closer than this in front of the eye is ignored
-WALL_NONE = 1 << 30  # "prim" of a pixel that sees the floor or ceiling
-LEVEL_NONE = 1 << 30  # level-image code of the floor/ceiling (else prim * 8 + face)
 _TILE_OFFSET = 8192.0  # even; added before int() so floor-tile parity works for x > -4 km
 
 
@@ -80,9 +70,6 @@ def face_shade(nx: np.ndarray | float, nz: np.ndarray | float):
     return 0.78 + 0.17 * (nx * LIGHT_XZ[0] + nz * LIGHT_XZ[1])
 
 
-_face_shade = njit(cache=True)(face_shade)
-
-
 TOP_SHADE, BOTTOM_SHADE, FLOOR_SHADE, CEILING_SHADE = 1.0, 0.5, 0.92, 0.85
 PATTERN_DARK = 0.68  # brightness of the dark stripes/squares of a patterned box
 FLOOR_TILE, FLOOR_TILE_DARK = 0.5, 0.93
@@ -90,22 +77,6 @@ FALLOFF = 0.045  # brightness = 1 / (1 + FALLOFF * distance in metres)
 
 
 # --------------------------------------------------------------------------- camera tables
-
-
-@dataclass
-class PixelTables:
-    """Everything about the pixels that does not depend on the pose (flattened, P = H * W;
-    float32 to halve the memory streamed per frame, widened to float64 in the kernels)."""
-
-    col: np.ndarray  # (P,) int32 column at or left of each pixel's azimuth (then col + 1)
-    tan_el: np.ndarray  # (P,) float32 elevation tangent (up positive) of each pixel's ray
-    inv_h: np.ndarray  # (P,) float32 z-depth per metre of horizontal distance
-    px: np.ndarray  # (P,) float32 horizontal ray direction, level-frame right component
-    pz: np.ndarray  # (P,) float32 horizontal ray direction, level-frame forward component
-    r_plane: np.ndarray  # (P,) float32 horizontal distance to the floor/ceiling (inf if level)
-    dist_scale: np.ndarray  # (P,) float32 3D distance per metre of horizontal distance
-    plane_light: np.ndarray  # (P,) float32 falloff x floor/ceiling shade at r_plane
-    col_tan: np.ndarray  # (K,) float64 sorted azimuth tangents of the columns
 
 
 def level_rays(camera: CameraConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -144,34 +115,22 @@ def column_tangents(camera: CameraConfig, dz_rows: np.ndarray, oversample: float
     return np.concatenate([-outer[::-1], core, outer])
 
 
-def pixel_tables(camera: CameraConfig, ceiling: float, oversample: float = 1.0) -> PixelTables:
-    """Pose-independent per-pixel tables (the column table ``col_tan`` and the floor/ceiling
-    light for both modes; the rest for :func:`render_warp`)."""
+def plane_light(camera: CameraConfig, ceiling: float) -> np.ndarray:
+    """(P,) float32 (P = H * W, row-major) light of each pixel's floor or ceiling point:
+    distance falloff x CEILING_SHADE (the floor's shade is in its colours); 0 on a level
+    ray, which always meets a wall."""
     dx, dy, dz = level_rays(camera)
-    if dz.min() <= 0.05:
-        raise ValueError(f"camera.pitch {camera.pitch} with vfov {camera.vfov}: the embedded "
-                         "renderer needs |pitch| + vfov/2 below about 85 degrees")
     h = np.hypot(dx, dz)
     tan_el = -dy / h
-    col_tan = column_tangents(camera, dz[:, 0], oversample)
-    tau = dx / dz
-    col = np.clip(np.searchsorted(col_tan, tau, side="right") - 1, 0, len(col_tan) - 2)
-    col = col.astype(np.int32)  # the column at or left of each pixel's azimuth
     eye = camera.eye_height
     with np.errstate(divide="ignore"):
         r_plane = np.where(tan_el < 0, eye / -tan_el,
                            np.where(tan_el > 0, (ceiling - eye) / tan_el, np.inf))
     dist_scale = np.sqrt(1 + tan_el**2)
-    with np.errstate(divide="ignore"):  # r_plane = inf -> light 0 (never shown: a wall)
+    with np.errstate(divide="ignore"):  # r_plane = inf -> light 0
         light = 1.0 / (1.0 + FALLOFF * r_plane * dist_scale)
-    light = light * np.where(tan_el >= 0, CEILING_SHADE, 1.0)  # floor shade is in the colours
-    f32 = np.float32
-
-    def flat(a):
-        return np.ascontiguousarray(a.ravel(), f32)
-
-    return PixelTables(col.ravel(), flat(tan_el), flat(1.0 / h), flat(dx / h), flat(dz / h),
-                       flat(r_plane), flat(dist_scale), flat(light), col_tan)
+    light = light * np.where(tan_el >= 0, CEILING_SHADE, 1.0)
+    return np.ascontiguousarray(light.ravel(), np.float32)
 
 
 # --------------------------------------------------------------------------- scene tables
@@ -262,251 +221,7 @@ def scene_tables(scene: Scene) -> SceneTables:
     )
 
 
-# --------------------------------------------------------------------------- kernels
-
-
-@njit(cache=True, error_model="numpy")
-def _grow(rec):
-    """``rec`` with twice the rows (the first ones copied)."""
-    out = np.empty((2 * rec.shape[0], 4))
-    out[:rec.shape[0]] = rec
-    return out
-
-
-@njit(cache=True, error_model="numpy")
-def _pair_key(r_left, r_right, r_near, full):
-    """(sort key, block) of a primitive in list j, which serves the pixels between columns j
-    and j + 1: the primitive overlaps that wedge and the two columns meet it at r_left /
-    r_right (inf: a miss). One that fits between the columns is kept at ``r_near`` (its
-    nearest corner). A full-height wall blocks the pair only when both columns hit it (then
-    so does every ray between them, no farther than the farther hit: distance is convex along
-    a segment); else block is inf."""
-    key = min(r_left, r_right)
-    if key == np.inf:
-        key = r_near
-    return key, (max(r_left, r_right) if full else np.inf)
-
-
-@njit(cache=True, error_model="numpy")
-def _insert_records(rec, n_rec, hit_r, hit_prim, cnt, rmax):
-    """Insert every recorded hit (in order) at sort key ``rec[:, 1]`` into list
-    ``rec[:, 0]`` (dropping the farthest when full). A finite ``block`` distance
-    (``rec[:, 3]``, a full-height wall) ends the list there."""
-    for q in range(n_rec):
-        j, r, prim, block = int(rec[q, 0]), rec[q, 1], int(rec[q, 2]), rec[q, 3]
-        if r > rmax[j]:
-            continue
-        n = cnt[j]
-        i = n
-        while i > 0 and hit_r[i - 1, j] > r:
-            i -= 1
-        if i >= MAX_HITS:
-            continue
-        k = min(n, MAX_HITS - 1)
-        while k > i:
-            hit_r[k, j] = hit_r[k - 1, j]
-            hit_prim[k, j] = hit_prim[k - 1, j]
-            k -= 1
-        hit_r[i, j] = r
-        hit_prim[i, j] = prim
-        n = min(n + 1, MAX_HITS)
-        if block < rmax[j]:
-            rmax[j] = block
-            while n > 0 and hit_r[n - 1, j] > block:
-                n -= 1
-        cnt[j] = n
-
-
-@njit(cache=True, error_model="numpy")
-def _pair_range(col_tan, tmin, tmax):
-    """Column pairs [j0, j1] whose wedge (col_tan[j], col_tan[j + 1]) overlaps [tmin, tmax]."""
-    j0 = np.searchsorted(col_tan, tmin, side="right") - 1
-    j1 = np.searchsorted(col_tan, tmax, side="right") - 1
-    return max(j0, 0), min(j1, len(col_tan) - 2)
-
-
-@njit(cache=True, error_model="numpy")
-def _cast_walls(cx, cz, rx, rz, fx, fz, col_tan, cdx, cdz, wa, wb, wn, wfull, rec, n):
-    """Record every front-facing wall piece for the column pairs it overlaps (rows from ``n``
-    of ``rec``, see _pair_record); returns (rec, rows)."""
-    for w in range(wa.shape[0]):
-        ax, az, bx, bz = wa[w, 0] - cx, wa[w, 1] - cz, wb[w, 0] - cx, wb[w, 1] - cz
-        if wn[w, 0] * -ax + wn[w, 1] * -az <= 0.0:
-            continue  # the eye is behind this face
-        ua, va = ax * rx + az * rz, ax * fx + az * fz  # camera right, forward coordinates
-        ub, vb = bx * rx + bz * rz, bx * fx + bz * fz
-        if va <= _NEAR and vb <= _NEAR:
-            continue
-        if va <= _NEAR:
-            s = (_NEAR - va) / (vb - va)
-            ua, va = ua + s * (ub - ua), _NEAR
-        elif vb <= _NEAR:
-            s = (_NEAR - vb) / (va - vb)
-            ub, vb = ub + s * (ua - ub), _NEAR
-        ta, tb = ua / va, ub / vb
-        j0, j1 = _pair_range(col_tan, min(ta, tb), max(ta, tb))
-        r_near = min(math.hypot(ax, az), math.hypot(bx, bz))
-        ex, ez = bx - ax, bz - az
-        prev = np.inf
-        for k in range(j0, j1 + 2):
-            dx, dz = cdx[k], cdz[k]
-            det = ex * dz - ez * dx
-            cur = np.inf
-            if abs(det) >= 1e-12:
-                r = (ex * az - ez * ax) / det  # solves r * d = a + s * e
-                s = (dx * az - dz * ax) / det
-                if r > _NEAR and -1e-9 <= s <= 1.0 + 1e-9:
-                    cur = r
-            if k > j0:  # (rows written here: compiled calls taking arrays cost refcounts)
-                if n >= rec.shape[0]:
-                    rec = _grow(rec)
-                key, block = _pair_key(prev, cur, r_near, wfull[w])
-                rec[n, 0], rec[n, 1], rec[n, 2], rec[n, 3] = k - 1, key, w, block
-                n += 1
-            prev = cur
-    return rec, n
-
-
-@njit(cache=True, error_model="numpy")
-def _box_slab(ox, oz, dx, dz, hx, hz):
-    """Ray (o + r d) against the box-local rectangle |x| <= hx, |z| <= hz.
-
-    Returns (r_in, r_out, face): face 0/1 = +x/-x side, 2/3 = +z/-z side, 4 = the origin is
-    inside; r_out < r_in means a miss.
-    """
-    tmin, tmax, face = -1e30, 1e30, 4
-    if abs(dx) < 1e-12:
-        if abs(ox) > hx:
-            return 1.0, -1.0, 4
-    else:
-        t1, t2 = (-hx - ox) / dx, (hx - ox) / dx
-        f1 = 1 if dx > 0 else 0  # entering through -x when moving +x
-        if t1 > t2:
-            t1, t2 = t2, t1
-        if t1 > tmin:
-            tmin, face = t1, f1
-        tmax = min(tmax, t2)
-    if abs(dz) < 1e-12:
-        if abs(oz) > hz:
-            return 1.0, -1.0, 4
-    else:
-        t1, t2 = (-hz - oz) / dz, (hz - oz) / dz
-        f1 = 3 if dz > 0 else 2
-        if t1 > t2:
-            t1, t2 = t2, t1
-        if t1 > tmin:
-            tmin, face = t1, f1
-        tmax = min(tmax, t2)
-    if tmin < 0.0:
-        return 0.0, tmax, 4
-    return tmin, tmax, face
-
-
-@njit(cache=True, error_model="numpy")
-def _cast_boxes(cx, cz, rx, rz, fx, fz, col_tan, cdx, cdz, bc, bh, bcs, rec, n):
-    """Record every box for the column pairs its footprint overlaps (prim = -(row + 1); rows
-    from ``n`` of ``rec``); returns (rec, rows). A box reaching behind the eye is recorded
-    where a column meets it."""
-    K = len(col_tan)
-    for m in range(bc.shape[0]):
-        c, s = bcs[m, 0], bcs[m, 1]
-        ox, oz = bc[m, 0] - cx, bc[m, 2] - cz  # centre relative to the eye
-        hx, hz = bh[m, 0], bh[m, 2]
-        tmin, tmax, behind, front, r_near = 1e30, -1e30, False, False, 1e30
-        for sx in (-1.0, 1.0):
-            for sz in (-1.0, 1.0):
-                px = ox + sx * hx * c + sz * hz * s  # object +x = (c, -s), +z = (s, c)
-                pz = oz - sx * hx * s + sz * hz * c
-                u, v = px * rx + pz * rz, px * fx + pz * fz
-                r_near = min(r_near, math.hypot(px, pz))
-                if v <= _NEAR:
-                    behind = True
-                else:
-                    front = True
-                    t = u / v
-                    tmin, tmax = min(tmin, t), max(tmax, t)
-        if not front:
-            continue
-        j0, j1 = (0, K - 2) if behind else _pair_range(col_tan, tmin, tmax)
-        lox, loz = -(ox * c - oz * s), -(ox * s + oz * c)  # the eye in box coordinates
-        prev = np.inf
-        for k in range(j0, j1 + 2):
-            ldx = cdx[k] * c - cdz[k] * s
-            ldz = cdx[k] * s + cdz[k] * c
-            rin, rout, _ = _box_slab(lox, loz, ldx, ldz, hx, hz)
-            cur = rin if rout >= rin and rout > _NEAR else np.inf
-            if k > j0 and not (behind and prev == np.inf and cur == np.inf):
-                if n >= rec.shape[0]:
-                    rec = _grow(rec)
-                key, block = _pair_key(prev, cur, r_near, False)
-                rec[n, 0], rec[n, 1], rec[n, 2], rec[n, 3] = k - 1, key, -(m + 1), block
-                n += 1
-            prev = cur
-    return rec, n
-
-
-@njit(cache=True, error_model="numpy")
-def _box_shade(face, pat, fs, a, b):
-    """Light x pattern factor of a box face of brightness ``fs`` at pattern coordinates (a, b)
-    (cells from the face's corner, see SceneTables.bsh). Patterns: 1 stripes across the
-    height, 2 stripes along the width, 3 checker (scalar arguments only: a compiled call
-    taking arrays costs reference counting per pixel)."""
-    if pat == 0 or face == 6:
-        return fs
-    # int() of a positive number is floor; the even offset keeps the parity.
-    ia, ib = int(a + _TILE_OFFSET) & 1, int(b + _TILE_OFFSET) & 1
-    odd = ib if pat == 1 else (ia if pat == 2 else ia ^ ib)
-    return fs * PATTERN_DARK if odd else fs
-
-
-@njit(cache=True, error_model="numpy")
-def _frame_constants(cx, cz, rx, rz, fx, fz, wa, wb, bc, bcs, wk, bk):
-    """Per-frame constants of every primitive in the level camera frame (u right, v forward).
-
-    ``wk[w]`` = (ua, va, eu, ev, eu * va - ev * ua): wall start and direction, so that a pixel
-    ray of horizontal direction (pu, pv) meets the wall line at r = wk[4] / (eu pv - ev pu),
-    fraction s = (pu va - pv ua) / (eu pv - ev pu) (2D cross products are rotation invariant).
-    ``bk[m]`` = (ox, oz, a, b, c, d): the eye in box coordinates and the map of a camera
-    direction (pu, pv) to box coordinates (a pu + b pv, c pu + d pv).
-    """
-    for w in range(wa.shape[0]):
-        ax, az = wa[w, 0] - cx, wa[w, 1] - cz
-        ex, ez = wb[w, 0] - wa[w, 0], wb[w, 1] - wa[w, 1]
-        ua, va = ax * rx + az * rz, ax * fx + az * fz
-        eu, ev = ex * rx + ez * rz, ex * fx + ez * fz
-        wk[w, 0], wk[w, 1], wk[w, 2], wk[w, 3] = ua, va, eu, ev
-        wk[w, 4] = eu * va - ev * ua
-    for m in range(bc.shape[0]):
-        c, s = bcs[m, 0], bcs[m, 1]
-        ox, oz = cx - bc[m, 0], cz - bc[m, 2]
-        bk[m, 0], bk[m, 1] = ox * c - oz * s, ox * s + oz * c
-        bk[m, 2], bk[m, 3] = rx * c - rz * s, fx * c - fz * s
-        bk[m, 4], bk[m, 5] = rx * s + rz * c, fx * s + fz * c
-
-
-@njit(cache=True, error_model="numpy")
-def _cast(cx, cz, yaw, col_tan, wa, wb, wn, wfull, bc, bh, bcs, hit_r, hit_prim, wk, bk, rec):
-    """Column pass and per-frame primitive constants; returns (cnt, rx, rz, fx, fz).
-    ``rec`` (R, 4) is scratch for the hits before they are sorted into the lists."""
-    sy, cy = math.sin(yaw), math.cos(yaw)
-    fx, fz, rx, rz = sy, cy, cy, -sy  # forward and right in world (x, z)
-    K = len(col_tan)
-    cdx, cdz = np.empty(K), np.empty(K)
-    for k in range(K):
-        norm = 1.0 / math.sqrt(1.0 + col_tan[k] * col_tan[k])
-        cdx[k] = (col_tan[k] * rx + fx) * norm
-        cdz[k] = (col_tan[k] * rz + fz) * norm
-    cnt = np.zeros(K, np.int32)
-    rmax = np.full(K, np.inf)
-    rec, n = _cast_walls(cx, cz, rx, rz, fx, fz, col_tan, cdx, cdz, wa, wb, wn, wfull,
-                         rec, 0)
-    rec, n = _cast_boxes(cx, cz, rx, rz, fx, fz, col_tan, cdx, cdz, bc, bh, bcs, rec, n)
-    _insert_records(rec, n, hit_r, hit_prim, cnt, rmax)
-    _frame_constants(cx, cz, rx, rz, fx, fz, wa, wb, bc, bcs, wk, bk)
-    return cnt, rx, rz, fx, fz
-
-
-# --------------------------------------------------------------------------- exact kernel
+# --------------------------------------------------------------------------- kernel
 #
 # Every visible surface is a planar rectangle (a wall piece, a box side, top or bottom), so
 # along one image column (fixed u, rows k) a ray's inverse depth on a surface is affine in k
@@ -531,6 +246,7 @@ class RasterTables:
     s_plane: np.ndarray  # (H,) float64 depth of the floor/ceiling per row (inf: level)
     falloff: np.ndarray  # (P,) float32 FALLOFF x each pixel's ray length per unit depth
     plane_light: np.ndarray  # (P,) float32 falloff x shade of each pixel's floor/ceiling
+    col_tan: np.ndarray  # (K,) float64 sorted azimuth tangents of the columns (column_tangents)
     col_pu: np.ndarray  # (K,) float64 level-frame right component of each column's direction
     col_pv: np.ndarray  # (K,) float64 forward component
     tau_lo: np.ndarray  # (W,) float64 smallest azimuth tangent of an image column's pixels
@@ -540,10 +256,15 @@ class RasterTables:
     log2: np.ndarray  # (K,) int32 floor(log2(n)), n >= 1, for the range-maximum table
 
 
-def raster_tables(camera: CameraConfig, ceiling: float, col_tan: np.ndarray,
-                  plane_light: np.ndarray) -> RasterTables:
-    """Tables of :func:`render_frame` for ``camera`` (``col_tan``, ``plane_light`` as in
-    :class:`PixelTables`)."""
+def raster_tables(camera: CameraConfig, ceiling: float, column_oversample: float = 1.0
+                  ) -> RasterTables:
+    """Tables of :func:`render_frame` for ``camera`` under a ceiling ``ceiling`` metres high
+    (``column_oversample``: see :func:`column_tangents`)."""
+    dz = level_rays(camera)[2]
+    if dz.min() <= 0.05:
+        raise ValueError(f"camera.pitch {camera.pitch} with vfov {camera.vfov}: the embedded "
+                         "renderer needs |pitch| + vfov/2 below about 85 degrees")
+    col_tan = column_tangents(camera, dz[:, 0], column_oversample)
     f, H, W = camera.focal, camera.height, camera.width
     th = math.radians(camera.pitch)
     u = (np.arange(W) + 0.5 - W / 2) / f
@@ -568,7 +289,7 @@ def raster_tables(camera: CameraConfig, ceiling: float, col_tan: np.ndarray,
     ray_length = np.sqrt(1.0 + u[None, :] ** 2 + v[:, None] ** 2)  # (H, W) per unit depth
     return RasterTables(u=u, row_dir=row_dir, w_plane=w_plane, s_plane=s_plane,
                         falloff=np.ascontiguousarray((FALLOFF * ray_length).ravel(), np.float32),
-                        plane_light=plane_light,
+                        plane_light=plane_light(camera, ceiling), col_tan=col_tan,
                         col_pu=col_tan * norm, col_pv=norm.copy(), tau_lo=tau_lo, tau_hi=tau_hi,
                         pair_lo=pair_lo.astype(np.int32), pair_hi=pair_hi.astype(np.int32),
                         log2=log2)
@@ -619,6 +340,14 @@ def _add_face(ft, fi, fs, f, nx, ny, nz, qx, qy, qz, ax, ay, az, ea, bx, by, bz,
     fs[f, 7], fs[f, 8], fs[f, 9] = _along_ray(bx * inv_b, by * inv_b, bz * inv_b, rd)
     fs[f, 10] = (eb - (bx * qx + by * qy + bz * qz)) * inv_b
     return True
+
+
+@njit(cache=True, error_model="numpy")
+def _pair_range(col_tan, tmin, tmax):
+    """Column pairs [j0, j1] whose wedge (col_tan[j], col_tan[j + 1]) overlaps [tmin, tmax]."""
+    j0 = np.searchsorted(col_tan, tmin, side="right") - 1
+    j1 = np.searchsorted(col_tan, tmax, side="right") - 1
+    return max(j0, 0), min(j1, len(col_tan) - 2)
 
 
 @njit(cache=True, error_model="numpy")
@@ -913,298 +642,7 @@ def render_frame(cx, cz, yaw, eye, u, rd, w_plane, s_plane, falloff, plane_light
             counts)
 
 
-# --------------------------------------------------------------------------- warp mode
-#
-# A level image over a frustum that covers the pitched one, filled column by column, then
-# gathered into the pitched view through the pure rotation K R K^-1 (nearest level pixel).
-
-
-@dataclass
-class WarpTables:
-    """Pose-independent tables of the level image that :func:`render_warp` fills and gathers.
-
-    Level columns are the renderer's column azimuths (``col_tan``); level rows are the
-    elevations of the pitched camera's central pixel column, ``row_oversample`` per pixel
-    (extended to cover every pixel), so the central column is sampled exactly and the rest
-    within half a level pixel. Row ``k`` has elevation tangent ``t_rows[k]`` (descending);
-    a tangent maps back to its fractional row analytically (:func:`_row_of`).
-    """
-
-    col_pu: np.ndarray  # (K,) float64 level-frame right component of each column's direction
-    col_pv: np.ndarray  # (K,) float64 forward component
-    col_lo: np.ndarray  # (K,) int32 first level row any pixel gathers from this column
-    col_hi: np.ndarray  # (K,) int32 last one (< col_lo: the column is not needed)
-    t_rows: np.ndarray  # (R,) float64 elevation tangent of each level row (descending)
-    r_rows: np.ndarray  # (R,) float64 horizontal distance to the floor/ceiling of each row
-    row_par: np.ndarray  # (5,) float64 tan pitch, focal x oversample, row offset, t min, t max
-    lidx: np.ndarray  # (P,) int32 level pixel (row * K + column) nearest to each pixel
-
-
-def _row_of_np(t, tan_p, fo, off):
-    """Fractional level row of elevation tangent ``t`` (numpy twin of :func:`_row_of`)."""
-    return -(t + tan_p) / (1.0 - t * tan_p) * fo - off
-
-
-@njit(cache=True, error_model="numpy")
-def _row_of(t, tan_p, fo, off):
-    """Fractional level row of elevation tangent ``t`` (valid within the row range: the
-    central pixel column's image coordinate v = tan(-(pitch + atan t)) scaled)."""
-    return -(t + tan_p) / (1.0 - t * tan_p) * fo - off
-
-
-def warp_tables(camera: CameraConfig, ceiling: float, col_tan: np.ndarray,
-                row_oversample: float = 1.0) -> WarpTables:
-    """Level image geometry and the per-pixel gather index for the warp mode."""
-    dx, dy, dz = level_rays(camera)
-    h = np.hypot(dx, dz)
-    tan_el, tau = (-dy / h).ravel(), (dx / dz).ravel()
-    f, H = camera.focal, camera.height
-    tan_p = math.tan(math.radians(camera.pitch))
-    fo = f * row_oversample
-    # Row k of the central pixel column at oversample os has v = ((k + 0.5) / os - H / 2) / f.
-    off0 = 0.5 - H / 2 * row_oversample
-    kf = _row_of_np(tan_el, tan_p, fo, off0)
-    k_start = int(np.floor(np.round(kf).min())) - 1
-    k_end = int(np.ceil(np.round(kf).max())) + 1
-    R = k_end - k_start + 1
-    off = off0 + k_start  # so that row index = k - k_start
-    v = ((np.arange(k_start, k_end + 1) + 0.5) / row_oversample - H / 2) / f
-    t_rows = np.tan(-(math.radians(camera.pitch) + np.arctan(v)))
-    eye = camera.eye_height
-    with np.errstate(divide="ignore"):
-        r_rows = np.where(t_rows < 0, eye / -t_rows,
-                          np.where(t_rows > 0, (ceiling - eye) / t_rows, np.inf))
-    row = np.clip(np.round(_row_of_np(tan_el, tan_p, fo, off)).astype(np.int64), 0, R - 1)
-    # Nearest column in azimuth angle.
-    ang = np.arctan(col_tan)
-    a = np.arctan(tau)
-    c = np.clip(np.searchsorted(ang, a) - 1, 0, len(col_tan) - 2)
-    c = np.where(np.abs(a - ang[c]) <= np.abs(ang[c + 1] - a), c, c + 1)
-    K = len(col_tan)
-    col_lo = np.full(K, R, np.int64)
-    col_hi = np.full(K, -1, np.int64)
-    np.minimum.at(col_lo, c, row)
-    np.maximum.at(col_hi, c, row)
-    norm = 1.0 / np.sqrt(1.0 + col_tan**2)
-    # Tangents beyond the first/last row are clamped to there before mapping (the map is
-    # monotone only within the covered elevations).
-    clamp = np.array([t_rows[-1] - 1e-9, t_rows[0] + 1e-9])
-    return WarpTables(col_pu=col_tan * norm, col_pv=norm.copy(),
-                      col_lo=col_lo.astype(np.int32), col_hi=col_hi.astype(np.int32),
-                      t_rows=t_rows, r_rows=r_rows,
-                      row_par=np.array([tan_p, fo, off, clamp[0], clamp[1]]),
-                      lidx=np.ascontiguousarray(row * K + c, np.int32))
-
-
-@njit(cache=True, error_model="numpy", fastmath={"nsz", "arcp", "contract"})
-def _fill_level(eye, cnt, hit_r, hit_prim, wk, wy, wfull, bc, bh, bk, col_pu, col_pv, col_lo,
-                col_hi, t_rows, r_rows, row_par, lcode, z):
-    """Fill the level image's (prim, face) column by column: every candidate of the column's
-    list is intersected once with the column's ray and written over its row span where it is
-    nearer than what the rows hold (the floor/ceiling to start with). Only the rows that some
-    pixel gathers are filled. ``z`` (R,) is scratch."""
-    K = col_pu.shape[0]
-    tan_p, fo, off, tmin, tmax = row_par[0], row_par[1], row_par[2], row_par[3], row_par[4]
-    for c in range(K):
-        lo_c, hi_c = col_lo[c], col_hi[c]
-        if hi_c < lo_c:
-            continue
-        for k in range(lo_c, hi_c + 1):
-            z[k] = r_rows[k]
-            lcode[k * K + c] = LEVEL_NONE
-        j = min(c, K - 2)
-        pu, pv = col_pu[c], col_pv[c]
-        stop = np.inf
-        for i in range(cnt[j]):
-            if hit_r[i, j] >= stop:
-                break
-            prim = hit_prim[i, j]
-            if prim >= 0:
-                det = wk[prim, 2] * pv - wk[prim, 3] * pu
-                if abs(det) < 1e-12:
-                    continue
-                inv = 1.0 / det
-                r = wk[prim, 4] * inv
-                sp = (pu * wk[prim, 1] - pv * wk[prim, 0]) * inv
-                if not (r > _NEAR and -1e-9 <= sp <= 1.0 + 1e-9):
-                    continue
-                if wfull[prim] and r < stop:
-                    stop = r
-                ir = 1.0 / r
-                ta, tb = max((wy[prim, 0] - eye) * ir, tmin), min((wy[prim, 1] - eye) * ir, tmax)
-                if tb < ta:
-                    continue
-                lo = max(math.ceil(_row_of(tb, tan_p, fo, off) - 1e-9), lo_c)
-                hi = min(math.floor(_row_of(ta, tan_p, fo, off) + 1e-9), hi_c)
-                for k in range(lo, hi + 1):
-                    if r < z[k]:
-                        z[k] = r
-                        lcode[k * K + c] = prim * 8 + 0
-                continue
-            m = -prim - 1
-            y0, y1 = bc[m, 1] - bh[m, 1], bc[m, 1] + bh[m, 1]
-            rin, rout, face = _box_slab(bk[m, 0], bk[m, 1], bk[m, 2] * pu + bk[m, 3] * pv,
-                                        bk[m, 4] * pu + bk[m, 5] * pv, bh[m, 0], bh[m, 2])
-            if rout < rin or rout <= _NEAR:
-                continue
-            if face < 4 and rin > 0.0:  # the side the ray enters through
-                ir = 1.0 / rin
-                ta, tb = max((y0 - eye) * ir, tmin), min((y1 - eye) * ir, tmax)
-                if ta <= tb:
-                    lo = max(math.ceil(_row_of(tb, tan_p, fo, off) - 1e-9), lo_c)
-                    hi = min(math.floor(_row_of(ta, tan_p, fo, off) + 1e-9), hi_c)
-                    for k in range(lo, hi + 1):
-                        if rin < z[k]:
-                            z[k] = rin
-                            lcode[k * K + c] = prim * 8 + face
-            if eye > y1 or eye < y0:  # the top (bottom) between entry and exit
-                yp = y1 if eye > y1 else y0
-                dyp = yp - eye
-                tn = dyp / rin if rin > 0.0 else (-np.inf if eye > y1 else np.inf)
-                tf = dyp / rout
-                ta, tb = max(min(tn, tf), tmin), min(max(tn, tf), tmax)
-                if ta <= tb:
-                    fc = 5 if eye > y1 else 6
-                    lo = max(math.ceil(_row_of(tb, tan_p, fo, off) - 1e-9), lo_c)
-                    hi = min(math.floor(_row_of(ta, tan_p, fo, off) + 1e-9), hi_c)
-                    for k in range(lo, hi + 1):
-                        r = dyp / t_rows[k]
-                        if r < z[k]:
-                            z[k] = r
-                            lcode[k * K + c] = prim * 8 + fc
-
-
-@njit(cache=True, error_model="numpy", fastmath={"nsz", "arcp", "contract"})
-def render_warp(cx, cz, yaw, eye, lidx, tan_el, inv_h, ppx, ppz, r_plane, plane_light,
-                dist_scale, col_tan, col_pu, col_pv, col_lo, col_hi, t_rows, r_rows, row_par,
-                wa, wb, wy, wn, wfull, wcolor, bc, bh, bcs, bcolor, bsh, room_grid,
-                grid_origin, floor_colors, ceiling_rgb, height, width, hit_r, hit_prim, wk,
-                bk, rec, lcode, zcol, mode):
-    """Render one view (as :func:`render_frame`) through a level image: cast the columns,
-    fill the level image (:func:`_fill_level`), then give every output pixel the (prim, face)
-    of its nearest level pixel (``lidx``) and intersect that one surface with the pixel's own
-    ray for depth and shading. Ids can differ from the exact kernel only where the nearest
-    level pixel lies across a silhouette; depth on a pixel with the right surface is exact.
-    ``mode`` as in :func:`render_frame`; ``lcode`` (R * K) and ``zcol`` (R) are scratch."""
-    cnt, rx, rz, fx, fz = _cast(cx, cz, yaw, col_tan, wa, wb, wn, wfull, bc, bh, bcs,
-                                hit_r, hit_prim, wk, bk, rec)
-    _fill_level(eye, cnt, hit_r, hit_prim, wk, wy, wfull, bc, bh, bk, col_pu, col_pv, col_lo,
-                col_hi, t_rows, r_rows, row_par, lcode, zcol)
-    P = height * width
-    full, with_ids = mode == 0, mode <= 1
-    rgb = np.empty((P if full else 0, 3), np.uint8)
-    depth = np.empty(P if full else 0, np.float32)
-    ids = np.empty(P if with_ids else 0, np.int32)
-    counts = np.zeros(bc.shape[0] + 1, np.int64)
-    if not full:
-        for p in range(P):
-            code = lcode[lidx[p]]
-            k = -(code >> 3) if code < 0 else 0
-            if with_ids:
-                ids[p] = k
-            else:
-                counts[k] += 1
-        return (rgb.reshape(-1, width, 3), depth.reshape(-1, width), ids.reshape(-1, width),
-                counts)
-    x0, z0, inv_cell = grid_origin[0], grid_origin[1], 1.0 / grid_origin[2]
-    inv_tile = 1.0 / FLOOR_TILE
-    gx, gz, outside = room_grid.shape[0], room_grid.shape[1], floor_colors.shape[0] - 1
-    ncol = col_pu.shape[0]
-    for p in range(P):
-        q = lidx[p]
-        code = lcode[q]
-        prim, face = (code >> 3, code & 7) if code != LEVEL_NONE else (WALL_NONE, 0)
-        t, pu, pv = np.float64(tan_el[p]), np.float64(ppx[p]), np.float64(ppz[p])
-        r = np.float64(r_plane[p])
-        if prim == WALL_NONE:
-            pass
-        elif prim >= 0:  # the wall along this pixel's own ray
-            det, sp = wk[prim, 2] * pv - wk[prim, 3] * pu, -1.0
-            if abs(det) >= 1e-12:
-                inv = 1.0 / det
-                r = wk[prim, 4] * inv
-                sp = (pu * wk[prim, 1] - pv * wk[prim, 0]) * inv
-            if abs(det) < 1e-12 or r <= _NEAR or not -1e-9 <= sp <= 1.0 + 1e-9:
-                # The ray misses the piece (a silhouette): take the level pixel's hit.
-                c = q % ncol
-                r = wk[prim, 4] / (wk[prim, 2] * col_pv[c] - wk[prim, 3] * col_pu[c])
-        elif prim != WALL_NONE:
-            m = -prim - 1
-            if face == 5 or face == 6:
-                yp = bc[m, 1] + (bh[m, 1] if face == 5 else -bh[m, 1])
-                rb = (yp - eye) / t if t != 0.0 else -1.0
-                lx = bk[m, 0] + rb * (bk[m, 2] * pu + bk[m, 3] * pv)
-                lz = bk[m, 1] + rb * (bk[m, 4] * pu + bk[m, 5] * pv)
-                if rb <= _NEAR or abs(lx) > bh[m, 0] + 0.01 or abs(lz) > bh[m, 2] + 0.01:
-                    rb = (yp - eye) / t_rows[q // ncol]  # the level pixel's elevation
-            else:  # a side: its plane along this pixel's ray, else the level pixel's ray
-                ax, bx = (2, 3) if face < 2 else (4, 5)
-                ox, hx = (bk[m, 0], bh[m, 0]) if face < 2 else (bk[m, 1], bh[m, 2])
-                ls = (hx if face == 0 or face == 2 else -hx) - ox
-                ld = bk[m, ax] * pu + bk[m, bx] * pv
-                rb = ls / ld if ld != 0.0 else -1.0
-                if rb > _NEAR:  # within the face (plus 1 cm)?
-                    o2, d2, h2 = ((bk[m, 1], bk[m, 4] * pu + bk[m, 5] * pv, bh[m, 2]) if face < 2
-                                  else (bk[m, 0], bk[m, 2] * pu + bk[m, 3] * pv, bh[m, 0]))
-                    if abs(o2 + rb * d2) > h2 + 0.01:
-                        rb = -1.0
-                if rb <= _NEAR:
-                    c = q % ncol
-                    rb = ls / (bk[m, ax] * col_pu[c] + bk[m, bx] * col_pv[c])
-            if rb > _NEAR:
-                r = rb
-            else:  # grazing the face: keep the id, shade the floor/ceiling behind it
-                ids[p] = m + 1
-                prim = WALL_NONE
-        if prim != WALL_NONE:
-            ids[p] = -prim if prim < 0 else 0
-        elif code >= 0:
-            ids[p] = 0
-        depth[p] = r * inv_h[p]
-        if prim == WALL_NONE:
-            light = np.float64(plane_light[p])
-            if t >= 0.0:
-                for ch in range(3):
-                    rgb[p, ch] = min(ceiling_rgb[ch] * light, 255.0)
-                continue
-            hx = cx + r * (pu * rx + pv * fx)  # world x, z of the floor point
-            hz = cz + r * (pu * rz + pv * fz)
-            u, v = (hx - x0) * inv_cell, (hz - z0) * inv_cell
-            kr = outside
-            if 0.0 <= u < gx and 0.0 <= v < gz:
-                g = room_grid[int(u), int(v)]
-                if g >= 0:
-                    kr = g
-            odd = (int(hx * inv_tile + _TILE_OFFSET) + int(hz * inv_tile + _TILE_OFFSET)) & 1
-            for ch in range(3):
-                rgb[p, ch] = min(floor_colors[kr, odd, ch] * light, 255.0)
-            continue
-        light = 1.0 / (1.0 + FALLOFF * r * dist_scale[p])
-        if prim >= 0:
-            for ch in range(3):
-                rgb[p, ch] = min(wcolor[prim, ch] * light, 255.0)
-            continue
-        m = -prim - 1
-        lx = bk[m, 0] + r * (bk[m, 2] * pu + bk[m, 3] * pv)  # box-local hit point
-        lz = bk[m, 1] + r * (bk[m, 4] * pu + bk[m, 5] * pv)
-        if face == 5:  # pattern coordinates in cells from the face's corner
-            pa, pb = (lx + bh[m, 0]) * bsh[m, 7], (lz + bh[m, 2]) * bsh[m, 9]
-        elif face < 2:
-            pa, pb = (lz + bh[m, 2]) * bsh[m, 9], (eye + t * r - bc[m, 1] + bh[m, 1]) * bsh[m, 8]
-        else:
-            pa, pb = (lx + bh[m, 0]) * bsh[m, 7], (eye + t * r - bc[m, 1] + bh[m, 1]) * bsh[m, 8]
-        shade = _box_shade(face, int(bsh[m, 4]), bsh[m, face], pa, pb) * light
-        for ch in range(3):
-            rgb[p, ch] = min(bcolor[m, ch] * shade, 255.0)
-    return (rgb.reshape(-1, width, 3), depth.reshape(-1, width), ids.reshape(-1, width),
-            counts)
-
-
 # --------------------------------------------------------------------------- renderer
-
-
-RENDER_MODES = ("exact", "warp")
-"""``Renderer`` modes; the first is the default (see :class:`Renderer`)."""
 
 
 class Renderer:
@@ -1215,71 +653,38 @@ class Renderer:
     ``render_counts`` resolve the same pixels but skip shading and depth; ``render_rgb``
     skips depth and ids.
 
-    ``mode="exact"`` (:func:`render_frame`, the default) rasterises every wall piece and box
-    face along image columns with a per-pixel inverse-depth test (the nearest surface along
-    each pixel's own ray). ``mode="warp"`` (:func:`render_warp`) fills a
-    level image over a covering frustum once per column and gathers it through K R K^-1
-    (nearest level pixel). It is now about half as fast as the exact mode and approximate: a
-    silhouette can move by up to half a level pixel (ids agree with the exact mode on
-    ~99.75-99.9% of pixels, some poses down to ~99.4%), and a pixel at a wall's foot can see
-    the floor just behind the wall. Depth and shading use each pixel's own ray.
-    ``warp_oversample`` multiplies the level rows per pitched pixel row. See
+    Every wall piece and box face is rasterised along image columns with a per-pixel
+    inverse-depth test (:func:`render_frame`): the nearest surface along each pixel's own
+    ray. ``column_oversample`` densifies the column table that culls surfaces hidden behind
+    full-height walls (speed only: the output does not depend on it). See
     ``scripts/bench_render.md``.
     """
 
     def __init__(self, scene: Scene, camera: CameraConfig = CameraConfig(),
-                 column_oversample: float = 1.0, mode: str = RENDER_MODES[0],
-                 warp_oversample: float = 1.0):
-        if mode not in RENDER_MODES:
-            raise ValueError(f"Renderer mode {mode!r}: use one of {RENDER_MODES}")
-        self.scene, self.camera, self.mode = scene, camera, mode
-        self.pixels = pixel_tables(camera, scene.ceiling_height, column_oversample)
-        self.tables = scene_tables(scene)
-        K = len(self.pixels.col_tan)
-        px, s, cam = self.pixels, self.tables, camera
-        scene_args = (s.wa, s.wb, s.wy, s.wn, s.wfull, s.wcolor, s.bc, s.bh, s.bcs, s.bcolor,
-                      s.bsh, s.room_grid, s.grid_origin, s.floor_colors, s.ceiling_rgb,
-                      cam.height, cam.width)
-        if mode == "exact":
-            self.warp = None
-            rt = raster_tables(cam, scene.ceiling_height, px.col_tan, px.plane_light)
-            F = len(s.wa) + 3 * len(s.bc)
-            levels = int(math.floor(math.log2(max(K - 1, 1)))) + 1
-            scratch = (np.empty((F, FACE_GEOM)), np.empty((F, 6), np.int32),
-                       np.empty((F, 11)), np.empty(K - 1), np.empty((levels, K - 1)),
-                       np.empty(cam.height * cam.width), np.empty(cam.height * cam.width,
-                                                                  np.int32))
-            self._kernel = render_frame
-            self._args = (float(cam.eye_height), rt.u, rt.row_dir, rt.w_plane, rt.s_plane,
-                          rt.falloff, rt.plane_light, px.col_tan, rt.col_pu,
-                          rt.col_pv, rt.tau_lo, rt.tau_hi, rt.pair_lo, rt.pair_hi, rt.log2,
-                          *scene_args, *scratch)
-        else:
-            scene_args = (*scene_args, np.empty((MAX_HITS, K)), np.empty((MAX_HITS, K), np.int32),
-                          np.empty((len(s.wa), 5)), np.empty((len(s.bc), 6)), np.empty((16 * K, 4)))
-            w = self.warp = warp_tables(cam, scene.ceiling_height, px.col_tan, warp_oversample)
-            R = len(w.t_rows)
-            level = (np.empty(K * R, np.int32), np.empty(R))
-            self._kernel = render_warp
-            self._args = (float(cam.eye_height), w.lidx, px.tan_el, px.inv_h, px.px, px.pz,
-                          px.r_plane, px.plane_light, px.dist_scale, px.col_tan, w.col_pu,
-                          w.col_pv, w.col_lo, w.col_hi, w.t_rows, w.r_rows, w.row_par,
-                          *scene_args, *level)
+                 column_oversample: float = 1.0):
+        self.scene, self.camera = scene, camera
+        rt = self.raster = raster_tables(camera, scene.ceiling_height, column_oversample)
+        s = self.tables = scene_tables(scene)
+        K, F = len(rt.col_tan), len(s.wa) + 3 * len(s.bc)
+        H, W = camera.height, camera.width
+        levels = int(math.floor(math.log2(max(K - 1, 1)))) + 1
+        scratch = (np.empty((F, FACE_GEOM)), np.empty((F, 6), np.int32), np.empty((F, 11)),
+                   np.empty(K - 1), np.empty((levels, K - 1)), np.empty(H * W),
+                   np.empty(H * W, np.int32))
+        self._args = (float(camera.eye_height), rt.u, rt.row_dir, rt.w_plane, rt.s_plane,
+                      rt.falloff, rt.plane_light, rt.col_tan, rt.col_pu, rt.col_pv,
+                      rt.tau_lo, rt.tau_hi, rt.pair_lo, rt.pair_hi, rt.log2,
+                      s.wa, s.wb, s.wy, s.wn, s.wfull, s.wcolor, s.bc, s.bh, s.bcs, s.bcolor,
+                      s.bsh, s.room_grid, s.grid_origin, s.floor_colors, s.ceiling_rgb, H, W,
+                      *scratch)
 
     @property
     def num_columns(self) -> int:
-        """Columns cast per frame."""
-        return len(self.pixels.col_tan)
-
-    @property
-    def level_pixels(self) -> int:
-        """Level-image pixels filled per frame in warp mode (0 in exact mode)."""
-        if self.warp is None:
-            return 0
-        return int(np.maximum(self.warp.col_hi - self.warp.col_lo + 1, 0).sum())
+        """Columns in the occlusion-culling column table."""
+        return len(self.raster.col_tan)
 
     def _frame(self, x, z, yaw_deg, mode):
-        return self._kernel(float(x), float(z), math.radians(float(yaw_deg)), *self._args, mode)
+        return render_frame(float(x), float(z), math.radians(float(yaw_deg)), *self._args, mode)
 
     def render(self, x: float, z: float, yaw_deg: float) -> Frame:
         """One frame: RGB (H, W, 3) uint8, depth (H, W) float32 m, ids (H, W) int32."""
@@ -1288,9 +693,7 @@ class Renderer:
 
     def render_rgb(self, x: float, z: float, yaw_deg: float) -> np.ndarray:
         """Only the (H, W, 3) uint8 RGB of :meth:`render` (identical to its ``rgb``), without
-        writing depth and ids (exact mode; warp mode renders the full frame)."""
-        if self.warp is not None:
-            return self.render(x, z, yaw_deg).rgb
+        writing depth and ids."""
         return self._frame(x, z, yaw_deg, 3)[0]
 
     def render_ids(self, x: float, z: float, yaw_deg: float) -> np.ndarray:

@@ -14,7 +14,7 @@ from datagen.houses.io import load_house
 from sim.assets import asset_database
 from sim.camera import CameraConfig
 from sim.lattice import Lattice
-from sim.render import RENDER_MODES, Renderer
+from sim.render import Renderer
 from sim.render_ref import render_reference, world_rays
 from sim.scene import build_scene
 
@@ -35,15 +35,14 @@ def on_floor(asset_id: str, x: float, z: float, yaw: float = 0.0) -> dict:
     return box_object(asset_id, x, z, asset_database()[asset_id].size[1] / 2, yaw)
 
 
-def render(house: dict, camera: CameraConfig, x: float, z: float, yaw: float, mode="exact"):
-    return Renderer(build_scene(house), camera, mode=mode).render(x, z, yaw)
+def render(house: dict, camera: CameraConfig, x: float, z: float, yaw: float):
+    return Renderer(build_scene(house), camera).render(x, z, yaw)
 
 
-@pytest.mark.parametrize("mode", RENDER_MODES)
 @pytest.mark.parametrize("name", CAMERAS)
-def test_depth_of_a_wall_straight_ahead(name, mode):
+def test_depth_of_a_wall_straight_ahead(name):
     cam = CAMERAS[name]
-    f = render(two_room_house(door=None), cam, 2.0, 2.0, 0.0, mode)  # wall z = 4 is 2 m ahead
+    f = render(two_room_house(door=None), cam, 2.0, 2.0, 0.0)  # wall z = 4 is 2 m ahead
     expected = 2.0 / math.cos(math.radians(cam.pitch))  # along the (pitched) optical axis
     assert centre(f.depth) == pytest.approx(expected, abs=1e-4)
     assert centre(f.ids) == 0
@@ -51,13 +50,12 @@ def test_depth_of_a_wall_straight_ahead(name, mode):
     assert f.depth.dtype == np.float32 and f.ids.dtype == np.int32
 
 
-@pytest.mark.parametrize("mode", RENDER_MODES)
 @pytest.mark.parametrize("name", CAMERAS)
-def test_box_in_front_of_wall_occludes_it(name, mode):
+def test_box_in_front_of_wall_occludes_it(name):
     cam = CAMERAS[name]
     fridge = asset_database()["Fridge_1"]
     house = two_room_house(door=None, objects=[on_floor("Fridge_1", 2.0, 3.0)])
-    f = render(house, cam, 2.0, 1.0, 0.0, mode)
+    f = render(house, cam, 2.0, 1.0, 0.0)
     front = 3.0 - fridge.size[2] / 2 - 1.0  # horizontal distance to the fridge's front face
     assert centre(f.ids) == 1  # box row 0
     assert centre(f.depth) == pytest.approx(front / math.cos(math.radians(cam.pitch)), abs=1e-4)
@@ -144,11 +142,6 @@ def test_same_pose_same_bytes_and_frames_are_not_reused():
     assert b.rgb.tobytes() != a.rgb.tobytes()
 
 
-def test_unknown_mode_is_refused():
-    with pytest.raises(ValueError, match="mode"):
-        Renderer(build_scene(two_room_house()), PITCHED, mode="fast")
-
-
 def test_extreme_pitch_is_refused_with_a_message():
     with pytest.raises(ValueError, match="pitch"):
         Renderer(build_scene(two_room_house()), CameraConfig(pitch=80.0))
@@ -177,34 +170,12 @@ def test_compiled_matches_numpy_reference(fixture, name):
 
 
 @pytest.mark.parametrize("fixture", ["143.json", "house_3703.json"])
-@pytest.mark.parametrize("name", ["level", "pitched"])
-def test_warp_matches_numpy_reference(fixture, name):
-    """The warp mode (level image gathered through K R K^-1) moves silhouettes by at most
-    half a level pixel: ids agree with the reference on > 99.5% of the pixels over the poses
-    (> 99% on each), depth is exact on pixels that see the right surface."""
-    cam = CameraConfig(pitch=0.0 if name == "level" else 30.0)
-    scene = build_scene(load_house(FIXTURES / fixture).house)
-    renderer = Renderer(scene, cam, mode="warp")
-    agree = []
-    for x, z, yaw in _poses(Lattice(scene), 4, seed=7):
-        got, ref = renderer.render(x, z, yaw), render_reference(scene, cam, x, z, yaw)
-        same = got.ids == ref.ids
-        agree.append(same.mean())
-        close = (np.abs(got.depth - ref.depth) <= 0.01 * ref.depth)[same].mean()
-        assert agree[-1] > 0.99, (x, z, yaw, agree[-1])
-        assert close > 0.995, (x, z, yaw, close)
-    assert np.mean(agree) > 0.995, agree
-
-
-@pytest.mark.parametrize("fixture", ["143.json", "house_3703.json"])
 def test_no_pixel_sees_outside_a_closed_house(fixture):
     scene = build_scene(load_house(FIXTURES / fixture).house)
     xmin, zmin, xmax, zmax = scene.bounds
-    # Warp: a pixel next to a wall's foot may take the floor of its nearest level pixel and
-    # see the floor a little behind the wall (its own ray's floor point): allow 0.25 m.
-    for cam, mode, tol in ((LEVEL, "exact", 0.05), (PITCHED, "exact", 0.05),
-                           (CameraConfig(), "exact", 0.05), (CameraConfig(), "warp", 0.25)):
-        renderer = Renderer(scene, cam, mode=mode)
+    tol = 0.05
+    for cam in (LEVEL, PITCHED, CameraConfig()):
+        renderer = Renderer(scene, cam)
         for x, z, yaw in _poses(Lattice(scene), 25, seed=1):
             f = renderer.render(x, z, yaw)
             hit = np.array([x, cam.eye_height, z]) + f.depth[..., None] * world_rays(cam, yaw)
@@ -212,12 +183,11 @@ def test_no_pixel_sees_outside_a_closed_house(fixture):
             assert (hit[..., 2] > zmin - tol).all() and (hit[..., 2] < zmax + tol).all()
 
 
-@pytest.mark.parametrize("mode", RENDER_MODES)
 @pytest.mark.parametrize("name", ["level", "pitched"])
-def test_partial_modes_match_the_full_render(name, mode):
+def test_partial_modes_match_the_full_render(name):
     cam = CameraConfig(height=90, width=150, pitch=0.0 if name == "level" else 30.0)
     scene = build_scene(load_house(FIXTURES / "143.json").house)
-    renderer = Renderer(scene, cam, mode=mode)
+    renderer = Renderer(scene, cam)
     for x, z, yaw in _poses(Lattice(scene), 6, seed=3):
         frame = renderer.render(x, z, yaw)
         rgb = renderer.render_rgb(x, z, yaw)
