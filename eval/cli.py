@@ -62,6 +62,9 @@ class EvalConfig:
     """Episodes filmed for the report (evenly spread over the set); 0 for none."""
     sample_attempts: int = 10
     """Seeds tried per episode slot before it is reported as skipped."""
+    sample: bool = False
+    """Checkpoints only: draw each action from the policy's softmax (seeded per episode by
+    ``seed`` and the episode index, so results do not depend on workers) instead of argmax."""
     progress: bool = True
     """Show a progress bar."""
     camera: CameraConfig | None = None
@@ -94,6 +97,9 @@ def validate_config(cfg: EvalConfig) -> None:
                              f"{', '.join(BACKENDS)}")
     if cfg.videos < 0:
         raise EvalInputError(f"--videos {cfg.videos} must be >= 0")
+    if cfg.sample and cfg.checkpoint is None:
+        raise EvalInputError("--sample true samples a --checkpoint policy; baselines act "
+                             "as they are defined, so drop --sample")
 
 
 def _dataclass_from(cls, values: dict | None):
@@ -214,7 +220,8 @@ def build_run(cfg: EvalConfig):
         tasks = tasks or dataset_tasks(data)
         goals = list(data.get("goals") or []) or None
     tasks = tasks or TaskConfig()
-    spec = PolicySpec(checkpoint=cfg.checkpoint, baseline=cfg.policy, seed=cfg.seed)
+    spec = PolicySpec(checkpoint=cfg.checkpoint, baseline=cfg.policy, seed=cfg.seed,
+                      sample=cfg.sample)
     settings = RolloutSettings(
         camera=camera or CameraConfig(), agent=agent or AgentConfig(), tasks=tasks,
         backend=cfg.backend, max_steps=cfg.max_steps, envs_per_worker=cfg.envs_per_worker,
@@ -284,8 +291,8 @@ def run_record(cfg: EvalConfig, spec, settings, num_houses: int, seconds: float)
     return {
         "policy": spec.name, "checkpoint": cfg.checkpoint, "baseline": cfg.policy,
         "houses": cfg.houses, "num_houses": num_houses, "episodes": cfg.episodes,
-        "seed": cfg.seed, "max_steps": cfg.max_steps, "backend": cfg.backend,
-        "workers": cfg.workers, "envs_per_worker": cfg.envs_per_worker,
+        "seed": cfg.seed, "sample": cfg.sample, "max_steps": cfg.max_steps,
+        "backend": cfg.backend, "workers": cfg.workers, "envs_per_worker": cfg.envs_per_worker,
         "seconds": round(seconds, 2), "camera": asdict(settings.camera),
         "agent": asdict(settings.agent), "tasks": asdict(settings.tasks),
     }

@@ -40,6 +40,9 @@ from sim.lattice import ACTIONS, END, MOVE_AHEAD, AgentConfig
 
 State = tuple[int, int, int]
 
+ACTION_STREAM = 0x5A3F
+"""Tags the action-sampling seed sequence apart from the episode seeds (seed, index, attempt)."""
+
 
 # --------------------------------------------------------------------------- the episode set
 
@@ -103,6 +106,9 @@ class PolicySpec:
     checkpoint: str | None = None
     baseline: str | None = None
     seed: int = 0
+    sample: bool = False
+    """Draw a checkpoint policy's actions from its softmax, per episode from
+    :func:`action_rng` (else argmax)."""
 
     @property
     def name(self) -> str:
@@ -176,6 +182,8 @@ class EpisodeRun:
         self.rgb = env.reset(ctx.record.house, Pose(*ctx.pose(episode.start))).rgb
         self.state = self._lattice_state()
         self.video = None
+        self.rng: np.random.Generator | None = None
+        """Action sampling generator (``PolicySpec.sample``), set by the worker."""
         if settings.run_dir is not None and slot.index in settings.video_slots:
             self.video_name = video_name(slot.index)
             self.video = EpisodeVideo(Path(settings.run_dir) / self.video_name, ctx)
@@ -293,6 +301,7 @@ def run_slots(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[Epis
                 tick(1)
             else:
                 runs[b] = EpisodeRun(envs[b], contexts.get(slot.house), ep, slot, settings)
+                runs[b].rng = action_rng(spec.seed, slot.index)
 
     policy.reset(batch)
     for b in range(batch):
@@ -301,7 +310,9 @@ def run_slots(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[Epis
     try:
         with torch.no_grad():
             while any(r is not None for r in runs):
-                actions = policy.act(batch_obs(runs, settings.camera, expert)).tolist()
+                obs = batch_obs(runs, settings.camera, expert)
+                actions = (sample_actions(policy, obs, runs) if spec.sample
+                           else policy.act(obs).tolist())
                 for b, run in enumerate(runs):
                     result = None if run is None else run.advance(int(actions[b]), settings)
                     if result is not None:
@@ -313,6 +324,25 @@ def run_slots(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[Epis
         for env in envs:
             env.close()
     return sorted(outcomes, key=lambda o: o.index)
+
+
+def action_rng(seed: int, index: int) -> np.random.Generator:
+    """The generator episode ``index`` samples its policy actions from (``PolicySpec.sample``):
+    a function of the episode alone, so results do not depend on workers or batch rows."""
+    return np.random.default_rng([seed, index, ACTION_STREAM])
+
+
+def sample_actions(policy, obs: dict, runs: list) -> list[int]:
+    """One action per row drawn from the policy's softmax with each run's generator, fed back
+    to the policy as its previous actions (rows without a run get argmax)."""
+    actions, logits = policy.act(obs, return_logits=True)
+    probs = logits.double().softmax(-1).cpu().numpy()  # (B, A)
+    out = actions.tolist()
+    for b, run in enumerate(runs):
+        if run is not None:
+            out[b] = int(run.rng.choice(len(probs[b]), p=probs[b] / probs[b].sum()))
+    policy.executed(out)
+    return out
 
 
 # --------------------------------------------------------------------------- workers

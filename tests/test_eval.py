@@ -158,6 +158,21 @@ def test_checkpoint_policy_same_results_with_1_and_2_workers(houses, tmp_path):
     assert r1["per_episode"] == r2["per_episode"]
 
 
+def test_sampled_actions_are_seeded_per_episode(houses, tmp_path, capsys):
+    """--sample true draws from the softmax: same rows for 1 and 2 workers and reruns, other
+    rows than argmax; baselines refuse it."""
+    ckpt = write_checkpoint(tmp_path / "tiny.ckpt", ["train-0-0", "train-0-1"])
+    base = ["--checkpoint", str(ckpt), "--episodes", "6", "--videos", "0", "--max-steps", "40"]
+    one = run_eval(tmp_path / "s1", houses, *base, "--workers", "1", "--sample", "true")
+    two = run_eval(tmp_path / "s2", houses, *base, "--workers", "2", "--sample", "true")
+    greedy = run_eval(tmp_path / "g", houses, *base, "--workers", "1")
+    assert one["per_episode"] == two["per_episode"] and one["run"]["sample"] is True
+    assert one["per_episode"] != greedy["per_episode"]
+    err = bad_input(capsys, ["run", "--houses", str(houses), "--policy", "random", "--sample",
+                             "true", "--out", str(tmp_path / "x")])
+    assert "--sample" in err
+
+
 def test_baseline_with_dataset_meets_the_checkpoints_episodes(houses, tmp_path):
     """--dataset DIR takes camera, agent, tasks and goals from DIR/info.json, as a checkpoint
     trained on DIR does, so baselines and the policy are scored on the same episodes."""
