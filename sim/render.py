@@ -166,7 +166,6 @@ class SceneTables:
     bh: np.ndarray  # (M, 3) box half extents
     bcs: np.ndarray  # (M, 2) cos, sin of box yaw
     bcolor: np.ndarray  # (M, 3) float64 base colour
-    bpat: np.ndarray  # (M,) int8 pattern
     bsh: np.ndarray  # (M, 10) float64 per-box shading constants, see _box_shade_table
     room_grid: np.ndarray  # (GX, GZ) int16 room under each cell centre, R outside (also the
     # cells along the raster's edges)
@@ -210,7 +209,6 @@ def scene_tables(scene: Scene) -> SceneTables:
         bcs=np.ascontiguousarray(np.stack([np.cos(b.yaw), np.sin(b.yaw)], axis=1),
                                  f64).reshape(-1, 2),
         bcolor=np.ascontiguousarray(b.color, f64).reshape(-1, 3),
-        bpat=np.ascontiguousarray(b.pattern, np.int8),
         bsh=_box_shade_table(b.yaw, b.half, b.pattern),
         room_grid=np.where(grid < 0, len(scene.rooms), grid).astype(np.int16),
         grid_origin=np.array([x0, z0, FLOOR_CELL]),
