@@ -47,7 +47,7 @@ class HouseFile:
         before anything is written or registered."""
         lines = []
         for i, text in iter_house_lines(path):
-            read_house(parse_house_line(text, path, i), path, i)
+            read_house(parse_house_line(text, path, i), path, i, owned=True)
             lines.append(i)
         if not lines:
             raise HouseError(path, None, "<file>", "no houses", "the house file is empty")
@@ -62,7 +62,7 @@ class HouseFile:
         out = {}
         for i, text in iter_house_lines(self.path):
             if i in wanted:
-                rec = read_house(parse_house_line(text, self.path, i), self.path, i)
+                rec = read_house(parse_house_line(text, self.path, i), self.path, i, owned=True)
                 # A stable id also keys EmbeddedEnv's scene cache (never id(dict)).
                 rec.house.setdefault("metadata", {}).setdefault("houseId", rec.house_id)
                 out[wanted[i]] = rec

@@ -112,7 +112,7 @@ def iter_raw_houses(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
 def load_houses(path: str | os.PathLike) -> Iterator[HouseRecord]:
     """Every house in a file, checked and upgraded to schema 1.0.0."""
     for index, raw in iter_raw_houses(path):
-        yield read_house(raw, path, index)
+        yield read_house(raw, path, index, owned=True)
 
 
 def load_house(path: str | os.PathLike, index: int = 0) -> HouseRecord:
@@ -124,11 +124,18 @@ def load_house(path: str | os.PathLike, index: int = 0) -> HouseRecord:
                      "give an index smaller than the number of houses in the file")
 
 
-def read_house(raw: Any, source: str | os.PathLike = "<memory>", index: int | None = 0
-               ) -> HouseRecord:
-    """Check a parsed house of either schema and return it upgraded to schema 1.0.0."""
+def read_house(raw: Any, source: str | os.PathLike = "<memory>", index: int | None = 0,
+               owned: bool = False) -> HouseRecord:
+    """Check a parsed house of either schema and return it upgraded to schema 1.0.0.
+
+    A schema-1.0.0 ``raw`` is deep-copied unless ``owned`` (the caller has just parsed it and
+    hands it over: the copy is 2/3 of the time of reading a house file).
+    """
     schema = detect_schema(raw, source, index)
-    house = upgrade_house(raw) if schema == OLD_SCHEMA else copy.deepcopy(raw)
+    if schema == OLD_SCHEMA:
+        house = upgrade_house(raw)
+    else:
+        house = raw if owned else copy.deepcopy(raw)
     check_house(house, source, index)
     return HouseRecord(str(source), index if index is not None else 0, house, schema)
 
