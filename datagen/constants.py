@@ -16,10 +16,15 @@ SPLITS = ("train", "val", "test")
 # Keys of one webdataset sample (one episode).
 KEY_RGB = "rgb.mp4"  # H.264 frames, one per step, frame t is what the agent saw before action t
 KEY_ACTIONS = "actions.npy"  # int8 (T,), indices into ACTIONS; the last is END
-KEY_EXECUTED = "executed.npy"  # int8 (T,), DAgger only: the action taken at t (labels differ)
+KEY_EXECUTED = "executed.npy"  # int8 (T,), noisy/DAgger only: the action taken at t (labels differ)
 KEY_META = "meta.json"  # house id, task, target, start pose, poses, shortest length, seed, source
 
 ACTION_VOCAB = list(ACTIONS)
+
+SOURCE_EXPERT = "expert"
+"""meta.json ``source`` of a noiseless expert episode (replayable: its labels were taken)."""
+SOURCE_NOISY = "expert-noise"
+"""``source`` of an expert episode driven with injected action noise (labels != executed)."""
 
 TASK_OBJECTNAV = "objectnav"
 TASK_ROOMNAV = "roomnav"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from datagen.constants import TASK_ROOMNAV, TASKS
+from datagen.constants import SOURCE_EXPERT, SOURCE_NOISY, TASK_ROOMNAV, TASKS
 from datagen.files import sha256_file
 from datagen.houses.io import (
     HouseError,
@@ -24,10 +24,11 @@ from datagen.houses.io import (
     parse_house_line,
     read_house,
 )
-from datagen.navgraph import NavTable
+from datagen.navgraph import MOTIONS, NavTable
 from datagen.oracle import ExpertPath, Oracle
 from datagen.tasks import TaskConfig, goal_name, objectnav_goal_sets, roomnav_goal_sets
 from sim.env import EmbeddedEnv
+from sim.lattice import END
 
 # --------------------------------------------------------------------------- house files
 
@@ -136,7 +137,12 @@ class HouseContext:
 
 @dataclass
 class Episode:
-    """One expert episode, before rendering: T states and T actions (the last is END)."""
+    """One expert episode, before rendering: T states and T actions (the last is END).
+
+    With action noise (:func:`noisy_path`), ``path`` holds the states actually visited and the
+    expert's LABEL at each, and ``executed`` the actions taken (which differ where noise was
+    injected); ``shortest_steps`` and ``path.metres`` stay those of the noiseless expert.
+    """
 
     episode_id: str
     house_id: str
@@ -146,8 +152,10 @@ class Episode:
     seed: int
     path: ExpertPath
     shortest_steps: int
-    source: str = "expert"
+    source: str = SOURCE_EXPERT
     poses: list[tuple[float, float, float]] = field(default_factory=list)
+    executed: list[int] | None = None
+    """Actions taken at each state (noisy episodes only; None: the labels were taken)."""
 
     @property
     def goal(self) -> str:
@@ -165,12 +173,14 @@ def draw_task(tasks: TaskConfig, rng: np.random.Generator) -> str:
     return names[int(rng.choice(len(names), p=w / w.sum()))]
 
 
-def sample_episode(ctx: HouseContext, episode_id: str, seed: int, max_steps: int
-                   ) -> Episode | str:
+def sample_episode(ctx: HouseContext, episode_id: str, seed: int, max_steps: int,
+                   action_noise: float = 0.0) -> Episode | str:
     """An expert episode drawn from ``seed``, or the reason (a short key) it was skipped.
 
     The task follows the mix; the target is uniform over the configured targets present in
     the house with a reachable goal; the start is uniform over reachable non-goal states.
+    ``action_noise`` > 0 makes a noise-injected episode (:func:`noisy_path`) from the same
+    draws: the noiseless episode of the same seed is identical to ``action_noise`` = 0.
     """
     rng = np.random.default_rng(seed)
     task = draw_task(ctx.tasks, rng)
@@ -196,8 +206,41 @@ def sample_episode(ctx: HouseContext, episode_id: str, seed: int, max_steps: int
         return "longer_than_max_steps"
     ep = Episode(episode_id, ctx.record.house_id, ctx.record.index, task, target, int(seed),
                  path, len(path.actions))
-    ep.poses = [ctx.pose(s) for s in path.states]
+    if action_noise > 0:
+        noisy = noisy_path(ctx, oracle, start, rng, action_noise, max_steps)
+        if noisy is None:
+            return "longer_than_max_steps"
+        states, labels, ep.executed = noisy
+        ep.path, ep.source = ExpertPath(states, labels, path.metres), SOURCE_NOISY
+    ep.poses = [ctx.pose(s) for s in ep.path.states]
     return ep
+
+
+def noisy_path(ctx: HouseContext, oracle: Oracle, start: tuple[int, int, int],
+               rng: np.random.Generator, noise: float, max_steps: int
+               ) -> tuple[list[tuple[int, int, int]], list[int], list[int]] | None:
+    """The expert driven with injected noise (DART, Laskey et al. 2017): at each state the
+    label is the oracle's action, and with probability ``noise`` a uniformly drawn OTHER
+    motion is executed instead (a blocked move leaves the agent in place). The visited
+    states are the off-path states a learner reaches by its own mistakes, each labelled with
+    the way back. Returns (states, labels, executed actions), or None past ``max_steps``.
+    """
+    states, labels, executed = [], [], []
+    s = start
+    while len(labels) < max_steps:
+        label = oracle.expert_action(s)
+        states.append(s)
+        labels.append(label)
+        if label == END:
+            executed.append(END)
+            return states, labels, executed
+        action = label
+        if rng.random() < noise:
+            others = [m for m in MOTIONS if m != label]
+            action = others[int(rng.integers(len(others)))]
+        executed.append(action)
+        s = ctx.lattice.step(s, action)[0]
+    return None
 
 
 def iter_frames(ctx: HouseContext, states: list[tuple[int, int, int]]) -> Iterator[np.ndarray]:

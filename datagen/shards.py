@@ -104,6 +104,10 @@ class DatagenConfig:
     """Base seed; shard k's episodes depend only on (config, seed, k)."""
     max_steps: int = 500
     """Episodes whose expert path is longer than this many actions are skipped."""
+    action_noise: float = 0.0
+    """Probability that a step executes another motion than the expert's (DART noise
+    injection: labels stay the expert's, ``executed.npy`` holds what was taken, meta
+    ``source`` is ``expert-noise``). 0: plain expert episodes."""
     camera: CameraConfig = field(default_factory=CameraConfig)
     """The agent's camera."""
     agent: AgentConfig = field(default_factory=AgentConfig)
@@ -122,6 +126,8 @@ class DatagenConfig:
         if self.camera.height % 2 or self.camera.width % 2:
             raise ValueError(f"camera.height/width: {self.camera.height}x{self.camera.width} "
                              "must be even for yuv420p video")
+        if not 0 <= self.action_noise < 1:
+            raise ValueError(f"action_noise: {self.action_noise} must be in [0, 1)")
         if not 0 <= self.video.crf <= 51:
             raise ValueError(f"video.crf: {self.video.crf} must be in 0..51")
 
@@ -133,7 +139,7 @@ class DatagenConfig:
     def split_config(self) -> dict:
         """The part that decides one split's shards (besides the house file)."""
         return {k: getattr(self, k) for k in ("num_shards", "episodes_per_shard",
-                                              "episodes_per_house", "seed")}
+                                              "episodes_per_house", "seed", "action_noise")}
 
 
 def shard_name(k: int) -> str:
@@ -226,7 +232,7 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 def write_episode_sample(tar: tarfile.TarFile, key: str, rgb_mp4: bytes, actions: np.ndarray,
                          meta: dict, executed: np.ndarray | None = None) -> None:
     """Append one webdataset sample (``key.rgb.mp4``, ``key.actions.npy``, ``key.meta.json``,
-    and for DAgger episodes ``key.executed.npy``, the actions actually taken)."""
+    and for noisy and DAgger episodes ``key.executed.npy``, the actions actually taken)."""
     _add_member(tar, f"{key}.{KEY_RGB}", rgb_mp4)
     _add_member(tar, f"{key}.{KEY_ACTIONS}", _npy_bytes(np.asarray(actions, dtype=np.int8)))
     if executed is not None:
@@ -307,7 +313,8 @@ def shard_episodes(cfg: DatagenConfig, k: int, houses: HouseFile, env: EmbeddedE
             seed = episode_seed(cfg.seed, cfg.split, k, attempt)
             attempt += 1
             t0 = time.perf_counter()
-            ep = sample_episode(ctx, f"{cfg.split}_{k:06d}_{written:06d}", seed, cfg.max_steps)
+            ep = sample_episode(ctx, f"{cfg.split}_{k:06d}_{written:06d}", seed, cfg.max_steps,
+                                cfg.action_noise)
             timings.oracle += time.perf_counter() - t0
             if isinstance(ep, str):
                 skipped[ep] += 1
@@ -390,8 +397,11 @@ def check_compatible(info: dict, cfg: DatagenConfig, houses: HouseFile, out_dir:
     old = info.get("splits", {}).get(cfg.split)
     if old is not None:
         new = split_entry(cfg, houses)
+        # Splits written before action noise existed were noiseless.
+        before = {"num_shards": old.get("num_shards"),
+                  "sampling": {"action_noise": 0.0, **old.get("sampling", {})}}
         for key in ("num_shards", "sampling"):
-            diff += _differences({key: old.get(key)}, {key: new[key]}, f"splits.{cfg.split}.")
+            diff += _differences({key: before[key]}, {key: new[key]}, f"splits.{cfg.split}.")
         if old.get("houses", {}).get("sha256") != houses.sha256:
             diff.append(f"splits.{cfg.split}.houses: {old.get('houses')} there, "
                         f"{houses.path} (sha256 {houses.sha256[:12]}...) here")
@@ -561,7 +571,7 @@ def _write_episode(tar: tarfile.TarFile, ctx: HouseContext, ep: Episode, cfg: Da
     mp4 = encode_mp4(frames(), cfg.camera.height, cfg.camera.width, cfg.video)
     t1 = time.perf_counter()
     write_episode_sample(tar, ep.episode_id, mp4, np.array(ep.path.actions, dtype=np.int8),
-                         episode_meta(ep, cfg.split))
+                         episode_meta(ep, cfg.split), ep.executed)
     t2 = time.perf_counter()
     timings.render += render[0]
     timings.encode += t1 - t0 - render[0]

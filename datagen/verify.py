@@ -5,9 +5,9 @@ A replay must pass through the stored poses, take the stored number of steps, en
 ``end`` at a state that satisfies the task's success test, and see (up to video
 compression) the stored frames. Each problem is one line naming the file and the episode.
 
-DAgger episodes (``source`` starting with ``dagger``, written by ``spoc-dagger``) store the
-oracle's LABELS at the states a mixed policy visited, not the actions it executed, so they are
-not replayed: every label must equal ``Oracle.expert_action`` at its stored pose, each pose
+DAgger episodes (``source`` starting with ``dagger``, written by ``spoc-dagger``) and
+noise-injected expert episodes (``expert-noise``) store the oracle's LABELS at the states the
+agent visited, not the actions it executed, so they are not replayed: every label must equal ``Oracle.expert_action`` at its stored pose, each pose
 must follow the previous one by a single action, the frames must match renders at the poses,
 and ``success`` may only be claimed at a goal.
 """
@@ -27,6 +27,8 @@ from datagen.constants import (
     KEY_EXECUTED,
     KEY_META,
     KEY_RGB,
+    SOURCE_EXPERT,
+    SOURCE_NOISY,
     TASK_OBJECTNAV,
 )
 from datagen.episodes import HouseContext, HouseFile
@@ -147,10 +149,10 @@ def check_episode(sample: dict, info: dict, split: str, env: EmbeddedEnv,
         out.append(f"split/goal {meta['split']}/{meta['goal']} inconsistent with the dataset")
     if out or houses is None:
         return out
-    if dagger:
+    if dagger or meta["source"] == SOURCE_NOISY:
         executed = sample.get(KEY_EXECUTED)
         if executed is None or len(executed) != T:
-            return [f"a DAgger episode needs {KEY_EXECUTED} with {T} actions"]
+            return [f"a {meta['source']} episode needs {KEY_EXECUTED} with {T} actions"]
         return check_labels(meta, actions, frames, info, env, houses, records, executed)
     return replay_episode(meta, actions, frames, info, env, houses, records)
 
@@ -188,7 +190,7 @@ def replay_episode(meta: dict, actions: np.ndarray, frames: np.ndarray, info: di
     problems = []
     if not _success(meta, env, info):
         problems.append(f"the replay ends at {env.pose} where {meta['goal']} is not satisfied")
-    if abs(metres - meta["shortest_length"]) > 1e-3 and meta["source"] == "expert":
+    if abs(metres - meta["shortest_length"]) > 1e-3 and meta["source"] == SOURCE_EXPERT:
         problems.append(f"expert path is {metres:.3f} m, shortest_length says "
                         f"{meta['shortest_length']:.3f} m")
     if error / len(actions) > FRAME_TOLERANCE:

@@ -43,7 +43,7 @@ def tiny_argv(data: Path, out: Path) -> list[str]:
             "--epochs_per_round", "1", "--beta0", "0.5", "--episodes_per_round", "3",
             "--episodes_per_shard", "2", "--max_steps", "40", "--envs", "2",
             "--eval_houses", str(FIXTURES / "143.json"), "--eval_episodes", "2",
-            "--eval_max_steps", "30"]
+            "--eval_max_steps", "30", "--sample", "true"]  # sampled: leaves the path
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +158,12 @@ def test_loader_feeds_executed_actions_as_previous_actions(run):
     goal_index = {sample["meta.json"]["goal"]: 0}
     chunk = episode_chunks(raw, goal_index, seq_len=64, image_size=(16, 24), rng=None)[0]
     executed = sample["executed.npy"].astype(np.int64)
-    assert chunk["prev_actions"].tolist() == [4, *executed[:-1].tolist()]
+    # A move_ahead the lattice refused is fed as the blocked token (5), as `collided` at rollout.
+    lat = house_context(run["data"]).lattice
+    states = [(*lat.cell_of(x, z), lat.heading_of(yaw)) for x, z, yaw in sample["meta.json"]["poses"]]
+    expected = [4] + [5 if not lat.step(s, int(a))[1] else int(a)
+                      for s, a in zip(states[:-1], executed[:-1])]
+    assert chunk["prev_actions"].tolist() == expected
     assert chunk["actions"].tolist() == sample["actions.npy"].astype(np.int64).tolist()
 
 

@@ -78,11 +78,13 @@ def test_forward_equals_step_by_step_act():
     first = torch.zeros(b, t, dtype=torch.bool)
     first[:, 0] = True
     first[1, 4] = True  # row 1 starts a new episode at step 4
+    collided = torch.zeros(b, t, dtype=torch.bool)  # the previous move was blocked
+    collided[0, 2] = collided[2, 5] = collided[1, 4] = True  # (ignored where an episode starts)
     policy.reset(b)
     step_logits, taken = [], []
     for i in range(t):
-        action, logits = policy.act({"rgb": rgb[:, i], "goal": goals, "first": first[:, i]},
-                                    return_logits=True)
+        action, logits = policy.act({"rgb": rgb[:, i], "goal": goals, "first": first[:, i],
+                                     "collided": collided[:, i]}, return_logits=True)
         step_logits.append(logits)
         taken.append(action)
     step_logits = torch.stack(step_logits, 1)  # (B, T, A)
@@ -90,6 +92,7 @@ def test_forward_equals_step_by_step_act():
 
     def teacher_forced(rows, start, stop):
         prev = torch.cat([torch.full((len(rows), 1), 4), taken[rows, start:stop - 1]], 1)
+        prev[:, 1:][collided[rows, start + 1:stop]] = 5  # the blocked token
         batch = {"frames": rgb[rows, start:stop].permute(0, 1, 4, 2, 3), "goals": goals[rows],
                  "prev_actions": prev}
         with torch.no_grad():

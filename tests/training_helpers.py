@@ -13,11 +13,12 @@ HOUSE = str(Path(__file__).resolve().parent / "fixtures" / "house_3703.json")
 
 
 def write_dataset(root: str | Path, shards: dict[str, tuple[int, int]] | None = None,
-                  size: tuple[int, int] = (32, 48), houses: str = HOUSE) -> Path:
+                  size: tuple[int, int] = (32, 48), houses: str = HOUSE,
+                  action_noise: dict[str, float] | None = None) -> Path:
     """Expert episodes in ``houses`` as ``root/info.json`` + ``root/{split}/shard-*.tar``.
 
     ``shards``: split -> (number of shards, episodes per shard); default 2x3 train, 1x3 val.
-    Each split draws its episodes from its own seed.
+    Each split draws its episodes from its own seed; ``action_noise``: split -> noise.
     """
     root = Path(root)
     shards = shards or {"train": (2, 3), "val": (1, 3)}
@@ -26,6 +27,7 @@ def write_dataset(root: str | Path, shards: dict[str, tuple[int, int]] | None = 
         cfg = DatagenConfig(houses=houses, split=split, num_shards=num_shards,
                             episodes_per_shard=per_shard, episodes_per_house=per_shard,
                             seed=seed, camera=CameraConfig(height=size[0], width=size[1]),
+                            action_noise=(action_noise or {}).get(split, 0.0),
                             tasks=TaskConfig(min_pixels=3 if size[0] < 100 else 50))
         open_dataset(cfg, house_file, root)
         for k in range(num_shards):

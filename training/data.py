@@ -2,7 +2,8 @@
 
 A batch is a dict of
 ``frames`` (B, L, 3, H, W) uint8 at the training resolution, ``actions`` (B, L) long,
-``prev_actions`` (B, L) long (``len(actions)`` = start token at an episode's first step),
+``prev_actions`` (B, L) long (the executed action before each step; ``len(actions)`` = start
+token at an episode's first step, ``len(actions) + 1`` after a blocked ``move_ahead``),
 ``goals`` (B,) long (index into info.json ``goals``), ``mask`` (B, L) bool (False = padding)
 and ``num_skipped`` () long (bad shards or samples skipped while this batch was assembled).
 
@@ -40,6 +41,7 @@ from datagen.constants import (
     SHARD_GLOB,
 )
 from datagen.shards import decode_frames
+from sim.lattice import MOVE_AHEAD
 from training.policy import resize_frames
 
 log = logging.getLogger(__name__)
@@ -161,6 +163,27 @@ def augment(frames: torch.Tensor, rng: np.random.Generator, jitter: float,
     return x
 
 
+START_TOKEN = len(ACTION_VOCAB)
+"""Previous-action input at an episode's first step."""
+BLOCKED_TOKEN = len(ACTION_VOCAB) + 1
+"""Previous-action input after a ``move_ahead`` that was blocked (the agent did not move):
+what the env reports as ``collided`` at rollout."""
+
+
+def previous_tokens(taken: np.ndarray, poses: list) -> np.ndarray:
+    """(T,) int64 previous-action inputs: the start token, then each executed action, or
+    :data:`BLOCKED_TOKEN` where a ``move_ahead`` left the position unchanged."""
+    if len(poses) != len(taken):
+        raise ValueError(f"{len(poses)} poses for {len(taken)} actions")
+    xz = np.asarray(poses, dtype=np.float64).reshape(len(taken), 3)[:, :2]
+    prev = np.empty(len(taken), dtype=np.int64)
+    prev[0] = START_TOKEN
+    prev[1:] = taken[:-1]
+    stayed = (np.abs(xz[1:] - xz[:-1]) < 1e-6).all(axis=1)  # (T-1,)
+    prev[1:][(taken[:-1] == MOVE_AHEAD) & stayed] = BLOCKED_TOKEN
+    return prev
+
+
 def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
                    image_size: tuple[int, int], rng: np.random.Generator | None,
                    jitter: float = 0.0, shift: int = 0) -> list[dict[str, Any]]:
@@ -179,8 +202,9 @@ def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
     taken = actions
     if KEY_EXECUTED in sample:
         taken = np.load(io.BytesIO(sample[KEY_EXECUTED])).astype(np.int64)  # (T,)
-        if taken.shape != actions.shape:
-            raise ValueError(f"executed {taken.shape} and actions {actions.shape} differ")
+        if taken.shape != actions.shape or taken.min() < 0 or taken.max() >= len(ACTION_VOCAB):
+            raise ValueError(f"bad executed array {taken.shape} for actions {actions.shape}")
+    prev_all = previous_tokens(taken, meta["poses"])  # (T,)
     starts = chunk_starts(len(actions), seq_len, rng)
     first, stop = starts[0], min(len(actions), starts[-1] + seq_len)
     rgb = decode_frames(sample[KEY_RGB], first, stop)  # (stop - first, H, W, 3)
@@ -192,9 +216,7 @@ def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
         if rng is not None and (jitter > 0 or shift > 0):
             frames = augment(frames, rng, jitter, shift)
         acts = torch.from_numpy(actions[start:end])  # (l,)
-        prev = torch.from_numpy(taken[max(0, start - 1):end - 1])
-        if start == 0:
-            prev = torch.cat([torch.tensor([len(ACTION_VOCAB)]), prev])
+        prev = torch.from_numpy(prev_all[start:end])
         chunks.append({"frames": frames, "actions": acts, "prev_actions": prev, "goal": goal})
     return chunks
 
@@ -375,6 +397,7 @@ class ShardDataModule(pl.LightningDataModule):
         jitter: float = 0.2,
         shift: int = 4,
         val_split: str = "val",
+        train_splits: list[str] | None = None,
         seed: int = 0,
     ):
         """
@@ -390,6 +413,8 @@ class ShardDataModule(pl.LightningDataModule):
             jitter: Brightness/contrast amplitude of the colour jitter.
             shift: Largest random shift in pixels at the training resolution.
             val_split: Split read for validation.
+            train_splits: Splits trained on, together (default ``["train"]``); e.g. add a
+                split of noise-injected expert episodes (``spoc-datagen --action_noise``).
             seed: Seed of the training streams (with epoch, rank and worker).
         """
         super().__init__()
@@ -399,7 +424,8 @@ class ShardDataModule(pl.LightningDataModule):
                              f"batches_per_epoch={batches_per_epoch} must all be >= 1")
         self.root, self.image_size = Path(root), tuple(int(v) for v in image_size)
         self.info = load_info(self.root)
-        self.train_urls = shard_urls(self.root, "train")
+        self.train_splits = list(train_splits or ["train"])
+        self.train_urls = [u for split in self.train_splits for u in shard_urls(self.root, split)]
         self.val_urls = shard_urls(self.root, val_split)
         self._train_scan: dict | None = None
 
@@ -432,6 +458,7 @@ class ShardDataModule(pl.LightningDataModule):
             "train_house_ids": self.train_scan["house_ids"],
             "train_action_counts": self.train_scan["action_counts"],
             "dataset": {"root": str(self.root.resolve()), "info": self.info,
+                        "train_splits": self.train_splits,
                         "train_houses": self.info.get("splits", {}).get("train", {})
                         .get("houses")},
         }
@@ -439,10 +466,11 @@ class ShardDataModule(pl.LightningDataModule):
     def _stream(self, train: bool) -> EpisodeChunkStream:
         hp = self.hparams
         urls = self.train_urls if train else self.val_urls
-        split = "train" if train else hp.val_split
-        if not urls:
-            raise DatasetMismatchError(f"{self.root / split}: no {SHARD_GLOB} shards; generate "
-                                       f"the '{split}' split with `spoc-datagen episodes`")
+        for split in self.train_splits if train else [hp.val_split]:
+            if not shard_urls(self.root, split):
+                raise DatasetMismatchError(f"{self.root / split}: no {SHARD_GLOB} shards; "
+                                           f"generate the '{split}' split with "
+                                           "`spoc-datagen episodes`")
         trainer = self.trainer
         return EpisodeChunkStream(
             urls, self.goals, train=train, seq_len=hp.seq_len, image_size=self.image_size,

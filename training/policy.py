@@ -4,7 +4,8 @@ Frames -> CNN encoder -> per-frame feature; goal embedding; previous-action embe
 LSTM; linear head over the action vocabulary.
 
 * ``forward(batch)`` runs whole chunks for training (teacher forcing: the previous action at
-  step t is the expert's action at t-1, or the start token at an episode's first step).
+  step t is the action executed at t-1, the blocked token where that was a ``move_ahead``
+  that did not move, or the start token at an episode's first step).
 * ``reset(batch_size)`` / ``act(obs)`` run step by step for batched rollouts, carrying the
   LSTM state and feeding back the policy's own previous action.
 
@@ -22,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from sim.lattice import MOVE_AHEAD
 
 CHECKPOINT_KEY = "spoc_policy"
 """Key of the plain-dict policy record inside a training checkpoint."""
@@ -52,6 +55,9 @@ class PolicyConfig:
     """LSTM hidden size."""
     num_layers: int = 1
     """LSTM layers."""
+    blocked_input: bool = True
+    """Tell the policy when its last ``move_ahead`` was blocked (a previous-action token of
+    its own): a blocked move leaves the frame unchanged, so the image alone cannot say so."""
     num_actions: int = 4
     """Size of the action vocabulary (``PolicyModule`` sets it from info.json)."""
     num_goals: int = 20
@@ -125,9 +131,11 @@ class LSTMPolicy(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.start_token = cfg.num_actions  # previous-action index at an episode's first step
+        self.blocked_token = cfg.num_actions + 1  # ... after a blocked move_ahead
         self.encoder = FrameEncoder(cfg)
         self.goal_embed = nn.Embedding(cfg.num_goals, cfg.goal_dim)
-        self.action_embed = nn.Embedding(cfg.num_actions + 1, cfg.action_dim)
+        self.action_embed = nn.Embedding(cfg.num_actions + 1 + cfg.blocked_input,
+                                         cfg.action_dim)
         self.lstm = nn.LSTM(cfg.feature_dim + cfg.goal_dim + cfg.action_dim, cfg.hidden_dim,
                             num_layers=cfg.num_layers, batch_first=True)
         self.head = nn.Linear(cfg.hidden_dim, cfg.num_actions)
@@ -145,6 +153,9 @@ class LSTMPolicy(nn.Module):
         frames = resize_frames(frames.flatten(0, 1), self.cfg.image_size)  # (B*L, 3, h, w)
         feats = self.encoder(frames).view(b, l, -1)  # (B, L, D)
         goal = self.goal_embed(goals)[:, None].expand(b, l, -1)  # (B, L, G)
+        if not self.cfg.blocked_input:  # a blocked move is just the move it was
+            prev_actions = prev_actions.masked_fill(prev_actions == self.blocked_token,
+                                                    MOVE_AHEAD)
         prev = self.action_embed(prev_actions)  # (B, L, A')
         return torch.cat([feats, goal, prev], dim=-1)
 
@@ -152,7 +163,8 @@ class LSTMPolicy(nn.Module):
         """Logits (B, L, num_actions) for a batch of chunks.
 
         ``batch``: ``frames`` (B, L, 3, H, W) uint8, ``prev_actions`` (B, L) long (start token
-        = num_actions at an episode's first step), ``goals`` (B,) long. Each chunk starts from
+        = num_actions at an episode's first step, num_actions + 1 after a blocked move),
+        ``goals`` (B,) long. Each chunk starts from
         a zero LSTM state (truncated BPTT).
         """
         x = self._inputs(batch["frames"], batch["goals"], batch["prev_actions"])  # (B, L, I)
@@ -173,8 +185,9 @@ class LSTMPolicy(nn.Module):
 
         ``obs``: ``rgb`` uint8 (B, H, W, 3) at simulator resolution (tensor or ndarray),
         ``goal`` long (B,), ``first`` bool (B,) (True where an episode starts: that row's state
-        and previous action are reset). Does not record an action: ``act`` calls this and feeds
-        its action back as the next previous action.
+        and previous action are reset), optionally ``collided`` bool (B,) (True where the
+        previous action was a blocked ``move_ahead``). Does not record an action: ``act`` calls
+        this and feeds its action back as the next previous action.
         """
         rgb = torch.as_tensor(np.asarray(obs["rgb"]) if not torch.is_tensor(obs["rgb"])
                               else obs["rgb"], device=self.device)
@@ -185,7 +198,11 @@ class LSTMPolicy(nn.Module):
                                 dtype=torch.bool, device=self.device)
         keep = (~first).float()[None, :, None]  # (1, B, 1)
         self._state = (self._state[0] * keep, self._state[1] * keep)
-        self._prev_action = torch.where(first, self.start_token, self._prev_action)
+        prev = torch.where(first, self.start_token, self._prev_action)
+        if "collided" in obs:
+            collided = torch.as_tensor(obs["collided"], dtype=torch.bool, device=self.device)
+            prev = torch.where(collided & ~first, self.blocked_token, prev)
+        self._prev_action = prev
         frames = rgb.permute(0, 3, 1, 2)[:, None]  # (B, 1, 3, H, W)
         goals = torch.as_tensor(obs["goal"], dtype=torch.long, device=self.device)
         x = self._inputs(frames, goals, self._prev_action[:, None])  # (B, 1, I)
@@ -278,6 +295,7 @@ def load_policy(ckpt_path: str | Path, map_location: str | torch.device = "cpu"
         raise ValueError(f"{ckpt_path}: no '{CHECKPOINT_KEY}' record; it was not written by "
                          "spoc-train (training.module.PolicyModule)")
     record = ckpt[CHECKPOINT_KEY]
+    record["config"].setdefault("blocked_input", False)  # checkpoints from before the option
     policy = make_policy(record["config"])
     state = {k.removeprefix("policy."): v for k, v in ckpt["state_dict"].items()
              if k.startswith("policy.")}
