@@ -2,7 +2,8 @@
 
 One :class:`EpisodeResult` per evaluated episode; :func:`aggregate` turns a list of them into
 the ``aggregated`` block of ``eval_info.json``: success rate with its 95% Wilson score
-interval, SPL, and breakdowns by task, by target and by house size (number of rooms).
+interval, the rate of episodes that reached a goal state (ended there or not), SPL, and
+breakdowns by task, by target and by house size (number of rooms).
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ class EpisodeResult:
     seed: int
     """The episode's seed (the random baseline draws from it)."""
     num_rooms: int
+    reached_goal: bool = False
+    """The agent stood in a goal state at some step: it would have succeeded had it ended
+    there ("success with oracle stop"). Success without it is a navigation failure, with it
+    a stopping one."""
 
     def row(self) -> dict:
         return asdict(self)
@@ -95,6 +100,7 @@ def summarize(results: list[EpisodeResult]) -> dict:
         "successes": wins,
         "success_rate": wins / n if n else 0.0,
         "success_ci95": list(wilson_interval(wins, n)),
+        "reached_goal_rate": mean(r.reached_goal for r in results),
         "spl": mean(r.spl for r in results),
         "steps": mean(r.steps for r in results),
         "path_length": mean(r.path_length for r in results),

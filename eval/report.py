@@ -173,12 +173,12 @@ def _pct(x: float) -> str:
 def _summary_cells(s: dict) -> list[str]:
     lo, hi = s["success_ci95"]
     return [str(s["num_episodes"]), _pct(s["success_rate"]), f"[{_pct(lo)}, {_pct(hi)}]",
-            f"{s['spl']:.3f}", f"{s['steps']:.1f}", f"{s['path_length']:.2f}",
+            _pct(s["reached_goal_rate"]), f"{s['spl']:.3f}", f"{s['steps']:.1f}", f"{s['path_length']:.2f}",
             f"{s['final_distance']:.2f}", f"{s['collisions']:.2f}"]
 
 
-SUMMARY_HEADER = ["episodes", "success %", "95% CI", "SPL", "steps", "path m", "final dist m",
-                  "collisions"]
+SUMMARY_HEADER = ["episodes", "success %", "95% CI", "reached goal %", "SPL", "steps", "path m",
+                  "final dist m", "collisions"]
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -272,14 +272,17 @@ def write_report(out_dir: Path, info: dict) -> list[Path]:
 
 def compare_table(runs: dict[str, dict]) -> str:
     """A plain-text side-by-side table of runs: name -> eval_info dict."""
-    header = ["run", "policy", "episodes", "success %", "95% CI", "SPL", "steps"]
+    header = ["run", "policy", "episodes", "success %", "95% CI", "reached goal %", "SPL",
+              "steps"]
     rows = []
     for name, info in runs.items():
         agg = info["aggregated"]
         lo, hi = agg["success_ci95"]
         rows.append([name, str(info.get("run", {}).get("policy", "?")),
                      str(agg["num_episodes"]), _pct(agg["success_rate"]),
-                     f"[{_pct(lo)}, {_pct(hi)}]", f"{agg['spl']:.3f}", f"{agg['steps']:.1f}"])
+                     f"[{_pct(lo)}, {_pct(hi)}]",
+                     _pct(agg["reached_goal_rate"]) if "reached_goal_rate" in agg else "-",
+                     f"{agg['spl']:.3f}", f"{agg['steps']:.1f}"])
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip()
              for r in [header, *rows]]

@@ -178,7 +178,7 @@ class EpisodeRun:
         self.oracle = ctx.oracle(episode.task, episode.target)
         self.goal = settings.goals.index(goal_name(episode.task, episode.target))
         self.steps, self.path_length, self.collisions = 0, 0.0, 0
-        self.first, self.collided = True, False
+        self.first, self.collided, self.reached_goal = True, False, False
         self.rgb = env.reset(ctx.record.house, Pose(*ctx.pose(episode.start))).rgb
         self.state = self._lattice_state()
         self.video = None
@@ -205,6 +205,7 @@ class EpisodeRun:
         before = self.state
         result = self.env.step(action)
         self.rgb, self.state = result.observation.rgb, self._lattice_state()
+        self.reached_goal = self.reached_goal or self.oracle.is_goal(self.state)
         self.collided = action == MOVE_AHEAD and not result.success
         self.collisions += self.collided
         if self.state[:2] != before[:2]:
@@ -226,7 +227,8 @@ class EpisodeRun:
             success=bool(success), spl=spl(success, shortest, self.path_length),
             steps=self.steps, path_length=self.path_length, shortest_length=shortest,
             final_distance=float(self.oracle.path(self.state).metres),
-            collisions=int(self.collisions), seed=ep.seed, num_rooms=len(self.ctx.scene.rooms))
+            collisions=int(self.collisions), seed=ep.seed, num_rooms=len(self.ctx.scene.rooms),
+            reached_goal=bool(self.reached_goal or success))
 
 
 # --------------------------------------------------------------------------- one worker

@@ -105,8 +105,36 @@ def test_oracle_scores_perfectly(houses, tmp_path):
     for r in info["per_episode"]:
         assert r["success"] and r["spl"] == 1.0 and r["final_distance"] == 0.0
         assert r["path_length"] == r["shortest_length"] and r["collisions"] == 0
+        assert r["reached_goal"]
     assert {r["house_id"] for r in info["per_episode"]} == {"val-0-0", "val-0-1"}
     assert [r["episode"] for r in info["per_episode"]] == list(range(8))
+
+
+def test_reached_goal_separates_stopping_from_navigating():
+    """An agent that walks the expert's path but never ends reached the goal without
+    succeeding; the expert itself reached it and succeeded."""
+    from datagen.episodes import HouseContext, sample_episode
+    from datagen.houses.io import load_houses
+    from datagen.tasks import TaskConfig
+    from eval.rollout import EpisodeRun, EpisodeSlot, RolloutSettings
+    from sim.camera import CameraConfig
+    from sim.env import EmbeddedEnv
+    from sim.lattice import END, ROTATE_LEFT
+
+    camera, tasks = CameraConfig(height=48, width=64), TaskConfig(min_pixels=4)
+    env = EmbeddedEnv(camera)
+    ctx = HouseContext(next(load_houses(FIXTURES / "house_3703.json")), env, tasks)
+    ep = next(e for seed in range(20) if not isinstance(e := sample_episode(ctx, "e", seed, 100),
+                                                          str))
+    motions = ep.path.actions[:-1]
+    for last, wanted in ((END, (True, True)), (ROTATE_LEFT, (False, True))):
+        settings = RolloutSettings(camera=camera, tasks=tasks, goals=(ep.goal,),
+                                   max_steps=len(motions) + 1)
+        run = EpisodeRun(env, ctx, ep, EpisodeSlot(0, 0, 0), settings)
+        results = [run.advance(a, settings) for a in [*motions, last]]
+        assert results[:-1] == [None] * len(motions)
+        assert (results[-1].success, results[-1].reached_goal) == wanted
+        assert aggregate([results[-1]])["reached_goal_rate"] == 1.0
 
 
 def test_random_and_forward_score_low(houses, tmp_path):
