@@ -65,6 +65,9 @@ class EvalConfig:
     sample: bool = False
     """Checkpoints only: draw each action from the policy's softmax (seeded per episode by
     ``seed`` and the episode index, so results do not depend on workers) instead of argmax."""
+    blocked_input: bool = True
+    """Checkpoints only: tell the policy when its last move was blocked (as in training).
+    ``false`` withholds it (an ablation of the policy's blocked-move input)."""
     progress: bool = True
     """Show a progress bar."""
     camera: CameraConfig | None = None
@@ -97,9 +100,9 @@ def validate_config(cfg: EvalConfig) -> None:
                              f"{', '.join(BACKENDS)}")
     if cfg.videos < 0:
         raise EvalInputError(f"--videos {cfg.videos} must be >= 0")
-    if cfg.sample and cfg.checkpoint is None:
-        raise EvalInputError("--sample true samples a --checkpoint policy; baselines act "
-                             "as they are defined, so drop --sample")
+    if (cfg.sample or not cfg.blocked_input) and cfg.checkpoint is None:
+        raise EvalInputError("--sample and --blocked_input apply to a --checkpoint policy; "
+                             "baselines act as they are defined, so drop them")
 
 
 def _dataclass_from(cls, values: dict | None):
@@ -221,7 +224,7 @@ def build_run(cfg: EvalConfig):
         goals = list(data.get("goals") or []) or None
     tasks = tasks or TaskConfig()
     spec = PolicySpec(checkpoint=cfg.checkpoint, baseline=cfg.policy, seed=cfg.seed,
-                      sample=cfg.sample)
+                      sample=cfg.sample, blocked_input=cfg.blocked_input)
     settings = RolloutSettings(
         camera=camera or CameraConfig(), agent=agent or AgentConfig(), tasks=tasks,
         backend=cfg.backend, max_steps=cfg.max_steps, envs_per_worker=cfg.envs_per_worker,
@@ -291,7 +294,8 @@ def run_record(cfg: EvalConfig, spec, settings, num_houses: int, seconds: float)
     return {
         "policy": spec.name, "checkpoint": cfg.checkpoint, "baseline": cfg.policy,
         "houses": cfg.houses, "num_houses": num_houses, "episodes": cfg.episodes,
-        "seed": cfg.seed, "sample": cfg.sample, "max_steps": cfg.max_steps,
+        "seed": cfg.seed, "sample": cfg.sample, "blocked_input": cfg.blocked_input,
+        "max_steps": cfg.max_steps,
         "backend": cfg.backend, "workers": cfg.workers, "envs_per_worker": cfg.envs_per_worker,
         "seconds": round(seconds, 2), "camera": asdict(settings.camera),
         "agent": asdict(settings.agent), "tasks": asdict(settings.tasks),

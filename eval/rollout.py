@@ -109,6 +109,8 @@ class PolicySpec:
     sample: bool = False
     """Draw a checkpoint policy's actions from its softmax, per episode from
     :func:`action_rng` (else argmax)."""
+    blocked_input: bool = True
+    """Pass the policy ``collided`` (its last move was blocked); False withholds it."""
 
     @property
     def name(self) -> str:
@@ -313,6 +315,8 @@ def run_slots(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[Epis
         with torch.no_grad():
             while any(r is not None for r in runs):
                 obs = batch_obs(runs, settings.camera, expert)
+                if not spec.blocked_input:
+                    del obs["collided"]
                 actions = (sample_actions(policy, obs, runs) if spec.sample
                            else policy.act(obs).tolist())
                 for b, run in enumerate(runs):

@@ -201,6 +201,46 @@ def test_sampled_actions_are_seeded_per_episode(houses, tmp_path, capsys):
     assert "--sample" in err
 
 
+def test_blocked_input_can_be_withheld(houses, tmp_path, capsys, monkeypatch):
+    """--blocked_input false (an ablation) hides collisions from a checkpoint policy; by
+    default it sees them."""
+    from datagen.houses.io import load_houses
+    from eval.rollout import PolicySpec, RolloutSettings, plan_slots, run_slots
+    from sim.camera import CameraConfig
+    from sim.lattice import MOVE_AHEAD
+
+    class Walker:  # walks into the first wall, recording what it was told
+        def __init__(self):
+            self.seen = []
+
+        def reset(self, batch):
+            pass
+
+        def act(self, obs):
+            self.seen.append(obs.get("collided"))
+            return torch.full((len(obs["goal"]),), MOVE_AHEAD)
+
+    walkers = []
+    monkeypatch.setattr(PolicySpec, "build", lambda self: walkers.append(Walker()) or walkers[-1])
+    records = dict(enumerate(load_houses(houses)))
+    settings = RolloutSettings(camera=CameraConfig(height=48, width=64), max_steps=30,
+                               envs_per_worker=2, goals=tuple(GOALS))
+    slots = plan_slots(len(records), 2, seed=0)
+    for told in (True, False):
+        outcomes = run_slots(PolicySpec(checkpoint="x", blocked_input=told), records, slots,
+                             settings)
+        assert sum(o.result.collisions for o in outcomes) > 0
+        seen = walkers[-1].seen
+        assert all(c is None for c in seen) if not told else any(c.any() for c in seen)
+    ckpt = write_checkpoint(tmp_path / "tiny.ckpt", ["train-0-0", "train-0-1"])
+    info = run_eval(tmp_path / "withheld", houses, "--checkpoint", str(ckpt), "--episodes", "2",
+                    "--videos", "0", "--max-steps", "20", "--blocked_input", "false")
+    assert info["run"]["blocked_input"] is False
+    err = bad_input(capsys, ["run", "--houses", str(houses), "--policy", "forward",
+                             "--blocked_input", "false", "--out", str(tmp_path / "x")])
+    assert "--blocked_input" in err
+
+
 def test_baseline_with_dataset_meets_the_checkpoints_episodes(houses, tmp_path):
     """--dataset DIR takes camera, agent, tasks and goals from DIR/info.json, as a checkpoint
     trained on DIR does, so baselines and the policy are scored on the same episodes."""
