@@ -7,9 +7,10 @@ compression) the stored frames. Each problem is one line naming the file and the
 
 DAgger episodes (``source`` starting with ``dagger``, written by ``spoc-dagger``) and
 noise-injected expert episodes (``expert-noise``) store the oracle's LABELS at the states the
-agent visited, not the actions it executed, so they are not replayed: every label must equal ``Oracle.expert_action`` at its stored pose, each pose
-must follow the previous one by a single action, the frames must match renders at the poses,
-and ``success`` may only be claimed at a goal.
+agent visited, not the actions it executed, so they are not replayed: every label must equal
+``Oracle.expert_action`` at its stored pose, each pose must follow the previous one by its
+executed action, the frames must match renders at the poses, and ``success`` may only be
+claimed at a goal.
 """
 
 from __future__ import annotations

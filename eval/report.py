@@ -173,8 +173,8 @@ def _pct(x: float) -> str:
 def _summary_cells(s: dict) -> list[str]:
     lo, hi = s["success_ci95"]
     return [str(s["num_episodes"]), _pct(s["success_rate"]), f"[{_pct(lo)}, {_pct(hi)}]",
-            _pct(s["reached_goal_rate"]), f"{s['spl']:.3f}", f"{s['steps']:.1f}", f"{s['path_length']:.2f}",
-            f"{s['final_distance']:.2f}", f"{s['collisions']:.2f}"]
+            _pct(s["reached_goal_rate"]), f"{s['spl']:.3f}", f"{s['steps']:.1f}",
+            f"{s['path_length']:.2f}", f"{s['final_distance']:.2f}", f"{s['collisions']:.2f}"]
 
 
 SUMMARY_HEADER = ["episodes", "success %", "95% CI", "reached goal %", "SPL", "steps", "path m",

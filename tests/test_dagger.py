@@ -160,7 +160,8 @@ def test_loader_feeds_executed_actions_as_previous_actions(run):
     executed = sample["executed.npy"].astype(np.int64)
     # A move_ahead the lattice refused is fed as the blocked token (5), as `collided` at rollout.
     lat = house_context(run["data"]).lattice
-    states = [(*lat.cell_of(x, z), lat.heading_of(yaw)) for x, z, yaw in sample["meta.json"]["poses"]]
+    poses = sample["meta.json"]["poses"]
+    states = [(*lat.cell_of(x, z), lat.heading_of(yaw)) for x, z, yaw in poses]
     expected = [4] + [5 if not lat.step(s, int(a))[1] else int(a)
                       for s, a in zip(states[:-1], executed[:-1])]
     assert chunk["prev_actions"].tolist() == expected
