@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole pipeline end to end on the embedded simulator, at laptop scale:
-# houses -> expert shards -> behaviour cloning -> evaluation on held-out houses.
+# houses -> expert (and noise-injected expert) shards -> behaviour cloning -> evaluation on
+# held-out houses.
 # Creates .venv and installs the project first. Override the size with the variables below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,13 +26,17 @@ spoc-houses show "$OUT/houses/train.jsonl.gz" --index 0 --out "$OUT/houses/train
 stage "2/5 expert episodes: shortest-path oracle, rendered, written as webdataset shards"
 spoc-datagen episodes --config configs/datagen/tiny.yaml --houses "$OUT/houses/train.jsonl.gz" \
     --split train --num-shards 8 --episodes-per-shard 32 --out "$OUT/dataset" --workers "$WORKERS"
+# The same expert with injected action noise: off-path states labelled with the way back.
+spoc-datagen episodes --config configs/datagen/tiny.yaml --houses "$OUT/houses/train.jsonl.gz" \
+    --split train-noise --num-shards 4 --episodes-per-shard 32 --action_noise 0.2 \
+    --out "$OUT/dataset" --workers "$WORKERS"
 spoc-datagen episodes --config configs/datagen/tiny.yaml --houses "$OUT/houses/val.jsonl.gz" \
     --split val --num-shards 2 --episodes-per-shard 16 --out "$OUT/dataset" --workers "$WORKERS"
 spoc-datagen verify "$OUT/dataset"
 
 stage "3/5 behaviour cloning (configs/train/tiny.yaml, a few minutes on a CPU)"
 spoc-train fit --config configs/train/tiny.yaml --data.root "$OUT/dataset" \
-    --trainer.default_root_dir "$OUT/train" --trainer.max_epochs 8 --data.batches_per_epoch 25 \
+    --data.train_splits '[train, train-noise]' --trainer.default_root_dir "$OUT/train" --trainer.max_epochs 8 --data.batches_per_epoch 25 \
     --data.batch_size 8 --data.seq_len 16
 
 stage "4/5 evaluation on held-out houses, with the oracle, random and forward baselines"
