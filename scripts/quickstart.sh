@@ -36,7 +36,8 @@ spoc-datagen verify "$OUT/dataset"
 
 stage "3/5 behaviour cloning (configs/train/tiny.yaml, a few minutes on a CPU)"
 spoc-train fit --config configs/train/tiny.yaml --data.root "$OUT/dataset" \
-    --data.train_splits '[train, train-noise]' --trainer.default_root_dir "$OUT/train" --trainer.max_epochs 8 --data.batches_per_epoch 25 \
+    --data.train_splits '[train, train-noise]' --trainer.default_root_dir "$OUT/train" \
+    --trainer.max_epochs 8 --data.batches_per_epoch 25 \
     --data.batch_size 8 --data.seq_len 16
 
 stage "4/5 evaluation on held-out houses, with the oracle, random and forward baselines"
