@@ -108,5 +108,5 @@ def write_untrained_checkpoint(path, policy_config: dict, dataset_info: dict,
             "train_house_ids": list(train_house_ids),
             "dataset": {"root": "<untrained>", "info": dataset_info}}
     torch.save({"state_dict": {f"policy.{k}": v for k, v in policy.state_dict().items()},
-                CHECKPOINT_KEY: policy_record(policy, spec)}, str(path))
+                CHECKPOINT_KEY: policy_record(policy, spec), "global_step": 0}, str(path))
     return path

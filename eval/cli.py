@@ -205,12 +205,15 @@ def load_eval_houses(path: str, train_house_ids: set[str]) -> dict:
 
 
 def build_run(cfg: EvalConfig):
-    """(PolicySpec, RolloutSettings without videos, training house ids) of a config."""
+    """(PolicySpec, RolloutSettings without videos, training house ids, the checkpoint's
+    training steps or None) of a config."""
     from eval.rollout import PolicySpec, RolloutSettings
 
     camera, agent, tasks, goals, train_ids = cfg.camera, cfg.agent, cfg.tasks, None, set()
+    steps = None
     if cfg.checkpoint is not None:
         info = checkpoint_info(cfg.checkpoint)
+        steps = info.trained_steps
         data = info.dataset.get("info", {})
         camera = camera or _dataclass_from(CameraConfig, data.get("camera"))
         agent = agent or _dataclass_from(AgentConfig, data.get("agent"))
@@ -229,7 +232,7 @@ def build_run(cfg: EvalConfig):
         camera=camera or CameraConfig(), agent=agent or AgentConfig(), tasks=tasks,
         backend=cfg.backend, max_steps=cfg.max_steps, envs_per_worker=cfg.envs_per_worker,
         sample_attempts=cfg.sample_attempts, goals=tuple(goals or tasks.goals()))
-    return spec, settings, train_ids
+    return spec, settings, train_ids, steps
 
 
 def check_backend(settings) -> None:
@@ -260,7 +263,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     from eval.rollout import plan_slots, rollout, video_slots
 
     validate_config(cfg)
-    spec, settings, train_ids = build_run(cfg)
+    spec, settings, train_ids, trained_steps = build_run(cfg)
     houses = load_eval_houses(cfg.houses, train_ids)
     check_backend(settings)
     out = Path(cfg.out)
@@ -278,7 +281,7 @@ def evaluate(cfg: EvalConfig) -> dict:
         raise EvalInputError(f"--houses {cfg.houses}: zero valid episodes out of {len(slots)} "
                              f"(skipped: {dict(skipped)}); check the houses and --tasks")
     info = {
-        "run": run_record(cfg, spec, settings, len(houses), seconds),
+        "run": run_record(cfg, spec, settings, len(houses), seconds, trained_steps),
         "per_episode": [r.row() for r in results],
         "aggregated": aggregate(results),
         "skipped": dict(sorted(skipped.items())),
@@ -289,10 +292,12 @@ def evaluate(cfg: EvalConfig) -> dict:
     return info
 
 
-def run_record(cfg: EvalConfig, spec, settings, num_houses: int, seconds: float) -> dict:
+def run_record(cfg: EvalConfig, spec, settings, num_houses: int, seconds: float,
+               trained_steps: int | None) -> dict:
     """The ``run`` block of eval_info.json: what was evaluated, where and how."""
     return {
-        "policy": spec.name, "checkpoint": cfg.checkpoint, "baseline": cfg.policy,
+        "policy": spec.name, "checkpoint": cfg.checkpoint, "trained_steps": trained_steps,
+        "baseline": cfg.policy,
         "houses": cfg.houses, "num_houses": num_houses, "episodes": cfg.episodes,
         "seed": cfg.seed, "sample": cfg.sample, "blocked_input": cfg.blocked_input,
         "max_steps": cfg.max_steps,

@@ -181,9 +181,10 @@ def test_checkpoint_policy_same_results_with_1_and_2_workers(houses, tmp_path):
     assert one["per_episode"] == two["per_episode"]
     assert one["aggregated"] == two["aggregated"]
     assert one["run"]["camera"]["height"] == 48 and one["aggregated"]["num_episodes"] == 6
+    assert one["run"]["trained_steps"] == 0  # which checkpoint a row is: its step is recorded
     r1 = run_eval(tmp_path / "r1", houses, "--policy", "random", "--workers", "1", *base)
     r2 = run_eval(tmp_path / "r2", houses, "--policy", "random", "--workers", "2", *base)
-    assert r1["per_episode"] == r2["per_episode"]
+    assert r1["per_episode"] == r2["per_episode"] and r1["run"]["trained_steps"] is None
 
 
 def test_sampled_actions_are_seeded_per_episode(houses, tmp_path, capsys):

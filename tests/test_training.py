@@ -28,7 +28,7 @@ from training.data import (
     shard_urls,
     shift_replicate,
 )
-from training.module import class_weights
+from training.module import class_weights, lr_factor
 from training.policy import PolicyConfig, load_policy, make_policy, resize_frames
 
 CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "train" / "tiny.yaml")
@@ -69,9 +69,19 @@ def test_resize_keeps_aspect_ratio():
     assert resize_frames(frames, (224, 384)) is frames
 
 
-def test_forward_equals_step_by_step_act():
+def film_policy(seed: int = 0):
+    """A tiny goal-FiLM policy with its (zero-initialised) FiLM layers randomised."""
+    torch.manual_seed(seed)
+    policy = make_policy(replace(TINY_POLICY, goal_film=True)).eval()
+    for layer in policy.encoder.film:
+        torch.nn.init.normal_(layer.weight, std=0.5)
+    return policy
+
+
+@pytest.mark.parametrize("goal_film", [False, True])
+def test_forward_equals_step_by_step_act(goal_film):
     torch.manual_seed(0)
-    policy = make_policy(TINY_POLICY).eval()
+    policy = film_policy() if goal_film else make_policy(TINY_POLICY).eval()
     b, t = 3, 7
     rgb = torch.randint(0, 256, (b, t, 64, 96, 3), dtype=torch.uint8)  # sim resolution
     goals = torch.tensor([0, 5, 19])
@@ -104,6 +114,34 @@ def test_forward_equals_step_by_step_act():
                                rtol=1e-4)
     torch.testing.assert_close(teacher_forced([1], 4, t), step_logits[[1], 4:], atol=1e-5,
                                rtol=1e-4)
+
+
+def test_goal_film_conditions_the_frame_features_on_the_goal():
+    frames = torch.randint(0, 256, (2, 1, 3, 32, 48), dtype=torch.uint8).expand(2, 3, -1, -1, -1)
+    policy = film_policy()
+    goals = torch.tensor([0, 7])
+    emb = policy.goal_embed(goals)[:, None].expand(2, 3, -1).flatten(0, 1)
+    with torch.no_grad():
+        feats = policy.encoder(frames.flatten(0, 1), emb).view(2, 3, -1)
+        assert not torch.allclose(feats[0], feats[1])  # same frames, other goal
+        torch.testing.assert_close(feats[0, 0], feats[0, 2])  # same frame, same goal
+    plain = make_policy(TINY_POLICY)  # without FiLM the encoder never sees the goal
+    assert plain.encoder.film is None
+    fresh = make_policy(replace(TINY_POLICY, goal_film=True))  # identity at initialisation
+    with torch.no_grad():
+        conditioned = fresh.encoder(frames[1], fresh.goal_embed(goals[1:]).expand(3, -1))
+        fresh.encoder.film = None
+        torch.testing.assert_close(conditioned, fresh.encoder(frames[1]))
+
+
+def test_cli_trains_and_reloads_a_goal_film_policy(dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["spoc-train"])
+    build_cli(["fit", "--config", CONFIG, "--data.root", str(dataset), "--trainer.max_epochs",
+               "1", "--trainer.default_root_dir", str(tmp_path), "--model.policy.goal_film",
+               "true", "--trainer.enable_progress_bar", "false"])
+    policy, info = load_policy(tmp_path / "checkpoints" / "last.ckpt")
+    assert info.config["goal_film"] and policy.encoder.film is not None
+    assert any(layer.weight.abs().sum() > 0 for layer in policy.encoder.film)  # it was trained
 
 
 def test_act_greedy_and_sampled():
@@ -278,7 +316,7 @@ def test_cli_fit_resume_and_load_policy(dataset, tmp_path, monkeypatch):
     assert any(p.name.startswith("best") for p in ckpts)
     policy, info = load_policy(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
     assert info.actions == ["move_ahead", "rotate_left", "rotate_right", "end"]
-    assert info.image_size == (32, 48) and info.train_house_ids
+    assert info.image_size == (32, 48) and info.train_house_ids and info.trained_steps == 15
     assert info.goal_index("roomnav", "Kitchen") == info.goals.index("roomnav/Kitchen")
     policy.reset(1)
     action = policy.act({"rgb": np.zeros((1, 64, 96, 3), np.uint8), "goal": torch.tensor([0]),
@@ -289,6 +327,48 @@ def test_cli_fit_resume_and_load_policy(dataset, tmp_path, monkeypatch):
                "--trainer.default_root_dir", str(tmp_path / "val"),
                "--trainer.enable_progress_bar", "false",
                "--ckpt_path", str(tmp_path / "resumed" / "checkpoints" / "last.ckpt")])
+
+
+def test_last_checkpoint_follows_the_run_past_the_best_epoch(dataset, tmp_path, monkeypatch):
+    """With lr 0 the validation loss never improves after epoch 1; last.ckpt still moves on."""
+    import torch as th
+    monkeypatch.setattr("sys.argv", ["spoc-train"])
+    run = tmp_path / "run"
+    build_cli(["fit", "--config", CONFIG, "--data.root", str(dataset),
+               "--trainer.default_root_dir", str(run), "--trainer.max_epochs", "3",
+               "--trainer.enable_progress_bar", "false", "--model.lr", "0"])
+    ckpts = {p.name: th.load(p, weights_only=False, map_location="cpu")["global_step"]
+             for p in (run / "checkpoints").glob("*.ckpt")}
+    assert ckpts == {"best-epoch=0-step=5.ckpt": 5, "last.ckpt": 15}
+
+
+def test_lr_factor_warm_up_stable_decay():
+    assert [lr_factor(s, 4, None, 0) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    decayed = [lr_factor(s, 4, 6, 4) for s in range(12)]
+    assert decayed[:6] == [lr_factor(s, 4, None, 0) for s in range(6)]  # a branch, not a new run
+    assert decayed[6:] == [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
+
+
+def test_cli_decay_branches_off_a_constant_rate_checkpoint(dataset, tmp_path, monkeypatch):
+    """A decay resumed from a checkpoint follows its schedule from the checkpoint's step."""
+    monkeypatch.setattr("sys.argv", ["spoc-train"])
+    def fit(run, epochs, *extra):
+        build_cli(["fit", "--config", CONFIG, "--data.root", str(dataset),
+                   "--trainer.default_root_dir", str(run), "--trainer.max_epochs", str(epochs),
+                   "--trainer.enable_progress_bar", "false", *extra])
+
+    fit(tmp_path / "stable", 2)
+    fit(tmp_path / "decayed", 4, "--ckpt_path", str(tmp_path / "stable/checkpoints/last.ckpt"),
+        "--model.decay_start", "10", "--model.decay_steps", "8")
+    lrs = {int(r["step"]): float(r["lr-AdamW"]) for r in read_metrics(tmp_path / "decayed")
+           if r.get("lr-AdamW")}
+    assert sorted(lrs) == list(range(10, 20))
+    peak = 3e-3  # configs/train/tiny.yaml
+    for step in range(10, 20):
+        assert lrs[step] == pytest.approx(peak * max(0.0, 1 - (step - 10) / 8))
+    with pytest.raises(ValueError, match="model.decay_steps"):
+        from training.module import PolicyModule
+        PolicyModule(decay_start=10, decay_steps=0, dataset_spec={})
 
 
 def test_cli_rejects_unknown_config_values(dataset, capsys, monkeypatch):

@@ -40,12 +40,19 @@ def default_loggers(root: Path) -> list:
 
 def default_callbacks(root: Path, configured: list[Callback], progress_bar: bool
                       ) -> list[Callback]:
-    """Best-on-val-loss + last checkpoints in ``root/checkpoints``, a Rich bar, an LR monitor."""
+    """Best-on-val-loss + last checkpoints in ``root/checkpoints``, a Rich bar, an LR monitor.
+
+    ``last.ckpt`` is its own checkpoint callback, written at every validation: Lightning's
+    ``save_last=True`` rewrites it only when a top-k checkpoint was saved at the same step, so
+    after the best epoch it would stop following the run (and ``--ckpt_path last`` would go
+    back to the best epoch).
+    """
     extra: list[Callback] = [LearningRateMonitor(logging_interval="step")]
     if not any(isinstance(c, ModelCheckpoint) for c in configured):
         extra.append(ModelCheckpoint(dirpath=root / "checkpoints", filename="best-{epoch}-{step}",
-                                     monitor="val/loss", mode="min", save_top_k=1,
-                                     save_last=True))
+                                     monitor="val/loss", mode="min", save_top_k=1))
+        extra.append(ModelCheckpoint(dirpath=root / "checkpoints", filename="last",
+                                     monitor=None, save_top_k=1, enable_version_counter=False))
     if progress_bar and not any(isinstance(c, ProgressBar) for c in configured):
         extra.append(RichProgressBar())
     return extra
@@ -57,6 +64,22 @@ class TrainCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data", "model.dataset_spec", compute_fn=lambda dm: dm.spec,
                               apply_on="instantiate")
+
+    def _parse_ckpt_path(self) -> None:
+        """Take the policy architecture from a ``--ckpt_path`` file, the rest from the command line.
+
+        Lightning replaces all the command line's model arguments with a checkpoint file's
+        hyperparameters (not with ``--ckpt_path last``), which would silently drop e.g.
+        ``--model.decay_start`` when a decay is branched off a saved checkpoint.
+        """
+        sub = self.config.get("subcommand")
+        if not sub:
+            return
+        given = self.config[sub].model.clone()
+        super()._parse_ckpt_path()
+        policy = self.config[sub].model.policy
+        self.config[sub].model = given
+        self.config[sub].model.policy = policy
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self._get(self.config_init, "trainer", default={})

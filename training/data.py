@@ -42,7 +42,7 @@ from datagen.constants import (
 )
 from datagen.shards import decode_frames
 from sim.lattice import MOVE_AHEAD
-from training.policy import resize_frames
+from training.policy import previous_action_tokens, resize_frames
 
 log = logging.getLogger(__name__)
 
@@ -163,11 +163,7 @@ def augment(frames: torch.Tensor, rng: np.random.Generator, jitter: float,
     return x
 
 
-START_TOKEN = len(ACTION_VOCAB)
-"""Previous-action input at an episode's first step."""
-BLOCKED_TOKEN = len(ACTION_VOCAB) + 1
-"""Previous-action input after a ``move_ahead`` that was blocked (the agent did not move):
-what the env reports as ``collided`` at rollout."""
+START_TOKEN, BLOCKED_TOKEN = previous_action_tokens(len(ACTION_VOCAB))
 
 
 def previous_tokens(taken: np.ndarray, poses: list) -> np.ndarray:

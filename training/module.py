@@ -1,7 +1,8 @@
 """The LightningModule: a thin adapter that trains ``training.policy`` by behaviour cloning.
 
 Masked cross-entropy against the expert's actions (optionally class-weighted), AdamW with a
-linear warm-up, accuracy and per-action accuracy logged. Checkpoints carry a plain-dict record
+linear warm-up, a constant rate and an optional linear decay (warm-up / stable / decay),
+accuracy and per-action accuracy logged. Checkpoints carry a plain-dict record
 (policy config, action and goal vocabularies, resolution, training houses, dataset info) so
 ``training.policy.load_policy`` rebuilds the policy from the checkpoint path alone.
 """
@@ -16,6 +17,20 @@ import torch
 import torch.nn.functional as F
 
 from training.policy import CHECKPOINT_KEY, PolicyConfig, make_policy, policy_record
+
+
+def lr_factor(step: int, warmup_steps: int, decay_start: int | None, decay_steps: int) -> float:
+    """Learning-rate multiplier at optimizer step ``step`` (0-based): warm-up, stable, decay.
+
+    Linear warm-up to 1 over ``warmup_steps``, then constant; with ``decay_start`` set, linear
+    decay from 1 at ``decay_start`` to 0 at ``decay_start + decay_steps`` and 0 after. The rate
+    before ``decay_start`` does not depend on the decay, so a decay can be branched off any
+    checkpoint of a constant-rate run (``--ckpt_path``) and gives the same run up to there.
+    """
+    factor = min(1.0, (step + 1) / max(1, warmup_steps))
+    if decay_start is not None and step >= decay_start:
+        factor *= max(0.0, 1.0 - (step - decay_start) / decay_steps)
+    return factor
 
 
 def class_weights(counts: list[int], mode: str) -> torch.Tensor | None:
@@ -36,6 +51,8 @@ class PolicyModule(pl.LightningModule):
         lr: float = 3e-4,
         weight_decay: float = 0.01,
         warmup_steps: int = 100,
+        decay_start: int | None = None,
+        decay_steps: int = 0,
         class_weighting: Literal["none", "inverse_freq"] = "none",
         dataset_spec: dict | None = None,
     ):
@@ -45,10 +62,17 @@ class PolicyModule(pl.LightningModule):
             lr: AdamW learning rate.
             weight_decay: AdamW weight decay.
             warmup_steps: Steps of linear learning-rate warm-up.
+            decay_start: Optimizer step at which the rate starts to decay linearly to 0
+                (None: constant after warm-up).
+            decay_steps: Length of that decay in optimizer steps (> 0 when decay_start is set).
             class_weighting: 'inverse_freq' weights the loss by inverse action frequency in train.
             dataset_spec: Set by the CLI from the datamodule (``ShardDataModule.spec``).
         """
         super().__init__()
+        if decay_start is not None and (decay_start < 0 or decay_steps <= 0):
+            raise ValueError(f"model.decay_start={decay_start}, model.decay_steps={decay_steps}: "
+                             "the decay needs decay_start >= 0 and decay_steps > 0 "
+                             "(or leave decay_start unset for a constant rate)")
         if dataset_spec is None:
             raise ValueError("model.dataset_spec: missing; build PolicyModule with "
                              "dataset_spec=ShardDataModule(...).spec (the CLI links it)")
@@ -114,8 +138,9 @@ class PolicyModule(pl.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         opt = torch.optim.AdamW(self.policy.parameters(), lr=self.hparams.lr,
                                 weight_decay=self.hparams.weight_decay)
-        warmup = max(1, self.hparams.warmup_steps)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
+        hp = self.hparams  # a closure is not saved in the checkpoint: a resume can add a decay
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: lr_factor(step, hp.warmup_steps, hp.decay_start, hp.decay_steps))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

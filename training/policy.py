@@ -55,6 +55,11 @@ class PolicyConfig:
     """LSTM hidden size."""
     num_layers: int = 1
     """LSTM layers."""
+    goal_film: bool = False
+    """Condition the frame encoder on the goal (FiLM, Perez et al. 2018): each conv block's
+    output is scaled and shifted per channel by a linear map of the goal embedding (identity
+    at initialisation), so the CNN can look for the target rather than summarise the frame
+    the same way for every goal."""
     blocked_input: bool = True
     """Tell the policy when its last ``move_ahead`` was blocked (a previous-action token of
     its own): a blocked move leaves the frame unchanged, so the image alone cannot say so."""
@@ -104,7 +109,8 @@ def conv_block(c_in: int, c_out: int, kernel: int, groups: int) -> nn.Sequential
 
 
 class FrameEncoder(nn.Module):
-    """uint8 frames (N, 3, H, W) -> features (N, D): strided convs, pooling to a grid, linear."""
+    """uint8 frames (N, 3, H, W) -> features (N, D): strided convs (optionally FiLM-conditioned
+    on a goal embedding), pooling to a grid, linear."""
 
     def __init__(self, cfg: PolicyConfig):
         super().__init__()
@@ -113,15 +119,37 @@ class FrameEncoder(nn.Module):
             blocks.append(conv_block(c_in, c_out, 5 if i == 0 else 3, cfg.groups))
             c_in = c_out
         self.convs = nn.Sequential(*blocks)
+        self.film = None
+        if cfg.goal_film:
+            self.film = nn.ModuleList(nn.Linear(cfg.goal_dim, 2 * c) for c in cfg.channels)
+            for layer in self.film:  # identity at initialisation
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
         self.reduce = nn.Conv2d(c_in, 32, 1)
         self.pool = nn.AdaptiveAvgPool2d(cfg.pool_size)
         grid = cfg.pool_size[0] * cfg.pool_size[1]
         self.proj = nn.Sequential(nn.Linear(32 * grid, cfg.feature_dim), nn.ReLU(inplace=True))
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+    def forward(self, frames: torch.Tensor, goal: torch.Tensor | None = None) -> torch.Tensor:
+        """frames (N, 3, H, W) uint8, goal (N, G) embeddings (needed with FiLM) -> (N, D)."""
         x = frames.float().div_(255.0).sub_(0.5).div_(0.25)  # (N, 3, H, W)
-        x = self.pool(self.reduce(self.convs(x)))  # (N, 32, ph, pw)
+        if self.film is None:
+            x = self.convs(x)
+        else:
+            for block, film in zip(self.convs, self.film):
+                scale, shift = film(goal)[:, :, None, None].chunk(2, dim=1)  # (N, C, 1, 1) each
+                x = block(x) * (1 + scale) + shift
+        x = self.pool(self.reduce(x))  # (N, 32, ph, pw)
         return self.proj(x.flatten(1))  # (N, D)
+
+
+def previous_action_tokens(num_actions: int) -> tuple[int, int]:
+    """Previous-action inputs beyond the action ids: (episode start, blocked ``move_ahead``).
+
+    The blocked token marks a ``move_ahead`` that left the agent in place (the env's
+    ``collided`` at rollout; the loader derives it from the stored poses).
+    """
+    return num_actions, num_actions + 1
 
 
 class LSTMPolicy(nn.Module):
@@ -130,8 +158,7 @@ class LSTMPolicy(nn.Module):
     def __init__(self, cfg: PolicyConfig):
         super().__init__()
         self.cfg = cfg
-        self.start_token = cfg.num_actions  # previous-action index at an episode's first step
-        self.blocked_token = cfg.num_actions + 1  # ... after a blocked move_ahead
+        self.start_token, self.blocked_token = previous_action_tokens(cfg.num_actions)
         self.encoder = FrameEncoder(cfg)
         self.goal_embed = nn.Embedding(cfg.num_goals, cfg.goal_dim)
         self.action_embed = nn.Embedding(cfg.num_actions + 1 + cfg.blocked_input,
@@ -151,8 +178,9 @@ class LSTMPolicy(nn.Module):
         """frames (B, L, 3, H, W) uint8, goals (B,), prev_actions (B, L) -> LSTM input (B, L, I)."""
         b, l = frames.shape[:2]
         frames = resize_frames(frames.flatten(0, 1), self.cfg.image_size)  # (B*L, 3, h, w)
-        feats = self.encoder(frames).view(b, l, -1)  # (B, L, D)
         goal = self.goal_embed(goals)[:, None].expand(b, l, -1)  # (B, L, G)
+        film = goal.flatten(0, 1) if self.cfg.goal_film else None  # (B*L, G)
+        feats = self.encoder(frames, film).view(b, l, -1)  # (B, L, D)
         if not self.cfg.blocked_input:  # a blocked move is just the move it was
             prev_actions = prev_actions.masked_fill(prev_actions == self.blocked_token,
                                                     MOVE_AHEAD)
@@ -263,6 +291,8 @@ class PolicyInfo:
     """Houses of the training split: evaluation must not use them."""
     dataset: dict = field(default_factory=dict)
     """The training dataset's info.json content and root path (``root``)."""
+    trained_steps: int | None = None
+    """Optimizer steps the checkpoint was trained for (Lightning's ``global_step``)."""
 
     def goal_index(self, task: str, target: str) -> int:
         """Index of ``task/target`` in the goal vocabulary."""
@@ -295,12 +325,14 @@ def load_policy(ckpt_path: str | Path, map_location: str | torch.device = "cpu"
         raise ValueError(f"{ckpt_path}: no '{CHECKPOINT_KEY}' record; it was not written by "
                          "spoc-train (training.module.PolicyModule)")
     record = ckpt[CHECKPOINT_KEY]
-    record["config"].setdefault("blocked_input", False)  # checkpoints from before the option
+    record["config"].setdefault("blocked_input", False)  # checkpoints from before the options
+    record["config"].setdefault("goal_film", False)
     policy = make_policy(record["config"])
     state = {k.removeprefix("policy."): v for k, v in ckpt["state_dict"].items()
              if k.startswith("policy.")}
     policy.load_state_dict(state)
     info = PolicyInfo(config=record["config"], actions=record["actions"], goals=record["goals"],
                       image_size=tuple(record["image_size"]),
-                      train_house_ids=record["train_house_ids"], dataset=record["dataset"])
+                      train_house_ids=record["train_house_ids"], dataset=record["dataset"],
+                      trained_steps=ckpt.get("global_step"))
     return policy.eval(), info
