@@ -59,6 +59,13 @@ def train_losses(run: Path) -> dict[int, float]:
     return {int(r["step"]): float(r["train/loss"]) for r in read_metrics(run) if r["train/loss"]}
 
 
+def cli_fit(dataset: Path, run: Path, epochs: int, *extra: str) -> None:
+    """``spoc-train fit`` on the tiny config into ``run`` for ``epochs`` epochs."""
+    build_cli(["fit", "--config", CONFIG, "--data.root", str(dataset),
+               "--trainer.default_root_dir", str(run), "--trainer.max_epochs", str(epochs),
+               "--trainer.enable_progress_bar", "false", *extra])
+
+
 # ---------------------------------------------------------------------------------- policy
 
 
@@ -136,9 +143,7 @@ def test_goal_film_conditions_the_frame_features_on_the_goal():
 
 def test_cli_trains_and_reloads_a_goal_film_policy(dataset, tmp_path, monkeypatch):
     monkeypatch.setattr("sys.argv", ["spoc-train"])
-    build_cli(["fit", "--config", CONFIG, "--data.root", str(dataset), "--trainer.max_epochs",
-               "1", "--trainer.default_root_dir", str(tmp_path), "--model.policy.goal_film",
-               "true", "--trainer.enable_progress_bar", "false"])
+    cli_fit(dataset, tmp_path, 1, "--model.policy.goal_film", "true")
     policy, info = load_policy(tmp_path / "checkpoints" / "last.ckpt")
     assert info.config["goal_film"] and policy.encoder.film is not None
     assert any(layer.weight.abs().sum() > 0 for layer in policy.encoder.film)  # it was trained
@@ -298,14 +303,9 @@ def test_overfits_a_handful_of_episodes(dataset):
 def test_cli_fit_resume_and_load_policy(dataset, tmp_path, monkeypatch):
     """spoc-train fit via the CLI; resuming from last.ckpt continues the uninterrupted curve."""
     monkeypatch.setattr("sys.argv", ["spoc-train"])
-    def fit(run, epochs, *extra):
-        build_cli(["fit", "--config", CONFIG, "--data.root", str(dataset),
-                   "--trainer.default_root_dir", str(run), "--trainer.max_epochs", str(epochs),
-                   "--trainer.enable_progress_bar", "false", *extra])
-
-    fit(tmp_path / "straight", 3)
-    fit(tmp_path / "resumed", 2)
-    fit(tmp_path / "resumed", 3, "--ckpt_path", "last")
+    cli_fit(dataset, tmp_path / "straight", 3)
+    cli_fit(dataset, tmp_path / "resumed", 2)
+    cli_fit(dataset, tmp_path / "resumed", 3, "--ckpt_path", "last")
     straight, resumed = train_losses(tmp_path / "straight"), train_losses(tmp_path / "resumed")
     assert sorted(straight) == sorted(resumed) == list(range(15))
     for step in range(10, 15):
@@ -331,13 +331,10 @@ def test_cli_fit_resume_and_load_policy(dataset, tmp_path, monkeypatch):
 
 def test_last_checkpoint_follows_the_run_past_the_best_epoch(dataset, tmp_path, monkeypatch):
     """With lr 0 the validation loss never improves after epoch 1; last.ckpt still moves on."""
-    import torch as th
     monkeypatch.setattr("sys.argv", ["spoc-train"])
     run = tmp_path / "run"
-    build_cli(["fit", "--config", CONFIG, "--data.root", str(dataset),
-               "--trainer.default_root_dir", str(run), "--trainer.max_epochs", "3",
-               "--trainer.enable_progress_bar", "false", "--model.lr", "0"])
-    ckpts = {p.name: th.load(p, weights_only=False, map_location="cpu")["global_step"]
+    cli_fit(dataset, run, 3, "--model.lr", "0")
+    ckpts = {p.name: torch.load(p, weights_only=False, map_location="cpu")["global_step"]
              for p in (run / "checkpoints").glob("*.ckpt")}
     assert ckpts == {"best-epoch=0-step=5.ckpt": 5, "last.ckpt": 15}
 
@@ -352,14 +349,10 @@ def test_lr_factor_warm_up_stable_decay():
 def test_cli_decay_branches_off_a_constant_rate_checkpoint(dataset, tmp_path, monkeypatch):
     """A decay resumed from a checkpoint follows its schedule from the checkpoint's step."""
     monkeypatch.setattr("sys.argv", ["spoc-train"])
-    def fit(run, epochs, *extra):
-        build_cli(["fit", "--config", CONFIG, "--data.root", str(dataset),
-                   "--trainer.default_root_dir", str(run), "--trainer.max_epochs", str(epochs),
-                   "--trainer.enable_progress_bar", "false", *extra])
-
-    fit(tmp_path / "stable", 2)
-    fit(tmp_path / "decayed", 4, "--ckpt_path", str(tmp_path / "stable/checkpoints/last.ckpt"),
-        "--model.decay_start", "10", "--model.decay_steps", "8")
+    cli_fit(dataset, tmp_path / "stable", 2)
+    cli_fit(dataset, tmp_path / "decayed", 4, "--ckpt_path",
+            str(tmp_path / "stable/checkpoints/last.ckpt"),
+            "--model.decay_start", "10", "--model.decay_steps", "8")
     lrs = {int(r["step"]): float(r["lr-AdamW"]) for r in read_metrics(tmp_path / "decayed")
            if r.get("lr-AdamW")}
     assert sorted(lrs) == list(range(10, 20))
