@@ -305,7 +305,8 @@ def run_slots(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[Epis
                 tick(1)
             else:
                 runs[b] = EpisodeRun(envs[b], contexts.get(slot.house), ep, slot, settings)
-                runs[b].rng = action_rng(spec.seed, slot.index)
+                if spec.sample:
+                    runs[b].rng = action_rng(spec.seed, slot.index)
 
     policy.reset(batch)
     for b in range(batch):
@@ -317,8 +318,7 @@ def run_slots(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[Epis
                 obs = batch_obs(runs, settings.camera, expert)
                 if not spec.blocked_input:
                     del obs["collided"]
-                actions = (sample_actions(policy, obs, runs) if spec.sample
-                           else policy.act(obs).tolist())
+                actions = policy_actions(policy, obs, runs)
                 for b, run in enumerate(runs):
                     result = None if run is None else run.advance(int(actions[b]), settings)
                     if result is not None:
@@ -332,21 +332,26 @@ def run_slots(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[Epis
     return sorted(outcomes, key=lambda o: o.index)
 
 
-def action_rng(seed: int, index: int) -> np.random.Generator:
+def action_rng(seed: int, index: int, *stream: int) -> np.random.Generator:
     """The generator episode ``index`` samples its policy actions from (``PolicySpec.sample``):
-    a function of the episode alone, so results do not depend on workers or batch rows."""
-    return np.random.default_rng([seed, index, ACTION_STREAM])
+    a function of the episode alone, so results do not depend on workers or batch rows
+    (``stream`` keeps other users' draws apart, e.g. a DAgger round)."""
+    return np.random.default_rng([seed, index, *stream, ACTION_STREAM])
 
 
-def sample_actions(policy, obs: dict, runs: list) -> list[int]:
-    """One action per row drawn from the policy's softmax with each run's generator, fed back
-    to the policy as its previous actions (rows without a run get argmax)."""
+def policy_actions(policy, obs: dict, runs: list) -> list[int]:
+    """One action per row: drawn from the policy's softmax with the run's generator where the
+    run has one (``EpisodeRun.rng``), else the argmax. Draws are fed back to the policy as its
+    previous actions."""
+    rngs = [run.rng if run is not None else None for run in runs]
+    if not any(rng is not None for rng in rngs):
+        return policy.act(obs).tolist()
     actions, logits = policy.act(obs, return_logits=True)
     probs = logits.double().softmax(-1).cpu().numpy()  # (B, A)
     out = actions.tolist()
-    for b, run in enumerate(runs):
-        if run is not None:
-            out[b] = int(run.rng.choice(len(probs[b]), p=probs[b] / probs[b].sum()))
+    for b, rng in enumerate(rngs):
+        if rng is not None:
+            out[b] = int(rng.choice(len(probs[b]), p=probs[b] / probs[b].sum()))
     policy.executed(out)
     return out
 

@@ -3,6 +3,7 @@ labels off the expert's path, verify on the grown dataset, seeded beta schedule 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -199,6 +200,13 @@ def test_mixed_rollouts_are_seeded_and_mix_by_beta(run):
     for _, labels, executed in roll(1.0):  # pure expert: the expert's own path
         assert executed == labels and labels[-1] == 3
     assert any(a != b for _, labels, executed in half for a, b in zip(labels, executed))
+
+    def sampled(envs, seed=7):  # the policy's own actions drawn per episode
+        settings = dataclasses.replace(view.settings, envs_per_worker=envs)
+        eps, _ = mixed_rollouts(policy, houses, slots, settings, 0.0, 1, seed, sample=True)
+        return [(e.episode.path.states, e.executed) for e in eps]
+
+    assert sampled(2) == sampled(1) != sampled(2, seed=8)  # independent of the batch rows
 
 
 def test_beta_schedule_and_coins_are_deterministic():

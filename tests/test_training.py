@@ -149,16 +149,16 @@ def test_cli_trains_and_reloads_a_goal_film_policy(dataset, tmp_path, monkeypatc
     assert any(layer.weight.abs().sum() > 0 for layer in policy.encoder.film)  # it was trained
 
 
-def test_act_greedy_and_sampled():
+def test_act_is_the_argmax_and_feeds_it_back():
     policy = make_policy(TINY_POLICY)
     policy.reset(2)
     obs = {"rgb": np.zeros((2, 32, 48, 3), np.uint8), "goal": torch.tensor([1, 2]),
            "first": torch.tensor([True, True])}
-    greedy = policy.act(obs)
-    assert greedy.shape == (2,) and greedy.dtype == torch.long
-    sampled = policy.act({**obs, "first": torch.tensor([False, False])}, sample=True,
-                         generator=torch.Generator().manual_seed(0))
-    assert sampled.shape == (2,) and int(sampled.max()) < 4
+    greedy, logits = policy.act(obs, return_logits=True)
+    assert greedy.dtype == torch.long and greedy.tolist() == logits.argmax(-1).tolist()
+    assert policy._prev_action.tolist() == greedy.tolist()
+    policy.executed([3, 0])  # overruled: the next step sees what was executed
+    assert policy._prev_action.tolist() == [3, 0]
 
 
 def test_class_weights():

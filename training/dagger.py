@@ -70,8 +70,10 @@ from eval.rollout import (
     EpisodeSlot,
     HouseContexts,
     RolloutSettings,
+    action_rng,
     batch_obs,
     plan_slots,
+    policy_actions,
 )
 from sim.camera import CameraConfig
 from sim.env import make_env
@@ -128,7 +130,8 @@ class DaggerConfig:
     envs: int = 4
     """Environments stepped in lockstep (one policy call per step for all)."""
     sample: bool = False
-    """Sample the policy's actions from its softmax (seeded) instead of taking the argmax."""
+    """Sample the policy's actions from its softmax instead of taking the argmax (seeded per
+    episode and round, like ``spoc-eval --sample``: independent of ``envs``)."""
     seed: int = 0
     """Seed of the rollout episodes, the beta coins and policy sampling."""
     eval_houses: str = "data/houses/val.jsonl.gz"
@@ -289,7 +292,6 @@ def mixed_rollouts(policy, houses: dict, slots: list[EpisodeSlot], settings: Rol
     batch = settings.envs_per_worker
     envs = [make_env("embedded", camera=settings.camera, agent=settings.agent)
             for _ in range(batch)]
-    generator = torch.Generator().manual_seed(round_seed(seed, round_, 2))
     todo, done, skipped = deque(slots), {}, Counter()
     traces: list[Trace | None] = [None] * batch
 
@@ -304,6 +306,8 @@ def mixed_rollouts(policy, houses: dict, slots: list[EpisodeSlot], settings: Rol
                 skipped[ep] += 1
                 continue
             run = EpisodeRun(envs[b], contexts.get(slot.house), ep, slot, settings)
+            if sample:
+                run.rng = action_rng(seed, slot.index, round_)
             traces[b] = Trace(run, coin_rng(seed, round_, slot.index))
 
     policy.reset(batch)
@@ -314,8 +318,7 @@ def mixed_rollouts(policy, houses: dict, slots: list[EpisodeSlot], settings: Rol
             while any(t is not None for t in traces):
                 runs = [t.run if t else None for t in traces]
                 obs = batch_obs(runs, settings.camera, expert=False)
-                proposed = (policy.act(obs, sample=True, generator=generator) if sample
-                            else policy.act(obs)).tolist()
+                proposed = policy_actions(policy, obs, runs)
                 executed = [t.choose(int(p), beta) if t else END
                             for t, p in zip(traces, proposed)]
                 _feed_back(policy, executed)

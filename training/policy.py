@@ -238,20 +238,14 @@ class LSTMPolicy(nn.Module):
         return self.head(out[:, 0])  # (B, A)
 
     @torch.no_grad()
-    def act(self, obs: dict[str, Any], sample: bool = False,
-            generator: torch.Generator | None = None, return_logits: bool = False
+    def act(self, obs: dict[str, Any], return_logits: bool = False
             ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Actions (B,) long for one step: greedy argmax, or sampled from the softmax.
-
-        The action is fed back as the previous action of the next step. With
+        """Greedy actions (B,) long for one step, fed back as the previous actions of the next
+        step (``executed`` overrides them; ``eval.rollout.policy_actions`` samples). With
         ``return_logits``, returns ``(actions, logits (B, A))``.
         """
         logits = self.step(obs)  # (B, A)
-        if sample:
-            probs = logits.float().softmax(-1)
-            action = torch.multinomial(probs, 1, generator=generator)[:, 0]
-        else:
-            action = logits.argmax(-1)
+        action = logits.argmax(-1)
         self._prev_action = action
         return (action, logits) if return_logits else action
 
