@@ -263,6 +263,16 @@ class HouseContexts:
             reason = ep
         return reason
 
+    def start(self, slot: EpisodeSlot, env: Env) -> EpisodeRun | str:
+        """The slot's episode started in ``env``, or why the slot is skipped (including a goal
+        the policy has no embedding for)."""
+        ep = self.sample(slot)
+        if isinstance(ep, str):
+            return ep
+        if ep.goal not in self.settings.goals:
+            return "goal_not_in_policy_vocabulary"
+        return EpisodeRun(env, self.get(slot.house), ep, slot, self.settings)
+
 
 def batch_obs(runs: list[EpisodeRun | None], camera: CameraConfig, expert: bool) -> dict:
     """The policy's input for one step; idle slots are padded (black frame, goal 0)."""
@@ -297,16 +307,14 @@ def run_slots(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[Epis
         runs[b] = None
         while todo and runs[b] is None:
             slot = todo.popleft()
-            ep = contexts.sample(slot)
-            if not isinstance(ep, str) and ep.goal not in settings.goals:
-                ep = "goal_not_in_policy_vocabulary"
-            if isinstance(ep, str):
-                outcomes.append(Outcome(slot.index, skipped=ep))
+            run = contexts.start(slot, envs[b])
+            if isinstance(run, str):
+                outcomes.append(Outcome(slot.index, skipped=run))
                 tick(1)
             else:
-                runs[b] = EpisodeRun(envs[b], contexts.get(slot.house), ep, slot, settings)
                 if spec.sample:
-                    runs[b].rng = action_rng(spec.seed, slot.index)
+                    run.rng = action_rng(spec.seed, slot.index)
+                runs[b] = run
 
     policy.reset(batch)
     for b in range(batch):

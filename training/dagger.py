@@ -299,13 +299,10 @@ def mixed_rollouts(policy, houses: dict, slots: list[EpisodeSlot], settings: Rol
         traces[b] = None
         while todo and traces[b] is None:
             slot = todo.popleft()
-            ep = contexts.sample(slot)
-            if not isinstance(ep, str) and ep.goal not in settings.goals:
-                ep = "goal_not_in_policy_vocabulary"
-            if isinstance(ep, str):
-                skipped[ep] += 1
+            run = contexts.start(slot, envs[b])
+            if isinstance(run, str):
+                skipped[run] += 1
                 continue
-            run = EpisodeRun(envs[b], contexts.get(slot.house), ep, slot, settings)
             if sample:
                 run.rng = action_rng(seed, slot.index, round_)
             traces[b] = Trace(run, coin_rng(seed, round_, slot.index))
