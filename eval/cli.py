@@ -3,7 +3,8 @@
     spoc-eval run --checkpoint CKPT --houses data/houses/val.jsonl.gz --episodes 200 \\
         --seed 0 --out runs/eval/NAME --workers 2
     spoc-eval run --policy oracle --houses data/houses/val.jsonl.gz --out runs/eval/oracle
-    spoc-eval compare runs/eval/NAME runs/eval/oracle
+    spoc-eval compare runs/eval/NAME runs/eval/oracle   # side by side, paired tests
+    spoc-eval report runs/eval/NAME                     # rebuild its report from eval_info
 
 Options take dashes or underscores (``--max-steps`` = ``--max_steps``). Bad input (a file
 that is not a spoc-train checkpoint, training houses, no valid episode) prints one line and
@@ -283,7 +284,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     info = {
         "run": run_record(cfg, spec, settings, len(houses), seconds, trained_steps),
         "per_episode": [r.row() for r in results],
-        "aggregated": aggregate(results),
+        "aggregated": aggregate(results, cfg.max_steps),
         "skipped": dict(sorted(skipped.items())),
         "videos": [o.video for o in outcomes if o.video is not None],
     }
@@ -307,15 +308,36 @@ def run_record(cfg: EvalConfig, spec, settings, num_houses: int, seconds: float,
     }
 
 
-def compare(runs: list[str]) -> str:
-    """The side-by-side table of several run directories."""
-    from eval.report import compare_table, read_eval_info
+def read_runs(runs: list[str]) -> dict[str, dict]:
+    """The ``eval_info.json`` of each run directory, checked for what the tables need."""
+    from eval.report import analysis, read_eval_info
 
-    try:
-        table = {str(r): read_eval_info(Path(r)) for r in runs}
-    except (FileNotFoundError, ValueError) as e:
-        raise EvalInputError(str(e)) from None
-    return compare_table(table)
+    out = {}
+    for r in runs:
+        try:
+            info = read_eval_info(Path(r))
+            analysis(info)
+        except FileNotFoundError as e:
+            raise EvalInputError(str(e)) from None
+        except (ValueError, KeyError, TypeError) as e:
+            raise EvalInputError(f"{r}: unreadable eval_info.json ({type(e).__name__}: {e}); "
+                                 "rerun `spoc-eval run` for it") from None
+        out[str(r)] = info
+    return out
+
+
+def compare(runs: list[str]) -> str:
+    """The side-by-side table of several run directories, with paired tests."""
+    from eval.report import compare_table
+
+    return compare_table(read_runs(runs))
+
+
+def rebuild_reports(runs: list[str]) -> list[Path]:
+    """Rewrite report.md, report.html and the plots of finished runs from their eval_info."""
+    from eval.report import write_report
+
+    return [write_report(Path(name), info)[0] for name, info in read_runs(runs).items()]
 
 
 # --------------------------------------------------------------------------- parser
@@ -332,9 +354,14 @@ def build_parser():
     run.add_argument("--config", action=ActionConfigFile, help="A YAML file of options.")
     run.add_class_arguments(EvalConfig, as_group=False)
     sub.add_subcommand("run", run, help=EvalConfig.__doc__)
-    cmp = ArgumentParser(description="Print success, SPL and CI of several runs side by side.")
+    cmp = ArgumentParser(description="Print success, SPL and CI of several runs side by side, "
+                         "each paired with the one before it (exact McNemar test).")
     cmp.add_argument("runs", nargs="+", help="Run directories written by `spoc-eval run`.")
     sub.add_subcommand("compare", cmp, help="Print several runs side by side.")
+    rep = ArgumentParser(description="Rebuild report.md, report.html and the plots of finished "
+                         "runs from their eval_info.json.")
+    rep.add_argument("runs", nargs="+", help="Run directories written by `spoc-eval run`.")
+    sub.add_subcommand("report", rep, help="Rebuild the reports of finished runs.")
     return parser
 
 
@@ -351,6 +378,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.command == "compare":
             print(compare(args.compare.runs))
+            return
+        if args.command == "report":
+            for path in rebuild_reports(args.report.runs):
+                print(path)
             return
         init = parser.instantiate_classes(args)
         values = {k: v for k, v in vars(init.run).items() if k not in ("config", "__path__")}

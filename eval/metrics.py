@@ -2,13 +2,16 @@
 
 One :class:`EpisodeResult` per evaluated episode; :func:`aggregate` turns a list of them into
 the ``aggregated`` block of ``eval_info.json``: success rate with its 95% Wilson score
-interval, the rate of episodes that reached a goal state (ended there or not), SPL, and
-breakdowns by task, by target and by house size (number of rooms).
+interval, the rate of episodes that reached a goal state (ended there or not), SPL, how the
+episodes ended (:func:`outcomes`), and breakdowns by task, by target, by house size (number
+of rooms) and by the shortest-path distance to the goal. :func:`mcnemar_p` compares two
+policies on the same episodes.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -110,19 +113,70 @@ def summarize(results: list[EpisodeResult]) -> dict:
     }
 
 
-def _breakdown(results: list[EpisodeResult], key: Callable[[EpisodeResult], object]) -> dict:
+def outcomes(results: list[EpisodeResult], max_steps: int) -> dict:
+    """How the episodes ended, as fractions of all episodes: ``ended_away`` (``end`` away
+    from any goal), ``timed_out`` (all ``max_steps`` used, not at a goal), ``left_goal``
+    (stood in a goal state at some step and failed: a stopping failure, counted in the other
+    two); and, over the failures that ended away, the median geodesic metres still to go and
+    the median ratio of the path walked to the shortest path."""
+    n = max(1, len(results))
+    failed = [r for r in results if not r.success]
+    timed_out = [r for r in failed if r.steps >= max_steps]
+    away = [r for r in failed if r.steps < max_steps]
+    ratios = [r.path_length / r.shortest_length for r in away if r.shortest_length > 0]
+    return {
+        "ended_away": len(away) / n,
+        "timed_out": len(timed_out) / n,
+        "left_goal": sum(r.reached_goal for r in failed) / n,
+        "ended_away_final_distance_median": statistics.median(
+            r.final_distance for r in away) if away else 0.0,
+        "ended_away_path_ratio_median": statistics.median(ratios) if ratios else 0.0,
+    }
+
+
+DISTANCE_BINS = (2.0, 4.0, 8.0)
+"""Edges (metres) of the shortest-path distance breakdown: 0-2, 2-4, 4-8, 8+ m."""
+
+
+def distance_bin(metres: float, edges: tuple[float, ...] = DISTANCE_BINS) -> int:
+    """The index of the distance bin of a shortest-path length (``len(edges)``: the last)."""
+    return sum(metres >= edge for edge in edges)
+
+
+def distance_label(index: int, edges: tuple[float, ...] = DISTANCE_BINS) -> str:
+    """``"0-2 m"`` ... ``"8+ m"``: the label of a :func:`distance_bin` index."""
+    lower = 0.0 if index == 0 else edges[index - 1]
+    return f"{lower:g}+ m" if index == len(edges) else f"{lower:g}-{edges[index]:g} m"
+
+
+def mcnemar_p(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar test of two policies on the same episodes: the probability,
+    if neither is better, of discordant episodes splitting at least as unevenly as
+    ``only_a`` (only the first succeeds) against ``only_b`` (the binomial test with p = 1/2)."""
+    n, k = only_a + only_b, min(only_a, only_b)
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def _breakdown(results: list[EpisodeResult], key: Callable[[EpisodeResult], object],
+               label: Callable[[object], str] = str) -> dict:
     groups: dict[object, list[EpisodeResult]] = defaultdict(list)
     for r in results:
         groups[key(r)].append(r)
-    return {str(k): summarize(groups[k]) for k in sorted(groups)}
+    return {label(k): summarize(groups[k]) for k in sorted(groups)}
 
 
-def aggregate(results: list[EpisodeResult]) -> dict:
-    """The ``aggregated`` block: overall numbers plus per-task, per-target ("task/target")
-    and per-house-size (rooms) breakdowns."""
+def aggregate(results: list[EpisodeResult], max_steps: int) -> dict:
+    """The ``aggregated`` block: overall numbers, the outcomes, and per-task, per-target
+    ("task/target"), per-house-size (rooms) and per-distance breakdowns."""
     return {
         **summarize(results),
+        "outcomes": outcomes(results, max_steps),
         "per_task": _breakdown(results, lambda r: r.task),
         "per_target": _breakdown(results, lambda r: f"{r.task}/{r.target}"),
         "by_num_rooms": _breakdown(results, lambda r: r.num_rooms),
+        "by_distance": _breakdown(results, lambda r: distance_bin(r.shortest_length),
+                                  distance_label),
     }

@@ -1,7 +1,9 @@
 """Everything an evaluation writes: ``eval_info.json``, ``report.md``, ``report.html``, the
 plots and the episode videos, and the side-by-side table of ``spoc-eval compare``.
 
-The report is rendered from ``eval_info.json`` alone, so it can be rebuilt from a finished run.
+The report's tables are computed from ``eval_info.json``'s episode rows alone, so
+``spoc-eval report RUN`` rebuilds them for a finished run (one written before a table existed
+included).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+
+from eval.metrics import EpisodeResult, aggregate, mcnemar_p
 
 EVAL_INFO = "eval_info.json"
 REPORT_MD = "report.md"
@@ -194,13 +198,32 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def analysis(info: dict) -> dict:
+    """The ``aggregated`` block recomputed from the episode rows of an ``eval_info`` dict."""
+    results = [EpisodeResult(**row) for row in info["per_episode"]]
+    return aggregate(results, int(info["run"]["max_steps"]))
+
+
+OUTCOME_HEADER = ["success %", "ended away %", "timed out %", "left a goal %",
+                  "ended away: median m to go", "ended away: median path / shortest"]
+
+
+def _outcome_cells(agg: dict) -> list[str]:
+    o = agg["outcomes"]
+    return [_pct(agg["success_rate"]), _pct(o["ended_away"]), _pct(o["timed_out"]),
+            _pct(o["left_goal"]), f"{o['ended_away_final_distance_median']:.2f}",
+            f"{o['ended_away_path_ratio_median']:.2f}"]
+
+
 def report_tables(info: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) of every table in the report."""
-    agg = info["aggregated"]
-    tables = [("Overall", SUMMARY_HEADER, [_summary_cells(agg)])]
+    agg = analysis(info)
+    tables = [("Overall", SUMMARY_HEADER, [_summary_cells(agg)]),
+              ("How episodes ended", OUTCOME_HEADER, [_outcome_cells(agg)])]
     for key, title, label in (("per_task", "By task", "task"),
                               ("per_target", "By target", "task/target"),
-                              ("by_num_rooms", "By house size", "rooms")):
+                              ("by_num_rooms", "By house size", "rooms"),
+                              ("by_distance", "By shortest-path distance", "distance")):
         rows = [[k, *_summary_cells(v)] for k, v in agg.get(key, {}).items()]
         tables.append((title, [label, *SUMMARY_HEADER], rows))
     ep_header = ["episode", "house", "task", "target", "success", "SPL", "steps", "path m",
@@ -270,21 +293,45 @@ def write_report(out_dir: Path, info: dict) -> list[Path]:
 # --------------------------------------------------------------------------- compare
 
 
+def episode_keys(info: dict) -> list[tuple]:
+    """What identifies each evaluated episode (index, house, task, target, seed)."""
+    return [(r["episode"], r["house_id"], r["task"], r["target"], r["seed"])
+            for r in info["per_episode"]]
+
+
+def paired_line(name_a: str, a: dict, name_b: str, b: dict) -> str:
+    """The exact McNemar test of ``b`` against ``a`` on their shared episodes, or why not."""
+    if episode_keys(a) != episode_keys(b):
+        return f"{name_b} vs {name_a}: different episodes, not paired"
+    pairs = [(x["success"], y["success"]) for x, y in zip(a["per_episode"], b["per_episode"])]
+    only_a = sum(x and not y for x, y in pairs)
+    only_b = sum(y and not x for x, y in pairs)
+    return (f"{name_b} vs {name_a}: only {name_b} succeeds in {only_b} episodes, only {name_a} "
+            f"in {only_a}; exact McNemar p = {mcnemar_p(only_a, only_b):.3g}")
+
+
 def compare_table(runs: dict[str, dict]) -> str:
-    """A plain-text side-by-side table of runs: name -> eval_info dict."""
-    header = ["run", "policy", "episodes", "success %", "95% CI", "reached goal %", "SPL",
-              "steps"]
+    """A plain-text side-by-side table of runs (name -> eval_info dict), each run after the
+    first paired with the one before it on their shared episodes."""
+    header = ["run", "policy", "batches", "episodes", "success %", "95% CI", "SPL",
+              "reached goal %", "ended away %", "timed out %", "collisions", "steps"]
     rows = []
     for name, info in runs.items():
-        agg = info["aggregated"]
+        agg, run = analysis(info), info.get("run", {})
         lo, hi = agg["success_ci95"]
-        rows.append([name, str(info.get("run", {}).get("policy", "?")),
+        steps = run.get("trained_steps")
+        rows.append([name, str(run.get("policy", "?")), "-" if steps is None else str(steps),
                      str(agg["num_episodes"]), _pct(agg["success_rate"]),
-                     f"[{_pct(lo)}, {_pct(hi)}]",
-                     _pct(agg["reached_goal_rate"]) if "reached_goal_rate" in agg else "-",
-                     f"{agg['spl']:.3f}", f"{agg['steps']:.1f}"])
+                     f"[{_pct(lo)}, {_pct(hi)}]", f"{agg['spl']:.3f}",
+                     _pct(agg["reached_goal_rate"]), _pct(agg["outcomes"]["ended_away"]),
+                     _pct(agg["outcomes"]["timed_out"]), f"{agg['collisions']:.1f}",
+                     f"{agg['steps']:.1f}"])
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip()
              for r in [header, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    names = list(runs)
+    if len(names) > 1:
+        lines.append("")
+        lines += [paired_line(a, runs[a], b, runs[b]) for a, b in zip(names, names[1:])]
     return "\n".join(lines)

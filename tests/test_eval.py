@@ -14,7 +14,16 @@ import torch
 
 from datagen.constants import DATASET_VERSION, OBJECTNAV_TARGETS, ROOMNAV_TARGETS
 from eval.cli import main
-from eval.metrics import EpisodeResult, aggregate, spl, wilson_interval
+from eval.metrics import (
+    EpisodeResult,
+    aggregate,
+    distance_bin,
+    distance_label,
+    mcnemar_p,
+    outcomes,
+    spl,
+    wilson_interval,
+)
 from sim.lattice import ACTIONS
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -86,12 +95,43 @@ def test_aggregate_breakdowns():
 
     rows = [row(0, "objectnav", "Bed", True, 2), row(1, "objectnav", "Bed", False, 4),
             row(2, "roomnav", "Kitchen", True, 4), row(3, "objectnav", "Mug", False, 2)]
-    agg = aggregate(rows)
+    agg = aggregate(rows, max_steps=10)
     assert agg["success_rate"] == 0.5 and agg["spl"] == 0.5
     assert agg["success_ci95"] == list(wilson_interval(2, 4))
     assert agg["per_target"]["objectnav/Bed"]["success_rate"] == 0.5
     assert agg["per_task"]["roomnav"]["num_episodes"] == 1
     assert set(agg["by_num_rooms"]) == {"2", "4"}
+    assert list(agg["by_distance"]) == ["0-2 m"] and agg["outcomes"]["ended_away"] == 0.5
+
+
+def test_distance_bins_in_order():
+    assert [distance_bin(m) for m in (0.0, 1.99, 2.0, 5.0, 8.0, 30.0)] == [0, 0, 1, 2, 3, 3]
+    assert [distance_label(i) for i in range(4)] == ["0-2 m", "2-4 m", "4-8 m", "8+ m"]
+    rows = [EpisodeResult(k, "h", "roomnav", "Kitchen", False, 0.0, 5, 1.0, m, m, 0, k, 2)
+            for k, m in enumerate((12.0, 3.0, 0.5, 9.0))]
+    assert list(aggregate(rows, 10)["by_distance"]) == ["0-2 m", "2-4 m", "8+ m"]
+
+
+def test_outcomes_split_failures_by_how_they_ended():
+    def row(success, steps, reached, final, path=4.0, shortest=2.0):
+        return EpisodeResult(0, "h", "objectnav", "Bed", success, 0.0, steps, path, shortest,
+                             final, 0, 0, 2, reached)
+
+    rows = [row(True, 8, True, 0.0), row(False, 100, False, 3.0),  # success, timed out
+            row(False, 20, True, 1.0, path=6.0),  # stood at the goal, left, ended 1 m away
+            row(False, 30, False, 5.0, path=2.0)]  # ended 5 m away after the shortest length
+    o = outcomes(rows, max_steps=100)
+    assert (o["ended_away"], o["timed_out"], o["left_goal"]) == (0.5, 0.25, 0.25)
+    assert o["ended_away_final_distance_median"] == 3.0  # median of 1 and 5 m
+    assert o["ended_away_path_ratio_median"] == 2.0  # median of 3x and 1x
+    assert outcomes([], 10)["ended_away"] == 0.0
+
+
+def test_mcnemar_exact_p_values():
+    assert mcnemar_p(0, 0) == 1.0 and mcnemar_p(3, 3) == 1.0
+    assert mcnemar_p(0, 10) == pytest.approx(2 / 2 ** 10)
+    assert mcnemar_p(1, 5) == mcnemar_p(5, 1) == pytest.approx(2 * 7 / 64)  # (1 + 6) / 2^6
+    assert mcnemar_p(18, 5) == pytest.approx(0.0106, abs=1e-4)
 
 
 # --------------------------------------------------------------------------- baselines
@@ -134,7 +174,7 @@ def test_reached_goal_separates_stopping_from_navigating():
         results = [run.advance(a, settings) for a in [*motions, last]]
         assert results[:-1] == [None] * len(motions)
         assert (results[-1].success, results[-1].reached_goal) == wanted
-        assert aggregate([results[-1]])["reached_goal_rate"] == 1.0
+        assert aggregate([results[-1]], settings.max_steps)["reached_goal_rate"] == 1.0
 
 
 def test_random_and_forward_score_low(houses, tmp_path):
@@ -306,7 +346,38 @@ def test_report_files_videos_and_compare(houses, tmp_path, capsys):
     main(["compare", str(out), str(random_out)])
     table = capsys.readouterr().out
     assert "oracle" in table and "random" in table and "100.0" in table and "1.000" in table
-    assert table.splitlines()[0].split()[:3] == ["run", "policy", "episodes"]
+    assert table.splitlines()[0].split()[:4] == ["run", "policy", "batches", "episodes"]
+    random_info = json.loads((random_out / "eval_info.json").read_text())
+    wins = sum(r["success"] for r in random_info["per_episode"])
+    p = mcnemar_p(4 - wins, 0)
+    assert table.splitlines()[-1] == (f"{random_out} vs {out}: only {random_out} succeeds in 0 "
+                                      f"episodes, only {out} in {4 - wins}; exact McNemar "
+                                      f"p = {p:.3g}")
+    other = tmp_path / "other"  # other episodes: not paired
+    run_eval(other, houses, "--policy", "random", "--episodes", "3", "--videos", "0")
+    capsys.readouterr()
+    main(["compare", str(out), str(other)])
+    assert capsys.readouterr().out.splitlines()[-1].endswith("different episodes, not paired")
+
+
+def test_report_rebuilds_from_eval_info(houses, tmp_path, capsys):
+    out = tmp_path / "run"
+    run_eval(out, houses, "--policy", "forward", "--episodes", "4", "--videos", "0")
+    info = json.loads((out / "eval_info.json").read_text())
+    for key in ("outcomes", "by_distance"):  # as written before these tables existed
+        del info["aggregated"][key]
+    (out / "eval_info.json").write_text(json.dumps(info))
+    (out / "report.md").unlink()
+    capsys.readouterr()
+    main(["report", str(out)])
+    assert capsys.readouterr().out.strip() == str(out / "report.md")
+    md = (out / "report.md").read_text()
+    assert "## How episodes ended" in md and "## By shortest-path distance" in md
+    ended = sum(not r["success"] and r["steps"] < 150 for r in info["per_episode"])
+    assert f"| {100 * ended / 4:.1f} |" in md.split("## How episodes ended")[1]
+    (out / "eval_info.json").write_text(json.dumps({"run": {}, "per_episode": [{"x": 1}]}))
+    err = bad_input(capsys, ["report", str(out)])
+    assert str(out) in err and "unreadable eval_info.json" in err
 
 
 # --------------------------------------------------------------------------- bad input
