@@ -291,17 +291,23 @@ def batch_obs(runs: list[EpisodeRun | None], camera: CameraConfig, expert: bool)
     return obs
 
 
-def run_slots(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[EpisodeSlot],
-              settings: RolloutSettings, tick: Callable[[int], None] = lambda n: None
-              ) -> list[Outcome]:
-    """Evaluate ``spec``'s policy on ``slots`` with one batch of environments (one process)."""
-    policy = spec.build()
+def lockstep(houses: dict[int, HouseRecord], slots: list[EpisodeSlot], settings: RolloutSettings,
+             act: Callable[[list[EpisodeRun | None]], list[int]],
+             finished: Callable[[EpisodeRun, EpisodeResult], None],
+             skipped: Callable[[EpisodeSlot, str], None],
+             started: Callable[[EpisodeRun], None] = lambda run: None) -> None:
+    """Run ``slots`` on ``settings.envs_per_worker`` environments stepped in lockstep.
+
+    A free row starts the next slot (``started`` sees the new run; a slot without a valid
+    episode goes to ``skipped`` with the reason); ``act`` returns the action each row executes
+    (anything for empty rows); an ended episode goes to ``finished`` and its row takes the next
+    slot. The caller resets its policy for the batch first.
+    """
     contexts = HouseContexts(houses, settings)
-    batch = settings.envs_per_worker
     envs = [make_env(settings.backend, camera=settings.camera, agent=settings.agent)
-            for _ in range(batch)]
-    todo, outcomes = deque(slots), []
-    runs: list[EpisodeRun | None] = [None] * batch
+            for _ in range(settings.envs_per_worker)]
+    todo = deque(slots)
+    runs: list[EpisodeRun | None] = [None] * len(envs)
 
     def refill(b: int) -> None:
         runs[b] = None
@@ -309,34 +315,56 @@ def run_slots(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[Epis
             slot = todo.popleft()
             run = contexts.start(slot, envs[b])
             if isinstance(run, str):
-                outcomes.append(Outcome(slot.index, skipped=run))
-                tick(1)
+                skipped(slot, run)
             else:
-                if spec.sample:
-                    run.rng = action_rng(spec.seed, slot.index)
+                started(run)
                 runs[b] = run
 
-    policy.reset(batch)
-    for b in range(batch):
-        refill(b)
-    expert = bool(getattr(policy, "uses_expert", False))
     try:
+        for b in range(len(envs)):
+            refill(b)
         with torch.no_grad():
             while any(r is not None for r in runs):
-                obs = batch_obs(runs, settings.camera, expert)
-                if not spec.blocked_input:
-                    del obs["collided"]
-                actions = policy_actions(policy, obs, runs)
+                actions = act(runs)
                 for b, run in enumerate(runs):
                     result = None if run is None else run.advance(int(actions[b]), settings)
                     if result is not None:
-                        video = run.video_name if run.video is not None else None
-                        outcomes.append(Outcome(run.slot.index, result=result, video=video))
-                        tick(1)
+                        finished(run, result)
                         refill(b)
     finally:
         for env in envs:
             env.close()
+
+
+def run_slots(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[EpisodeSlot],
+              settings: RolloutSettings, tick: Callable[[int], None] = lambda n: None
+              ) -> list[Outcome]:
+    """Evaluate ``spec``'s policy on ``slots`` with one batch of environments (one process)."""
+    policy = spec.build()
+    expert = bool(getattr(policy, "uses_expert", False))
+    outcomes: list[Outcome] = []
+
+    def started(run: EpisodeRun) -> None:
+        if spec.sample:
+            run.rng = action_rng(spec.seed, run.slot.index)
+
+    def act(runs: list[EpisodeRun | None]) -> list[int]:
+        obs = batch_obs(runs, settings.camera, expert)
+        if not spec.blocked_input:
+            del obs["collided"]
+        return policy_actions(policy, obs, runs)
+
+    def finished(run: EpisodeRun, result: EpisodeResult) -> None:
+        video = run.video_name if run.video is not None else None
+        outcomes.append(Outcome(run.slot.index, result=result, video=video))
+        tick(1)
+
+    def skipped(slot: EpisodeSlot, reason: str) -> None:
+        outcomes.append(Outcome(slot.index, skipped=reason))
+        tick(1)
+
+    policy.reset(settings.envs_per_worker)
+    lockstep(houses, slots, settings, act, finished, skipped, started)
     return sorted(outcomes, key=lambda o: o.index)
 
 

@@ -41,7 +41,7 @@ import shutil
 import sys
 import tarfile
 import warnings
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +65,7 @@ from datagen.shards import (
     write_episode_sample,
 )
 from datagen.tasks import TaskConfig
+from eval.metrics import EpisodeResult
 from eval.rollout import (
     EpisodeRun,
     EpisodeSlot,
@@ -72,11 +73,11 @@ from eval.rollout import (
     RolloutSettings,
     action_rng,
     batch_obs,
+    lockstep,
     plan_slots,
     policy_actions,
 )
 from sim.camera import CameraConfig
-from sim.env import make_env
 from sim.lattice import END, AgentConfig
 
 INFO_NAME = "dagger_info.json"
@@ -288,46 +289,29 @@ def mixed_rollouts(policy, houses: dict, slots: list[EpisodeSlot], settings: Rol
                    ) -> tuple[list[LabelledEpisode], Counter]:
     """Roll out the beta-mixture on ``slots`` (in lockstep batches); every visited state is
     labelled by the oracle. Returns the episodes in slot order and the skipped slots' reasons."""
-    contexts = HouseContexts(houses, settings)
-    batch = settings.envs_per_worker
-    envs = [make_env("embedded", camera=settings.camera, agent=settings.agent)
-            for _ in range(batch)]
-    todo, done, skipped = deque(slots), {}, Counter()
-    traces: list[Trace | None] = [None] * batch
+    traces: dict[int, Trace] = {}
+    done: dict[int, LabelledEpisode] = {}
+    skipped: Counter = Counter()
 
-    def refill(b: int) -> None:
-        traces[b] = None
-        while todo and traces[b] is None:
-            slot = todo.popleft()
-            run = contexts.start(slot, envs[b])
-            if isinstance(run, str):
-                skipped[run] += 1
-                continue
-            if sample:
-                run.rng = action_rng(seed, slot.index, round_)
-            traces[b] = Trace(run, coin_rng(seed, round_, slot.index))
+    def started(run: EpisodeRun) -> None:
+        if sample:
+            run.rng = action_rng(seed, run.slot.index, round_)
+        traces[run.slot.index] = Trace(run, coin_rng(seed, round_, run.slot.index))
 
-    policy.reset(batch)
-    for b in range(batch):
-        refill(b)
-    try:
-        with torch.no_grad():
-            while any(t is not None for t in traces):
-                runs = [t.run if t else None for t in traces]
-                obs = batch_obs(runs, settings.camera, expert=False)
-                proposed = policy_actions(policy, obs, runs)
-                executed = [t.choose(int(p), beta) if t else END
-                            for t, p in zip(traces, proposed)]
-                _feed_back(policy, executed)
-                for b, trace in enumerate(traces):
-                    result = None if trace is None else trace.run.advance(executed[b], settings)
-                    if result is not None:
-                        index = trace.run.slot.index
-                        done[index] = trace.finish(round_, index, result.success)
-                        refill(b)
-    finally:
-        for env in envs:
-            env.close()
+    def act(runs: list[EpisodeRun | None]) -> list[int]:
+        proposed = policy_actions(policy, batch_obs(runs, settings.camera, expert=False), runs)
+        executed = [traces[r.slot.index].choose(int(p), beta) if r else END
+                    for r, p in zip(runs, proposed)]
+        _feed_back(policy, executed)
+        return executed
+
+    def finished(run: EpisodeRun, result: EpisodeResult) -> None:
+        index = run.slot.index
+        done[index] = traces.pop(index).finish(round_, index, result.success)
+
+    policy.reset(settings.envs_per_worker)
+    lockstep(houses, slots, settings, act, finished,
+             lambda slot, reason: skipped.update([reason]), started)
     return [done[k] for k in sorted(done)], skipped
 
 
