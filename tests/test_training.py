@@ -367,10 +367,23 @@ def test_cli_decay_branches_off_a_constant_rate_checkpoint(dataset, tmp_path, mo
 def test_cli_rejects_unknown_config_values(dataset, capsys, monkeypatch):
     monkeypatch.setattr("sys.argv", ["spoc-train"])
     with pytest.raises(SystemExit):
-        build_cli(["fit", "--config", CONFIG, "--data.root", str(dataset),
+        build_cli(["--config", CONFIG, "--data.root", str(dataset),
                    "--model.policy.hiden_dim", "8"], run=False)
     assert "hiden_dim" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        build_cli(["fit", "--config", CONFIG, "--data.root", str(dataset),
+        build_cli(["--config", CONFIG, "--data.root", str(dataset),
                    "--model.class_weighting", "sometimes"], run=False)
     assert "sometimes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in Path(CONFIG).parent.glob("*.yaml")))
+def test_shipped_train_configs_build(name, dataset, tmp_path, monkeypatch):
+    """Every configs/train/*.yaml parses and builds its policy (cpu and gpu: goal FiLM)."""
+    monkeypatch.setattr("sys.argv", ["spoc-train"])
+    cli = build_cli(["--config", str(Path(CONFIG).parent / name), "--data.root",
+                     str(dataset), "--trainer.default_root_dir", str(tmp_path),
+                     "--trainer.accelerator", "cpu", "--trainer.devices", "1",
+                     "--trainer.num_nodes", "1", "--trainer.strategy", "auto",
+                     "--trainer.precision", "32"], run=False)
+    assert (cli.model.policy.encoder.film is not None) == (name in ("cpu.yaml", "gpu.yaml"))
+    assert sum(p.numel() for p in cli.model.parameters()) > 0
