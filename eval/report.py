@@ -268,7 +268,8 @@ def write_html(out_dir: Path, info: dict, plots: list[str]) -> Path:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>",
              f"<style>{_CSS}</style></head><body><h1>{title}</h1><ul>",
              *[f"<li>{html.escape(line)}</li>" for line in _run_lines(info)], "</ul>"]
-    for t, header, rows in report_tables(info)[:-1]:
+    *summaries, episodes = report_tables(info)
+    for t, header, rows in summaries:
         parts += [f"<h2>{html.escape(t)}</h2>", _html_table(header, rows)]
     parts += [f"<img src='{html.escape(p)}' alt='{html.escape(p)}'>" for p in plots]
     if info.get("videos"):
@@ -276,7 +277,7 @@ def write_html(out_dir: Path, info: dict, plots: list[str]) -> Path:
         parts += [f"<figure><video controls muted src='{html.escape(v)}'></video>"
                   f"<figcaption>{html.escape(_video_caption(info, v))}</figcaption></figure>"
                   for v in info["videos"]]
-    t, header, rows = report_tables(info)[-1]
+    t, header, rows = episodes
     parts += [f"<h2>{t}</h2>", _html_table(header, rows), "</body></html>"]
     path = Path(out_dir) / REPORT_HTML
     path.write_text("\n".join(parts))
