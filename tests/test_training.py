@@ -301,10 +301,14 @@ def test_overfits_a_handful_of_episodes(dataset):
 
 
 def test_cli_fit_resume_and_load_policy(dataset, tmp_path, monkeypatch):
-    """spoc-train fit via the CLI; resuming from last.ckpt continues the uninterrupted curve."""
+    """spoc-train fit via the CLI; resuming from last.ckpt continues the uninterrupted curve.
+
+    The resume does not repeat the policy's architecture: ``last`` takes it from the checkpoint.
+    """
     monkeypatch.setattr("sys.argv", ["spoc-train"])
-    cli_fit(dataset, tmp_path / "straight", 3)
-    cli_fit(dataset, tmp_path / "resumed", 2)
+    film = ("--model.policy.goal_film", "true")  # not configs/train/tiny.yaml's
+    cli_fit(dataset, tmp_path / "straight", 3, *film)
+    cli_fit(dataset, tmp_path / "resumed", 2, *film)
     cli_fit(dataset, tmp_path / "resumed", 3, "--ckpt_path", "last")
     straight, resumed = train_losses(tmp_path / "straight"), train_losses(tmp_path / "resumed")
     assert sorted(straight) == sorted(resumed) == list(range(15))
@@ -317,6 +321,7 @@ def test_cli_fit_resume_and_load_policy(dataset, tmp_path, monkeypatch):
     policy, info = load_policy(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
     assert info.actions == ["move_ahead", "rotate_left", "rotate_right", "end"]
     assert info.image_size == (32, 48) and info.train_house_ids and info.trained_steps == 15
+    assert policy.cfg.goal_film
     assert info.goal_index("roomnav", "Kitchen") == info.goals.index("roomnav/Kitchen")
     policy.reset(1)
     action = policy.act({"rgb": np.zeros((1, 64, 96, 3), np.uint8), "goal": torch.tensor([0]),

@@ -69,12 +69,19 @@ class TrainCLI(LightningCLI):
         """Take the policy architecture from a ``--ckpt_path`` file, the rest from the command line.
 
         Lightning replaces all the command line's model arguments with a checkpoint file's
-        hyperparameters (not with ``--ckpt_path last``), which would silently drop e.g.
-        ``--model.decay_start`` when a decay is branched off a saved checkpoint.
+        hyperparameters, which would silently drop e.g. ``--model.decay_start`` when a decay is
+        branched off a saved checkpoint. ``--ckpt_path last`` is resolved here to the run's
+        ``checkpoints/last.ckpt`` (Lightning resolves it only after building the model, so the
+        policy would come from the command line and a resumed run of another architecture
+        would fail on the state dict).
         """
         sub = self.config.get("subcommand")
         if not sub:
             return
+        if self.config[sub].get("ckpt_path") == "last":
+            root = Path(self.config[sub].trainer.get("default_root_dir") or DEFAULT_ROOT_DIR)
+            if (root / "checkpoints" / "last.ckpt").is_file():
+                self.config[sub].ckpt_path = str(root / "checkpoints" / "last.ckpt")
         given = self.config[sub].model.clone()
         super()._parse_ckpt_path()
         policy = self.config[sub].model.policy
