@@ -48,6 +48,12 @@ class EpisodeResult:
     """The agent stood in a goal state at some step: it would have succeeded had it ended
     there ("success with oracle stop"). Success without it is a navigation failure, with it
     a stopping one."""
+    target_in_view: bool | None = None
+    """ObjectNav: an instance of the target filled at least the success test's ``min_pixels``
+    of the final frame, at any distance (None for RoomNav, and in rows written before this
+    field)."""
+    target_view_distance: float | None = None
+    """Metres to the nearest such instance (None when there is none)."""
 
     def row(self) -> dict:
         return asdict(self)
@@ -117,13 +123,17 @@ def outcomes(results: list[EpisodeResult], max_steps: int) -> dict:
     """How the episodes ended, as fractions of all episodes: ``ended_away`` (``end`` away
     from any goal), ``timed_out`` (all ``max_steps`` used, not at a goal), ``left_goal``
     (stood in a goal state at some step and failed: a stopping failure, counted in the other
-    two); and, over the failures that ended away, the median geodesic metres still to go and
-    the median ratio of the path walked to the shortest path."""
+    two); and, over the failures that ended away, the median geodesic metres still to go, the
+    median ratio of the path walked to the shortest path, and (ObjectNav rows that record it)
+    the fraction that ended with the target in view and the median metres to it there
+    (None without such rows)."""
     n = max(1, len(results))
     failed = [r for r in results if not r.success]
     timed_out = [r for r in failed if r.steps >= max_steps]
     away = [r for r in failed if r.steps < max_steps]
     ratios = [r.path_length / r.shortest_length for r in away if r.shortest_length > 0]
+    viewed = [r.target_in_view for r in away if r.target_in_view is not None]
+    seen = [r.target_view_distance for r in away if r.target_view_distance is not None]
     return {
         "ended_away": len(away) / n,
         "timed_out": len(timed_out) / n,
@@ -131,6 +141,8 @@ def outcomes(results: list[EpisodeResult], max_steps: int) -> dict:
         "ended_away_final_distance_median": statistics.median(
             r.final_distance for r in away) if away else 0.0,
         "ended_away_path_ratio_median": statistics.median(ratios) if ratios else 0.0,
+        "ended_away_target_in_view": (sum(map(bool, viewed)) / len(viewed)) if viewed else None,
+        "ended_away_view_distance_median": statistics.median(seen) if seen else None,
     }
 
 

@@ -205,14 +205,17 @@ def analysis(info: dict) -> dict:
 
 
 OUTCOME_HEADER = ["success %", "ended away %", "timed out %", "left a goal %",
-                  "ended away: median m to go", "ended away: median path / shortest"]
+                  "ended away: median m to go", "ended away: median path / shortest",
+                  "ended away: target in view %", "ended away in view: median m to it"]
 
 
 def _outcome_cells(agg: dict) -> list[str]:
     o = agg["outcomes"]
+    in_view, metres = o.get("ended_away_target_in_view"), o.get("ended_away_view_distance_median")
     return [_pct(agg["success_rate"]), _pct(o["ended_away"]), _pct(o["timed_out"]),
             _pct(o["left_goal"]), f"{o['ended_away_final_distance_median']:.2f}",
-            f"{o['ended_away_path_ratio_median']:.2f}"]
+            f"{o['ended_away_path_ratio_median']:.2f}",
+            "-" if in_view is None else _pct(in_view), "-" if metres is None else f"{metres:.2f}"]
 
 
 def report_tables(info: dict) -> list[tuple[str, list[str], list[list[str]]]]:

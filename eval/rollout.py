@@ -141,12 +141,18 @@ class Outcome:
 # --------------------------------------------------------------------------- one episode
 
 
-def success_test(env: Env, task: str, target: str, tasks: TaskConfig) -> bool:
-    """The task's success test at the agent's current pose (the datagen rule)."""
-    if task == TASK_OBJECTNAV:
-        return objectnav_success(env.visible_objects(), target, tasks.min_pixels,
-                                 tasks.max_distance)
-    return roomnav_success(env.current_room(), target)
+def final_test(env: Env, task: str, target: str, tasks: TaskConfig
+               ) -> tuple[bool, float | None]:
+    """The task's success test at the agent's current pose (the datagen rule), and for
+    ObjectNav the metres to the nearest target instance in view with at least ``min_pixels``
+    (at any distance; None if there is none, or for RoomNav)."""
+    if task != TASK_OBJECTNAV:
+        return roomnav_success(env.current_room(), target), None
+    visible = env.visible_objects()
+    seen = [v.distance for v in visible.values()
+            if v.object_type == target and v.pixels >= tasks.min_pixels]
+    return (objectnav_success(visible, target, tasks.min_pixels, tasks.max_distance),
+            min(seen) if seen else None)
 
 
 class EpisodeVideo:
@@ -220,7 +226,8 @@ class EpisodeRun:
 
     def _finish(self, settings: RolloutSettings, ended: bool) -> EpisodeResult:
         ep = self.episode
-        success = ended and success_test(self.env, ep.task, ep.target, settings.tasks)
+        passed, in_view = final_test(self.env, ep.task, ep.target, settings.tasks)
+        success = ended and passed
         if self.video is not None:
             self.video.close()
         shortest = float(ep.path.metres)
@@ -230,7 +237,9 @@ class EpisodeRun:
             steps=self.steps, path_length=self.path_length, shortest_length=shortest,
             final_distance=float(self.oracle.path(self.state).metres),
             collisions=int(self.collisions), seed=ep.seed, num_rooms=len(self.ctx.scene.rooms),
-            reached_goal=bool(self.reached_goal or success))
+            reached_goal=bool(self.reached_goal or success),
+            target_in_view=None if ep.task != TASK_OBJECTNAV else in_view is not None,
+            target_view_distance=in_view)
 
 
 # --------------------------------------------------------------------------- one worker

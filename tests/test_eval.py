@@ -7,6 +7,7 @@ import gzip
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -113,17 +114,20 @@ def test_distance_bins_in_order():
 
 
 def test_outcomes_split_failures_by_how_they_ended():
-    def row(success, steps, reached, final, path=4.0, shortest=2.0):
+    def row(success, steps, reached, final, path=4.0, shortest=2.0, view=None):
         return EpisodeResult(0, "h", "objectnav", "Bed", success, 0.0, steps, path, shortest,
-                             final, 0, 0, 2, reached)
+                             final, 0, 0, 2, reached, view is not None, view)
 
-    rows = [row(True, 8, True, 0.0), row(False, 100, False, 3.0),  # success, timed out
+    rows = [row(True, 8, True, 0.0, view=0.8), row(False, 100, False, 3.0),  # timed out
             row(False, 20, True, 1.0, path=6.0),  # stood at the goal, left, ended 1 m away
-            row(False, 30, False, 5.0, path=2.0)]  # ended 5 m away after the shortest length
+            row(False, 30, False, 5.0, path=2.0, view=3.5)]  # ended 5 m away, the bed in view
     o = outcomes(rows, max_steps=100)
     assert (o["ended_away"], o["timed_out"], o["left_goal"]) == (0.5, 0.25, 0.25)
     assert o["ended_away_final_distance_median"] == 3.0  # median of 1 and 5 m
     assert o["ended_away_path_ratio_median"] == 2.0  # median of 3x and 1x
+    assert o["ended_away_target_in_view"] == 0.5 and o["ended_away_view_distance_median"] == 3.5
+    old = [replace(r, target_in_view=None, target_view_distance=None) for r in rows]
+    assert outcomes(old, 100)["ended_away_target_in_view"] is None  # rows without the field
     assert outcomes([], 10)["ended_away"] == 0.0
 
 
@@ -146,6 +150,11 @@ def test_oracle_scores_perfectly(houses, tmp_path):
         assert r["success"] and r["spl"] == 1.0 and r["final_distance"] == 0.0
         assert r["path_length"] == r["shortest_length"] and r["collisions"] == 0
         assert r["reached_goal"]
+        if r["task"] == "objectnav":  # the success test saw it, within max_distance
+            assert r["target_in_view"] and r["target_view_distance"] <= 1.0
+        else:
+            assert r["target_in_view"] is None and r["target_view_distance"] is None
+    assert {r["task"] for r in info["per_episode"]} == {"objectnav", "roomnav"}
     assert {r["house_id"] for r in info["per_episode"]} == {"val-0-0", "val-0-1"}
     assert [r["episode"] for r in info["per_episode"]] == list(range(8))
 
