@@ -54,6 +54,8 @@ class EpisodeResult:
     field)."""
     target_view_distance: float | None = None
     """Metres to the nearest such instance (None when there is none)."""
+    target_pixels: int | None = None
+    """ObjectNav: the most pixels any one instance of the target has in the final frame."""
 
     def row(self) -> dict:
         return asdict(self)

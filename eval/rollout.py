@@ -142,17 +142,18 @@ class Outcome:
 
 
 def final_test(env: Env, task: str, target: str, tasks: TaskConfig
-               ) -> tuple[bool, float | None]:
+               ) -> tuple[bool, float | None, int | None]:
     """The task's success test at the agent's current pose (the datagen rule), and for
     ObjectNav the metres to the nearest target instance in view with at least ``min_pixels``
-    (at any distance; None if there is none, or for RoomNav)."""
+    (at any distance; None if there is none) and the most pixels of any one target instance
+    in the frame (both None for RoomNav)."""
     if task != TASK_OBJECTNAV:
-        return roomnav_success(env.current_room(), target), None
-    visible = env.visible_objects()
-    seen = [v.distance for v in visible.values()
-            if v.object_type == target and v.pixels >= tasks.min_pixels]
-    return (objectnav_success(visible, target, tasks.min_pixels, tasks.max_distance),
-            min(seen) if seen else None)
+        return roomnav_success(env.current_room(), target), None, None
+    visible = [v for v in env.visible_objects().values() if v.object_type == target]
+    seen = [v.distance for v in visible if v.pixels >= tasks.min_pixels]
+    return (objectnav_success({v.object_id: v for v in visible}, target, tasks.min_pixels,
+                              tasks.max_distance),
+            min(seen) if seen else None, max((v.pixels for v in visible), default=0))
 
 
 class EpisodeVideo:
@@ -226,7 +227,7 @@ class EpisodeRun:
 
     def _finish(self, settings: RolloutSettings, ended: bool) -> EpisodeResult:
         ep = self.episode
-        passed, in_view = final_test(self.env, ep.task, ep.target, settings.tasks)
+        passed, in_view, pixels = final_test(self.env, ep.task, ep.target, settings.tasks)
         success = ended and passed
         if self.video is not None:
             self.video.close()
@@ -239,7 +240,7 @@ class EpisodeRun:
             collisions=int(self.collisions), seed=ep.seed, num_rooms=len(self.ctx.scene.rooms),
             reached_goal=bool(self.reached_goal or success),
             target_in_view=None if ep.task != TASK_OBJECTNAV else in_view is not None,
-            target_view_distance=in_view)
+            target_view_distance=in_view, target_pixels=pixels)
 
 
 # --------------------------------------------------------------------------- one worker

@@ -152,8 +152,9 @@ def test_oracle_scores_perfectly(houses, tmp_path):
         assert r["reached_goal"]
         if r["task"] == "objectnav":  # the success test saw it, within max_distance
             assert r["target_in_view"] and r["target_view_distance"] <= 1.0
+            assert r["target_pixels"] >= 4  # --tasks.min_pixels
         else:
-            assert r["target_in_view"] is None and r["target_view_distance"] is None
+            assert r["target_in_view"] is r["target_view_distance"] is r["target_pixels"] is None
     assert {r["task"] for r in info["per_episode"]} == {"objectnav", "roomnav"}
     assert {r["house_id"] for r in info["per_episode"]} == {"val-0-0", "val-0-1"}
     assert [r["episode"] for r in info["per_episode"]] == list(range(8))
