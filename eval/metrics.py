@@ -55,7 +55,8 @@ class EpisodeResult:
     target_view_distance: float | None = None
     """Metres to the nearest such instance (None when there is none)."""
     target_pixels: int | None = None
-    """ObjectNav: the most pixels any one instance of the target has in the final frame."""
+    """ObjectNav: the most pixels any one instance of the target has in the final frame (None
+    for RoomNav, and in rows written before this field)."""
 
     def row(self) -> dict:
         return asdict(self)
