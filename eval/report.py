@@ -211,7 +211,7 @@ OUTCOME_HEADER = ["success %", "ended away %", "timed out %", "left a goal %",
 
 def _outcome_cells(agg: dict) -> list[str]:
     o = agg["outcomes"]
-    in_view, metres = o.get("ended_away_target_in_view"), o.get("ended_away_view_distance_median")
+    in_view, metres = o["ended_away_target_in_view"], o["ended_away_view_distance_median"]
     return [_pct(agg["success_rate"]), _pct(o["ended_away"]), _pct(o["timed_out"]),
             _pct(o["left_goal"]), f"{o['ended_away_final_distance_median']:.2f}",
             f"{o['ended_away_path_ratio_median']:.2f}",

@@ -149,11 +149,11 @@ def final_test(env: Env, task: str, target: str, tasks: TaskConfig
     in the frame (both None for RoomNav)."""
     if task != TASK_OBJECTNAV:
         return roomnav_success(env.current_room(), target), None, None
-    visible = [v for v in env.visible_objects().values() if v.object_type == target]
-    seen = [v.distance for v in visible if v.pixels >= tasks.min_pixels]
-    return (objectnav_success({v.object_id: v for v in visible}, target, tasks.min_pixels,
-                              tasks.max_distance),
-            min(seen) if seen else None, max((v.pixels for v in visible), default=0))
+    visible = env.visible_objects()
+    targets = [v for v in visible.values() if v.object_type == target]
+    seen = [v.distance for v in targets if v.pixels >= tasks.min_pixels]
+    return (objectnav_success(visible, target, tasks.min_pixels, tasks.max_distance),
+            min(seen) if seen else None, max((v.pixels for v in targets), default=0))
 
 
 class EpisodeVideo:

@@ -33,6 +33,11 @@ from training.module import PolicyModule
 DEFAULT_ROOT_DIR = "runs/train"
 
 
+def last_checkpoint(root: Path) -> Path:
+    """The run's ``last.ckpt`` (rewritten at every validation): ``--ckpt_path last``."""
+    return Path(root) / "checkpoints" / "last.ckpt"
+
+
 def default_loggers(root: Path) -> list:
     """CSV (first, so ``trainer.log_dir`` is under ``logs/``) and TensorBoard loggers."""
     return [CSVLogger(root, name="logs"), TensorBoardLogger(root, name="tb")]
@@ -51,7 +56,8 @@ def default_callbacks(root: Path, configured: list[Callback], progress_bar: bool
     if not any(isinstance(c, ModelCheckpoint) for c in configured):
         extra.append(ModelCheckpoint(dirpath=root / "checkpoints", filename="best-{epoch}-{step}",
                                      monitor="val/loss", mode="min", save_top_k=1))
-        extra.append(ModelCheckpoint(dirpath=root / "checkpoints", filename="last",
+        last = last_checkpoint(root)
+        extra.append(ModelCheckpoint(dirpath=last.parent, filename=last.stem,
                                      monitor=None, save_top_k=1, enable_version_counter=False))
     if progress_bar and not any(isinstance(c, ProgressBar) for c in configured):
         extra.append(RichProgressBar())
@@ -79,9 +85,10 @@ class TrainCLI(LightningCLI):
         if not sub:
             return
         if self.config[sub].get("ckpt_path") == "last":
-            root = Path(self.config[sub].trainer.get("default_root_dir") or DEFAULT_ROOT_DIR)
-            if (root / "checkpoints" / "last.ckpt").is_file():
-                self.config[sub].ckpt_path = str(root / "checkpoints" / "last.ckpt")
+            last = last_checkpoint(self.config[sub].trainer.get("default_root_dir")
+                                   or DEFAULT_ROOT_DIR)
+            if last.is_file():
+                self.config[sub].ckpt_path = str(last)
         given = self.config[sub].model.clone()
         super()._parse_ckpt_path()
         policy = self.config[sub].model.policy

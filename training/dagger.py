@@ -398,7 +398,7 @@ def link_dataset(src: Path, dst: Path) -> None:
 def train(cfg: DaggerConfig, data: Path, run_dir: Path, max_epochs: int,
           resume: Path | None, keep_as: Path) -> Path:
     """Fit (or continue) a spoc-train run to ``max_epochs``; copy its last.ckpt to ``keep_as``."""
-    from training.cli import build_cli
+    from training.cli import build_cli, last_checkpoint
 
     args = ["fit", "--config", cfg.train_config, *cfg.train_args, "--data.root", str(data),
             "--trainer.default_root_dir", str(run_dir), "--trainer.max_epochs", str(max_epochs)]
@@ -410,7 +410,7 @@ def train(cfg: DaggerConfig, data: Path, run_dir: Path, max_epochs: int,
         warnings.filterwarnings("ignore", message=".*dirpath has changed.*")
         build_cli(args)
     keep_as.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(run_dir / "checkpoints" / "last.ckpt", keep_as)
+    shutil.copy2(last_checkpoint(run_dir), keep_as)
     return keep_as
 
 
