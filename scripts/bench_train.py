@@ -1,7 +1,8 @@
 """Loader throughput vs training consumption, side by side.
 
     python scripts/bench_train.py [--data DATASET_DIR] [--config configs/train/cpu.yaml]
-        [--device cpu|cuda] [--steps 10] [--batches 20] [--repeats 3]
+        [--device cpu|cuda] [--steps 10] [--batches 20] [--repeats 3] [--defer-colour]
+        [--seq-len L] [--batch-size B] [--image-size H W]
     git show 1b93184~1:training/data.py > /tmp/data_base.py  # an older loader, side by side:
     python scripts/bench_train.py --baseline /tmp/data_base.py
 
@@ -11,6 +12,8 @@
 * bare decode: whole episodes through ``decode_frames`` (decode + RGB), the loader's bound.
 * training: steps/s, samples/s and frames/s the policy consumes (forward, backward, AdamW) on
   batches of the config's shape, on ``--device`` (bf16 autocast on cuda, like gpu.yaml).
+* ``--defer-colour``: also the loader as it runs for an accelerator (colour jitter left to the
+  device), side by side with the CPU path, and training with the jitter applied on the device.
 
 Loader and decode rates are the best of ``--repeats`` runs; ``--baseline FILE`` also times
 another copy of ``training/data.py`` (its stream and ``decode_frames``), interleaved with the
@@ -65,19 +68,22 @@ def load_baseline(path: Path) -> ModuleType:
     return module
 
 
-def loader_stream(data: ModuleType, root: Path, data_cfg: dict, batches: int):
+def loader_stream(data: ModuleType, root: Path, data_cfg: dict, batches: int,
+                  defer_colour: bool = False):
     """The training stream of ``data`` (a copy of ``training.data``) at the config's shape."""
     augment = data_cfg.get("augment", True)
+    extra = {"defer_colour": True} if defer_colour else {}
     return data.EpisodeChunkStream(
         shard_urls(root, "train"), load_info(root)["goals"], train=True,
         seq_len=data_cfg["seq_len"], image_size=tuple(data_cfg["image_size"]),
         batch_size=data_cfg["batch_size"], batches_per_epoch=batches, shuffle_buffer=8,
-        jitter=0.2 if augment else 0.0, shift=4 if augment else 0)
+        jitter=0.2 if augment else 0.0, shift=4 if augment else 0, **extra)
 
 
-def bench_loader(data: ModuleType, root: Path, data_cfg: dict, batches: int) -> dict:
+def bench_loader(data: ModuleType, root: Path, data_cfg: dict, batches: int,
+                 defer_colour: bool = False) -> dict:
     """Frames decoded and delivered per wall-clock and per CPU-second by one loader process."""
-    stream = loader_stream(data, root, data_cfg, batches)
+    stream = loader_stream(data, root, data_cfg, batches, defer_colour)
     next(iter(stream))  # warm-up (imports, first shard)
     decoded = 0
     decode = data.decode_frames
@@ -92,11 +98,14 @@ def bench_loader(data: ModuleType, root: Path, data_cfg: dict, batches: int) -> 
     data.decode_frames = counting_decode
     try:
         t0, c0 = time.perf_counter(), time.process_time()
-        delivered = sum(int(b["mask"].sum()) for b in stream)
+        delivered = slots = 0
+        for batch in stream:
+            delivered, slots = delivered + int(batch["mask"].sum()), slots + batch["mask"].numel()
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     finally:
         data.decode_frames = decode
     return {"decoded_fps": decoded / seconds, "delivered_fps": delivered / seconds,
+            "slots_fps": slots / seconds,
             "decoded_cpu_fps": decoded / cpu, "delivered_cpu_fps": delivered / cpu}
 
 
@@ -117,9 +126,10 @@ def same_batches(a: ModuleType, b: ModuleType, root: Path, data_cfg: dict) -> bo
     return all(torch.equal(x[k], y[k]) for x, y in batches for k in x)
 
 
-def bench_loaders(loaders: dict[str, ModuleType], root: Path, data_cfg: dict, batches: int,
-                  repeats: int) -> dict[str, dict]:
-    """Best-of-``repeats`` loader and bare-decode rates of each loader, interleaved."""
+def bench_loaders(loaders: dict[str, tuple[ModuleType, bool]], root: Path, data_cfg: dict,
+                  batches: int, repeats: int) -> dict[str, dict]:
+    """Best-of-``repeats`` loader and bare-decode rates of each (loader, defer_colour),
+    interleaved."""
     best: dict[str, dict] = {name: {} for name in loaders}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # like a DataLoader worker
@@ -127,9 +137,9 @@ def bench_loaders(loaders: dict[str, ModuleType], root: Path, data_cfg: dict, ba
         for r in range(repeats):
             names = list(loaders) if r % 2 == 0 else list(loaders)[::-1]
             for name in names:
-                rates = {**bench_loader(loaders[name], root, data_cfg, batches),
-                         **{f"decode_{k}": v
-                            for k, v in bench_decode_only(loaders[name], root).items()}}
+                data, defer = loaders[name]
+                rates = {**bench_loader(data, root, data_cfg, batches, defer),
+                         **{f"decode_{k}": v for k, v in bench_decode_only(data, root).items()}}
                 for key, value in rates.items():
                     best[name][key] = max(best[name].get(key, 0.0), value)
     finally:
@@ -137,8 +147,10 @@ def bench_loaders(loaders: dict[str, ModuleType], root: Path, data_cfg: dict, ba
     return best
 
 
-def bench_training(model_cfg: dict, data_cfg: dict, info: dict, device: str, steps: int) -> dict:
-    """Training steps/s on random batches of the config's shape."""
+def bench_training(model_cfg: dict, data_cfg: dict, info: dict, device: str, steps: int,
+                   defer_colour: bool = False) -> dict:
+    """Training steps/s on random batches of the config's shape (``defer_colour``: with the
+    colour jitter applied on ``device`` first, as a loader for an accelerator leaves it)."""
     b, l = data_cfg["batch_size"], data_cfg["seq_len"]
     h, w = data_cfg["image_size"]
     spec = {"actions": info["actions"], "goals": info["goals"], "image_size": [h, w]}
@@ -153,12 +165,15 @@ def bench_training(model_cfg: dict, data_cfg: dict, info: dict, device: str, ste
         "goals": torch.randint(0, len(info["goals"]), (b,), generator=gen),
         "mask": torch.ones(b, l, dtype=torch.bool),
     }
+    if defer_colour:
+        batch["colour"] = torch.tensor([[1.1, 0.9, 1.0], [-3.0, 5.0, 0.5]]).expand(b, 2, 3)
     batch = {k: v.to(device) for k, v in batch.items()}
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda"))
 
     def step():
+        on_device = module.on_after_batch_transfer(dict(batch), 0)
         with autocast:
-            loss = module._predict(batch)[0]
+            loss = module._predict(on_device)[0]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -183,7 +198,8 @@ def print_loaders(best: dict[str, dict]) -> None:
             ("loader, 1 worker: chunk frames delivered", "delivered_fps", "delivered_cpu_fps")]
     names = list(best)
     head = " | ".join(f"{n}: frames/s | {n}: per CPU-s" for n in names)
-    print(f"| stage | {head} |" + (" current / baseline (CPU-s) |" if len(names) > 1 else ""))
+    ratio_head = f" {names[0]} / {names[1]} (CPU-s) |" if len(names) > 1 else ""
+    print(f"| stage | {head} |" + ratio_head)
     print("|---|" + "---|" * (2 * len(names) + (len(names) > 1)))
     for label, wall, cpu in rows:
         cells = " | ".join(f"{best[n][wall]:,.0f} | {best[n][cpu]:,.0f}" for n in names)
@@ -200,21 +216,35 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=20, help="timed loader batches")
     parser.add_argument("--repeats", type=int, default=1, help="loader runs (best is kept)")
     parser.add_argument("--baseline", type=Path, help="another training/data.py to time too")
+    parser.add_argument("--seq-len", type=int, help="override the config's data.seq_len")
+    parser.add_argument("--batch-size", type=int, help="override the config's data.batch_size")
+    parser.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"),
+                        help="override the config's data.image_size")
+    parser.add_argument("--defer-colour", action="store_true",
+                        help="also the loader and training with the colour jitter on the device")
     parser.add_argument("--shards", type=int, default=2, help="shards to write without --data")
     parser.add_argument("--episodes", type=int, default=16, help="episodes per written shard")
     args = parser.parse_args()
     cfg = yaml.safe_load(args.config.read_text())
-    loaders = {"current": training.data}
+    for key, value in [("seq_len", args.seq_len), ("batch_size", args.batch_size),
+                       ("image_size", args.image_size)]:
+        if value is not None:
+            cfg["data"][key] = value
+    loaders = {"current": (training.data, False)}
     if args.baseline:
-        loaders["baseline"] = load_baseline(args.baseline)
+        loaders["baseline"] = (load_baseline(args.baseline), False)
+    if args.defer_colour:
+        loaders["colour on device"] = (training.data, True)
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data or make_dataset(Path(tmp) / "ds", args.shards, args.episodes)
         info = load_info(root)
         steps = [s["steps"] / max(1, s["episodes"])
                  for s in info["splits"]["train"]["shards"].values()]
-        same = args.baseline and same_batches(*loaders.values(), root, cfg["data"])
+        same = args.baseline and same_batches(loaders["current"][0], loaders["baseline"][0],
+                                              root, cfg["data"])
         best = bench_loaders(loaders, root, cfg["data"], args.batches, args.repeats)
-    train = bench_training(cfg.get("model", {}), cfg["data"], info, args.device, args.steps)
+    train = bench_training(cfg.get("model", {}), cfg["data"], info, args.device, args.steps,
+                           args.defer_colour)
     cam = info["camera"]
     print(f"config {args.config.name}: batch {cfg['data']['batch_size']} x "
           f"seq {cfg['data']['seq_len']} at {cfg['data']['image_size']}, device {args.device}, "
@@ -226,8 +256,9 @@ def main() -> None:
     print_loaders(best)
     print(f"\ntraining consumes {train['frames_per_s']:,.0f} frames/s: "
           f"{train['steps_per_s']:.2f} steps/s, {train['samples_per_s']:.1f} samples/s")
-    workers = train["frames_per_s"] / max(best["current"]["delivered_fps"], 1e-9)
-    print(f"workers needed to keep up: {workers:.2f}")
+    for name, rates in best.items():  # the batches' frame slots, padding included
+        workers = train["frames_per_s"] / max(rates["slots_fps"], 1e-9)
+        print(f"loader workers needed to keep up ({name}): {workers:.2f}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,11 @@ A batch is a dict of
 ``prev_actions`` (B, L) long (the executed action before each step; ``len(actions)`` = start
 token at an episode's first step, ``len(actions) + 1`` after a blocked ``move_ahead``),
 ``goals`` (B,) long (index into info.json ``goals``), ``mask`` (B, L) bool (False = padding)
-and ``num_skipped`` () long (bad shards or samples skipped while this batch was assembled).
+and ``num_skipped`` () long (bad shards or samples skipped while this batch was assembled);
+training batches for an accelerator also carry ``colour`` (B, 2, 3) float32, each chunk's
+colour jitter, which the model applies on the device (``PolicyModule.on_after_batch_transfer``):
+the jitter's float arithmetic is ~40% of a loader worker's time at 112x192
+(``scripts/bench_train.md``), and a GPU does it in microseconds.
 
 Training streams are resampled (shards drawn with replacement) from a seed that is a pure
 function of (seed, epoch, rank, worker), and every rank yields exactly ``batches_per_epoch``
@@ -140,27 +144,50 @@ def shift_replicate(x: torch.Tensor, offset: int, dim: int) -> torch.Tensor:
     return out
 
 
-def augment(frames: torch.Tensor, rng: np.random.Generator, jitter: float,
-            shift: int) -> torch.Tensor:
-    """Colour jitter and a small shift, the same over a chunk. uint8 (L, 3, H, W) -> same.
+def colour_jitter(frames: torch.Tensor, rng: np.random.Generator, jitter: float
+                  ) -> torch.Tensor:
+    """A chunk's colour jitter as a per-channel affine map: (2, 3) float32, scale and offset.
 
-    Jitter: brightness and contrast factors in [1 - jitter, 1 + jitter] and a per-channel gain
-    in [1 - jitter/4, 1 + jitter/4], one fused affine map. Shift: up to ``shift`` pixels each
-    way, edges replicated.
+    Brightness and contrast factors in [1 - jitter, 1 + jitter] and a per-channel gain in
+    [1 - jitter/4, 1 + jitter/4], fused; the contrast pivots on the mean of uint8 ``frames``
+    (L, 3, H, W) (every 4th pixel). :func:`apply_colour` applies it.
+    """
+    bright, contrast = 1 + rng.uniform(-jitter, jitter, size=2)
+    gain = 1 + rng.uniform(-jitter / 4, jitter / 4, size=3)
+    mean = float(frames[..., ::4, ::4].float().mean())
+    offset = bright * gain * mean * (1 - contrast) + 0.5  # +0.5: round on the cast to uint8
+    return torch.as_tensor(np.stack([bright * contrast * gain, offset]), dtype=torch.float32)
+
+
+def apply_colour(frames: torch.Tensor, colour: torch.Tensor) -> torch.Tensor:
+    """uint8 frames (..., 3, H, W) through affine maps (..., 2, 3) (:func:`colour_jitter`).
+
+    ``colour``'s leading dimensions broadcast against the frames' (a chunk's map is (2, 3); a
+    batch's (B, 1, 2, 3) for frames (B, L, 3, H, W)). Runs where the tensors are.
+    """
+    scale, offset = colour[..., 0, :, None, None], colour[..., 1, :, None, None]
+    return torch.addcmul(offset, frames.float(), scale).clamp_(0, 255).to(torch.uint8)
+
+
+def augment(frames: torch.Tensor, rng: np.random.Generator, jitter: float, shift: int,
+            defer_colour: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A small shift and colour jitter, the same over a chunk. uint8 (L, 3, H, W) -> same.
+
+    Shift: up to ``shift`` pixels each way, edges replicated. Jitter: :func:`colour_jitter`,
+    applied here, or with ``defer_colour`` returned (2, 3) for the accelerator to apply
+    (:meth:`training.module.PolicyModule.on_after_batch_transfer`): the same random draws
+    either way. Returns the frames and the deferred map (None when applied or without jitter).
     """
     x = frames
     if shift > 0:
         dy, dx = (int(v) - shift for v in rng.integers(0, 2 * shift + 1, size=2))
         x = shift_replicate(shift_replicate(x, dy, -2), dx, -1)
-    if jitter > 0:
-        bright, contrast = 1 + rng.uniform(-jitter, jitter, size=2)
-        gain = 1 + rng.uniform(-jitter / 4, jitter / 4, size=3)
-        mean = float(x[..., ::4, ::4].float().mean())
-        scale = torch.as_tensor(bright * contrast * gain, dtype=torch.float32)[:, None, None]
-        offset = torch.as_tensor(bright * gain * mean * (1 - contrast) + 0.5,
-                                 dtype=torch.float32)[:, None, None]  # +0.5: round on cast
-        x = torch.addcmul(offset, x.float(), scale).clamp_(0, 255).to(torch.uint8)
-    return x
+    if jitter <= 0:
+        return x, None
+    colour = colour_jitter(x, rng, jitter)
+    if defer_colour:
+        return x, colour
+    return apply_colour(x, colour), None
 
 
 START_TOKEN, BLOCKED_TOKEN = previous_action_tokens(len(ACTION_VOCAB))
@@ -182,8 +209,12 @@ def previous_tokens(taken: np.ndarray, poses: list) -> np.ndarray:
 
 def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
                    image_size: tuple[int, int], rng: np.random.Generator | None,
-                   jitter: float = 0.0, shift: int = 0) -> list[dict[str, Any]]:
+                   jitter: float = 0.0, shift: int = 0, defer_colour: bool = False
+                   ) -> list[dict[str, Any]]:
     """Turn one webdataset sample into training chunks (one random one when ``rng`` is given).
+
+    With ``defer_colour`` each augmented chunk carries its colour jitter as ``colour`` (2, 3)
+    instead of having it applied (see :func:`augment`).
 
     Raises on anything malformed; the caller skips and counts the sample.
     """
@@ -209,11 +240,14 @@ def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
         end = min(len(actions), start + seq_len)
         frames = torch.from_numpy(rgb[start - first:end - first])  # (l, H, W, 3)
         frames = resize_frames(frames.permute(0, 3, 1, 2), image_size)  # (l, 3, h, w)
+        colour = None
         if rng is not None and (jitter > 0 or shift > 0):
-            frames = augment(frames, rng, jitter, shift)
+            frames, colour = augment(frames, rng, jitter, shift, defer_colour)
         acts = torch.from_numpy(actions[start:end])  # (l,)
         prev = torch.from_numpy(prev_all[start:end])
         chunks.append({"frames": frames, "actions": acts, "prev_actions": prev, "goal": goal})
+        if colour is not None:
+            chunks[-1]["colour"] = colour
     return chunks
 
 
@@ -234,8 +268,11 @@ def collate_chunks(chunks: list[dict[str, Any]], seq_len: int, num_skipped: int 
         prev[i, :n] = chunk["prev_actions"]
         mask[i, :n] = True
     goals = torch.tensor([chunk["goal"] for chunk in chunks], dtype=torch.long)
-    return {"frames": frames, "actions": actions, "prev_actions": prev, "goals": goals,
-            "mask": mask, "num_skipped": torch.tensor(num_skipped)}
+    batch = {"frames": frames, "actions": actions, "prev_actions": prev, "goals": goals,
+             "mask": mask, "num_skipped": torch.tensor(num_skipped)}
+    if "colour" in chunks[0]:
+        batch["colour"] = torch.stack([chunk["colour"] for chunk in chunks])  # (B, 2, 3)
+    return batch
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,14 +315,15 @@ class EpisodeChunkStream(IterableDataset):
     """Batches of episode chunks from webdataset shards (see the module docstring).
 
     ``train=True``: resampled, one random chunk per episode visit, augmented, exactly
-    ``batches_per_epoch`` batches per rank. ``train=False``: every shard once (split over ranks
+    ``batches_per_epoch`` batches per rank (``defer_colour``: the colour jitter is left to the
+    consumer, as ``colour``). ``train=False``: every shard once (split over ranks
     when there are enough shards, else each rank reads all), every step once, no augmentation.
     """
 
     def __init__(self, urls: list[str], goals: list[str], *, train: bool, seq_len: int,
                  image_size: tuple[int, int], batch_size: int, batches_per_epoch: int = 0,
                  shuffle_buffer: int = 32, jitter: float = 0.0, shift: int = 0, seed: int = 0,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, defer_colour: bool = False):
         super().__init__()
         if not urls:
             raise ValueError("EpisodeChunkStream needs at least one shard")
@@ -294,6 +332,7 @@ class EpisodeChunkStream(IterableDataset):
         self.batch_size, self.batches_per_epoch = batch_size, batches_per_epoch
         self.shuffle_buffer, self.jitter, self.shift = shuffle_buffer, jitter, shift
         self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.defer_colour = defer_colour
         self.epoch = 0
         self.skips = SkipCounter("shards")
 
@@ -320,7 +359,7 @@ class EpisodeChunkStream(IterableDataset):
         for sample in samples:
             try:
                 chunks = episode_chunks(sample, self.goal_index, self.seq_len, self.image_size,
-                                        rng, self.jitter, self.shift)
+                                        rng, self.jitter, self.shift, self.defer_colour)
             except Exception as exn:  # noqa: BLE001 - a bad sample is skipped, never a crash
                 self.skips(ValueError(f"{sample.get('__key__')} in {sample.get('__url__')}: "
                                       f"{exn}"))
@@ -474,7 +513,8 @@ class ShardDataModule(pl.LightningDataModule):
             shuffle_buffer=hp.shuffle_buffer, jitter=hp.jitter if hp.augment else 0.0,
             shift=hp.shift if hp.augment else 0, seed=hp.seed,
             rank=trainer.global_rank if trainer else 0,
-            world_size=trainer.world_size if trainer else 1)
+            world_size=trainer.world_size if trainer else 1,
+            defer_colour=train and self._on_accelerator)
 
     def _epoch(self) -> int:
         """The epoch about to run (what Lightning gives samplers' ``set_epoch``, also on resume).
@@ -486,10 +526,16 @@ class ShardDataModule(pl.LightningDataModule):
             return 0
         return self.trainer.fit_loop.epoch_progress.current.processed
 
+    @property
+    def _on_accelerator(self) -> bool:
+        """Whether the batches go to a GPU (or another accelerator) rather than staying here."""
+        return self.trainer is not None and self.trainer.strategy.root_device.type != "cpu"
+
     def _loader(self, stream: EpisodeChunkStream) -> EpochDataLoader:
+        # pinned batches copy to the accelerator without blocking the training loop
         return EpochDataLoader(stream, self._epoch,
                                num_workers=self.hparams.num_workers,
-                               persistent_workers=False, pin_memory=False)
+                               persistent_workers=False, pin_memory=self._on_accelerator)
 
     def train_dataloader(self) -> EpochDataLoader:
         return self._loader(self._stream(train=True))

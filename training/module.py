@@ -2,9 +2,10 @@
 
 Masked cross-entropy against the expert's actions (optionally class-weighted), AdamW with a
 linear warm-up, a constant rate and an optional linear decay (warm-up / stable / decay),
-accuracy and per-action accuracy logged. Checkpoints carry a plain-dict record
-(policy config, action and goal vocabularies, resolution, training houses, dataset info) so
-``training.policy.load_policy`` rebuilds the policy from the checkpoint path alone.
+accuracy logged per step and per-action accuracy per epoch (no training step waits for the
+device). Checkpoints carry a plain-dict record (policy config, action and goal vocabularies,
+resolution, training houses, dataset info) so ``training.policy.load_policy`` rebuilds the
+policy from the checkpoint path alone.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 
+from training.data import apply_colour
 from training.policy import CHECKPOINT_KEY, PolicyConfig, make_policy, policy_record
 
 
@@ -86,47 +88,76 @@ class PolicyModule(pl.LightningModule):
         weights = class_weights(dataset_spec.get("train_action_counts") or [1] * len(self.actions),
                                 class_weighting)
         self.register_buffer("loss_weights", weights, persistent=False)
-        self.skipped_total = 0
+        self.register_buffer("skipped_total", torch.zeros((), dtype=torch.long), persistent=False)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.policy(batch)  # (B, L, A)
 
-    def _predict(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-        """Masked loss, predictions (N,) and targets (N,) over the unpadded steps."""
-        logits = self.policy(batch)  # (B, L, A)
-        mask = batch["mask"]  # (B, L)
-        flat_logits, target = logits[mask].float(), batch["actions"][mask]  # (N, A), (N,)
-        loss = F.cross_entropy(flat_logits, target, weight=self.loss_weights)
-        return loss, flat_logits.argmax(-1), target
+    def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int
+                                ) -> dict[str, torch.Tensor]:
+        """Apply the colour jitter a loader left to the device (``colour`` (B, 2, 3));
+        padding stays zero, as when the loader applies it."""
+        colour = batch.pop("colour", None)
+        if colour is not None:
+            frames = apply_colour(batch["frames"], colour[:, None])  # (B, L, 3, H, W)
+            batch["frames"] = frames.masked_fill_(~batch["mask"][..., None, None, None], 0)
+        return batch
 
-    def _action_counts(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """(2, A): correct predictions and occurrences of each expert action."""
-        num = len(self.actions)
-        total = torch.bincount(target, minlength=num)
-        correct = torch.bincount(target[pred == target], minlength=num)
-        return torch.stack([correct, total])
+    def _predict(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """Loss over the unpadded steps, predictions (B, L), targets (B, L) and the mask (B, L).
+
+        The (class-weighted) mean of the cross-entropy where ``mask`` is set, computed over the
+        whole padded batch and masked: no boolean indexing, so no wait for the device.
+        """
+        logits = self.policy(batch).float()  # (B, L, A)
+        mask, target = batch["mask"], batch["actions"]  # (B, L) each
+        nll = F.cross_entropy(logits.flatten(0, 1), target.flatten(), weight=self.loss_weights,
+                              reduction="none").view_as(target)  # (B, L): w[t] * -log p(t)
+        m = mask.to(nll.dtype)
+        norm = m if self.loss_weights is None else self.loss_weights[target] * m
+        loss = (nll * m).sum() / norm.sum().clamp(min=1e-12)
+        return loss, logits.argmax(-1), target, mask
+
+    def _action_counts(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+                       ) -> torch.Tensor:
+        """(2, A): correct predictions and occurrences of each expert action where ``mask``."""
+        onehot = F.one_hot(target, len(self.actions)) * mask[..., None]  # (B, L, A)
+        correct = onehot * (pred == target)[..., None]
+        return torch.stack([correct.sum((0, 1)), onehot.sum((0, 1))])
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss, pred, target = self._predict(batch)
+        """No step waits for the device: per-action accuracies are counted on it and logged
+        per epoch, the skipped-sample count stays a device tensor."""
+        loss, pred, target, mask = self._predict(batch)
         bsz = batch["goals"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bsz)
-        self.log("train/acc", (pred == target).float().mean(), prog_bar=True, batch_size=bsz)
-        correct, total = self._action_counts(pred, target)
+        hits = ((pred == target) & mask).sum()
+        self.log("train/acc", hits / mask.sum().clamp(min=1), prog_bar=True, batch_size=bsz)
+        self._train_counts += self._action_counts(pred, target, mask)
+        if "num_skipped" in batch:
+            self.skipped_total += batch["num_skipped"]
+        self.log("data/skipped_total", self.skipped_total.float())
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._train_counts = torch.zeros(2, len(self.actions), dtype=torch.long,
+                                         device=self.device)
+
+    def on_train_epoch_end(self) -> None:
+        """Training accuracy of each expert action over the epoch (actions that occurred)."""
+        correct, total = self.trainer.strategy.reduce(self._train_counts, reduce_op="sum")
         for i, name in enumerate(self.actions):
             if total[i] > 0:
-                self.log(f"train/acc_{name}", correct[i] / total[i], batch_size=bsz)
-        self.skipped_total += int(batch.get("num_skipped", 0))
-        self.log("data/skipped_total", float(self.skipped_total))
-        return loss
+                self.log(f"train/acc_{name}", correct[i].float() / total[i])
 
     def on_validation_epoch_start(self) -> None:
         self._val_counts = torch.zeros(2, len(self.actions), dtype=torch.long, device=self.device)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        loss, pred, target = self._predict(batch)
-        n = int(target.numel())
+        loss, pred, target, mask = self._predict(batch)
+        n = int(mask.sum())
         self.log("val/loss", loss, prog_bar=True, batch_size=n, sync_dist=True)
-        self._val_counts += self._action_counts(pred, target)
+        self._val_counts += self._action_counts(pred, target, mask)
 
     def on_validation_epoch_end(self) -> None:
         counts = self.trainer.strategy.reduce(self._val_counts, reduce_op="sum")  # (2, A)
