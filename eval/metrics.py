@@ -4,17 +4,21 @@ One :class:`EpisodeResult` per evaluated episode; :func:`aggregate` turns a list
 the ``aggregated`` block of ``eval_info.json``: success rate with its 95% Wilson score
 interval, the rate of episodes that reached a goal state (ended there or not), SPL, how the
 episodes ended (:func:`outcomes`), and breakdowns by task, by target, by house size (number
-of rooms) and by the shortest-path distance to the goal. :func:`mcnemar_p` compares two
-policies on the same episodes.
+of rooms) and by the shortest-path distance to the goal, and for the ObjectNav episodes that
+ended away from the goal what the agent stopped at (:func:`stopped_at`). :func:`mcnemar_p`
+compares two policies on the same episodes.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+
+NOTHING = "nothing"
+"""``EpisodeResult.stopped_at`` when no object was within the success radius in the final frame."""
 
 Z95 = 1.959963984540054
 """The standard normal quantile for a two-sided 95% interval."""
@@ -57,6 +61,11 @@ class EpisodeResult:
     target_pixels: int | None = None
     """ObjectNav: the most pixels any one instance of the target has in the final frame (None
     for RoomNav, and in rows written before this field)."""
+    stopped_at: str | None = None
+    """ObjectNav: the type of the object that fills the most of the final frame among those
+    within the success test's ``max_distance`` with at least its ``min_pixels`` (what the agent
+    stopped in front of; the target itself on a success), :data:`NOTHING` if none (None for
+    RoomNav, and in rows written before this field)."""
 
     def row(self) -> dict:
         return asdict(self)
@@ -183,12 +192,29 @@ def _breakdown(results: list[EpisodeResult], key: Callable[[EpisodeResult], obje
     return {label(k): summarize(groups[k]) for k in sorted(groups)}
 
 
+def stopped_at(results: list[EpisodeResult], max_steps: int) -> dict[str, dict]:
+    """ObjectNav episodes that ended away from the goal, by target (rows that record
+    ``stopped_at``): ``ended_away`` (how many), ``target_in_view`` (of those, the fraction with
+    the target in the final frame) and ``stopped_at`` (what the agent stood in front of:
+    object type -> episodes, most first, :data:`NOTHING` included). Targets in name order."""
+    groups: dict[str, list[EpisodeResult]] = defaultdict(list)
+    for r in results:
+        if not r.success and r.steps < max_steps and r.stopped_at is not None:
+            groups[r.target].append(r)
+    return {target: {"ended_away": len(rows),
+                     "target_in_view": sum(bool(r.target_in_view) for r in rows) / len(rows),
+                     "stopped_at": dict(Counter(r.stopped_at for r in rows).most_common())}
+            for target, rows in sorted(groups.items())}
+
+
 def aggregate(results: list[EpisodeResult], max_steps: int) -> dict:
-    """The ``aggregated`` block: overall numbers, the outcomes, and per-task, per-target
-    ("task/target"), per-house-size (rooms) and per-distance breakdowns."""
+    """The ``aggregated`` block: overall numbers, the outcomes, per-task, per-target
+    ("task/target"), per-house-size (rooms) and per-distance breakdowns, and what ObjectNav
+    episodes that ended away from the goal stopped at."""
     return {
         **summarize(results),
         "outcomes": outcomes(results, max_steps),
+        "stopped_at": stopped_at(results, max_steps),
         "per_task": _breakdown(results, lambda r: r.task),
         "per_target": _breakdown(results, lambda r: f"{r.task}/{r.target}"),
         "by_num_rooms": _breakdown(results, lambda r: r.num_rooms),

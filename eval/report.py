@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.metrics import EpisodeResult, aggregate, mcnemar_p
+from eval.metrics import NOTHING, EpisodeResult, aggregate, mcnemar_p
 
 EVAL_INFO = "eval_info.json"
 REPORT_MD = "report.md"
@@ -218,11 +218,30 @@ def _outcome_cells(agg: dict) -> list[str]:
             "-" if in_view is None else _pct(in_view), "-" if metres is None else f"{metres:.2f}"]
 
 
+STOPPED_HEADER = ["target", "ended away", "target in view %", "stopped in front of (episodes)"]
+
+
+def _stopped_rows(by_target: dict[str, dict], top: int = 4) -> list[list[str]]:
+    """One row per target, the ``top`` most frequent object types it stopped at, then the rest."""
+    rows = []
+    for target, v in by_target.items():
+        items = list(v["stopped_at"].items())
+        cells = [f"{name} {count}" for name, count in items[:top]]
+        rest = sum(count for _, count in items[top:])
+        rows.append([target, str(v["ended_away"]), _pct(v["target_in_view"]),
+                     ", ".join(cells + ([f"other {rest}"] if rest else []))])
+    return rows
+
+
 def report_tables(info: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) of every table in the report."""
     agg = analysis(info)
     tables = [("Overall", SUMMARY_HEADER, [_summary_cells(agg)]),
               ("How episodes ended", OUTCOME_HEADER, [_outcome_cells(agg)])]
+    if agg.get("stopped_at"):
+        tables.append(("ObjectNav episodes that ended away from the goal: what the agent "
+                       f"stopped in front of (within the success radius; {NOTHING}: no object)",
+                       STOPPED_HEADER, _stopped_rows(agg["stopped_at"])))
     for key, title, label in (("per_task", "By task", "task"),
                               ("per_target", "By target", "task/target"),
                               ("by_num_rooms", "By house size", "rooms"),

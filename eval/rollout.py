@@ -23,6 +23,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ from datagen.episodes import Episode, HouseContext, sample_episode
 from datagen.houses.io import HouseRecord
 from datagen.tasks import TaskConfig, goal_name, objectnav_success, roomnav_success
 from datagen.workers import exit_with_parent
-from eval.metrics import EpisodeResult, spl
+from eval.metrics import NOTHING, EpisodeResult, spl
 from eval.report import video_name
 from sim.camera import CameraConfig
 from sim.env import EmbeddedEnv, Env, Pose, make_env
@@ -141,19 +142,34 @@ class Outcome:
 # --------------------------------------------------------------------------- one episode
 
 
-def final_test(env: Env, task: str, target: str, tasks: TaskConfig
-               ) -> tuple[bool, float | None, int | None]:
-    """The task's success test at the agent's current pose (the datagen rule), and for
-    ObjectNav the metres to the nearest target instance in view with at least ``min_pixels``
-    (at any distance; None if there is none) and the most pixels of any one target instance
-    in the frame (both None for RoomNav)."""
+class FinalView(NamedTuple):
+    """What the final frame shows (:func:`final_test`); the last three are None for RoomNav."""
+
+    success: bool
+    """The task's success test at the final pose (the datagen rule)."""
+    target_distance: float | None
+    """Metres to the nearest target instance in view with at least ``min_pixels``, at any
+    distance (None if there is none)."""
+    target_pixels: int | None
+    """The most pixels of any one target instance in the frame."""
+    stopped_at: str | None
+    """The type of the object with the most pixels among those within ``max_distance`` with at
+    least ``min_pixels``; :data:`eval.metrics.NOTHING` if none."""
+
+
+def final_test(env: Env, task: str, target: str, tasks: TaskConfig) -> FinalView:
+    """The success test and, for ObjectNav, what the agent stopped in front of."""
     if task != TASK_OBJECTNAV:
-        return roomnav_success(env.current_room(), target), None, None
+        return FinalView(roomnav_success(env.current_room(), target), None, None, None)
     visible = env.visible_objects()
     targets = [v for v in visible.values() if v.object_type == target]
     seen = [v.distance for v in targets if v.pixels >= tasks.min_pixels]
-    return (objectnav_success(visible, target, tasks.min_pixels, tasks.max_distance),
-            min(seen) if seen else None, max((v.pixels for v in targets), default=0))
+    near = [v for v in visible.values()
+            if v.pixels >= tasks.min_pixels and v.distance <= tasks.max_distance]
+    front = max(near, key=lambda v: v.pixels).object_type if near else NOTHING
+    return FinalView(objectnav_success(visible, target, tasks.min_pixels, tasks.max_distance),
+                     min(seen) if seen else None, max((v.pixels for v in targets), default=0),
+                     front)
 
 
 class EpisodeVideo:
@@ -227,8 +243,8 @@ class EpisodeRun:
 
     def _finish(self, settings: RolloutSettings, ended: bool) -> EpisodeResult:
         ep = self.episode
-        passed, in_view, pixels = final_test(self.env, ep.task, ep.target, settings.tasks)
-        success = ended and passed
+        view = final_test(self.env, ep.task, ep.target, settings.tasks)
+        success = ended and view.success
         if self.video is not None:
             self.video.close()
         shortest = float(ep.path.metres)
@@ -239,8 +255,9 @@ class EpisodeRun:
             final_distance=float(self.oracle.path(self.state).metres),
             collisions=int(self.collisions), seed=ep.seed, num_rooms=len(self.ctx.scene.rooms),
             reached_goal=bool(self.reached_goal or success),
-            target_in_view=None if ep.task != TASK_OBJECTNAV else in_view is not None,
-            target_view_distance=in_view, target_pixels=pixels)
+            target_in_view=None if ep.task != TASK_OBJECTNAV else view.target_distance is not None,
+            target_view_distance=view.target_distance, target_pixels=view.target_pixels,
+            stopped_at=view.stopped_at)
 
 
 # --------------------------------------------------------------------------- one worker

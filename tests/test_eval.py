@@ -16,6 +16,7 @@ import torch
 from datagen.constants import DATASET_VERSION, OBJECTNAV_TARGETS, ROOMNAV_TARGETS
 from eval.cli import main
 from eval.metrics import (
+    NOTHING,
     EpisodeResult,
     aggregate,
     distance_bin,
@@ -23,8 +24,10 @@ from eval.metrics import (
     mcnemar_p,
     outcomes,
     spl,
+    stopped_at,
     wilson_interval,
 )
+from eval.report import report_tables
 from sim.lattice import ACTIONS
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -131,6 +134,32 @@ def test_outcomes_split_failures_by_how_they_ended():
     assert outcomes([], 10)["ended_away"] == 0.0
 
 
+def test_stopped_at_counts_what_ended_away_objectnav_episodes_faced():
+    def row(target, success, steps, front, in_view=False):
+        return EpisodeResult(0, "h", "objectnav", target, success, 0.0, steps, 1.0, 1.0, 0.0, 0,
+                             0, 2, False, in_view, None, None, front)
+
+    rows = [row("Mug", False, 20, "Bowl"), row("Mug", False, 30, "Bowl", in_view=True),
+            row("Mug", False, 25, NOTHING),
+            row("Mug", True, 10, "Mug"), row("Mug", False, 100, "Sofa"),  # success, timeout
+            row("Bed", False, 12, "Sofa"), row("Bed", False, 12, None)]  # None: an older row
+    by_target = stopped_at(rows, max_steps=100)
+    assert list(by_target) == ["Bed", "Mug"]
+    assert by_target["Mug"] == {"ended_away": 3, "target_in_view": pytest.approx(1 / 3),
+                                "stopped_at": {"Bowl": 2, NOTHING: 1}}
+    assert list(by_target["Mug"]["stopped_at"]) == ["Bowl", NOTHING]  # most first
+    assert by_target["Bed"] == {"ended_away": 1, "target_in_view": 0.0, "stopped_at": {"Sofa": 1}}
+
+    info = {"run": {"max_steps": 100}, "per_episode": [r.row() for r in rows]}
+    tables = {title.split(":")[0]: cells for title, _, cells in report_tables(info)}
+    table = tables["ObjectNav episodes that ended away from the goal"]
+    assert [r[:2] + r[3:] for r in table] == [["Bed", "1", "Sofa 1"],
+                                              ["Mug", "3", "Bowl 2, nothing 1"]]
+    info["per_episode"] = [replace(r, stopped_at=None).row() for r in rows]  # older rows
+    assert "ObjectNav episodes that ended away from the goal" not in {
+        title.split(":")[0] for title, _, _ in report_tables(info)}
+
+
 def test_mcnemar_exact_p_values():
     assert mcnemar_p(0, 0) == 1.0 and mcnemar_p(3, 3) == 1.0
     assert mcnemar_p(0, 10) == pytest.approx(2 / 2 ** 10)
@@ -153,8 +182,10 @@ def test_oracle_scores_perfectly(houses, tmp_path):
         if r["task"] == "objectnav":  # the success test saw it, within max_distance
             assert r["target_in_view"] and r["target_view_distance"] <= 1.0
             assert r["target_pixels"] >= 4  # --tasks.min_pixels
+            assert r["stopped_at"] not in (None, NOTHING)  # the target, or what it sits on
         else:
             assert r["target_in_view"] is r["target_view_distance"] is r["target_pixels"] is None
+            assert r["stopped_at"] is None
     assert {r["task"] for r in info["per_episode"]} == {"objectnav", "roomnav"}
     assert {r["house_id"] for r in info["per_episode"]} == {"val-0-0", "val-0-1"}
     assert [r["episode"] for r in info["per_episode"]] == list(range(8))
