@@ -69,6 +69,9 @@ class EvalConfig:
     blocked_input: bool = True
     """Checkpoints only: tell the policy when its last move was blocked (as in training).
     ``false`` withholds it (an ablation of the policy's blocked-move input)."""
+    end_threshold: float | None = None
+    """Checkpoints only: take ``end`` only when the policy gives it at least this probability,
+    else its most probable other action (None: argmax, as trained)."""
     progress: bool = True
     """Show a progress bar."""
     camera: CameraConfig | None = None
@@ -101,9 +104,14 @@ def validate_config(cfg: EvalConfig) -> None:
                              f"{', '.join(BACKENDS)}")
     if cfg.videos < 0:
         raise EvalInputError(f"--videos {cfg.videos} must be >= 0")
-    if (cfg.sample or not cfg.blocked_input) and cfg.checkpoint is None:
-        raise EvalInputError("--sample and --blocked_input apply to a --checkpoint policy; "
-                             "baselines act as they are defined, so drop them")
+    if (cfg.sample or not cfg.blocked_input or cfg.end_threshold is not None) \
+            and cfg.checkpoint is None:
+        raise EvalInputError("--sample, --blocked_input and --end_threshold apply to a "
+                             "--checkpoint policy; baselines act as they are defined, so drop them")
+    if cfg.end_threshold is not None and not 0 < cfg.end_threshold <= 1:
+        raise EvalInputError(f"--end_threshold {cfg.end_threshold} must be in (0, 1]")
+    if cfg.end_threshold is not None and cfg.sample:
+        raise EvalInputError("--end_threshold applies to argmax actions; drop --sample")
 
 
 def _dataclass_from(cls, values: dict | None):
@@ -228,7 +236,8 @@ def build_run(cfg: EvalConfig):
         goals = list(data.get("goals") or []) or None
     tasks = tasks or TaskConfig()
     spec = PolicySpec(checkpoint=cfg.checkpoint, baseline=cfg.policy, seed=cfg.seed,
-                      sample=cfg.sample, blocked_input=cfg.blocked_input)
+                      sample=cfg.sample, blocked_input=cfg.blocked_input,
+                      end_threshold=cfg.end_threshold)
     settings = RolloutSettings(
         camera=camera or CameraConfig(), agent=agent or AgentConfig(), tasks=tasks,
         backend=cfg.backend, max_steps=cfg.max_steps, envs_per_worker=cfg.envs_per_worker,
@@ -301,6 +310,7 @@ def run_record(cfg: EvalConfig, spec, settings, num_houses: int, seconds: float,
         "baseline": cfg.policy,
         "houses": cfg.houses, "num_houses": num_houses, "episodes": cfg.episodes,
         "seed": cfg.seed, "sample": cfg.sample, "blocked_input": cfg.blocked_input,
+        "end_threshold": cfg.end_threshold,
         "max_steps": cfg.max_steps,
         "backend": cfg.backend, "workers": cfg.workers, "envs_per_worker": cfg.envs_per_worker,
         "seconds": round(seconds, 2), "camera": asdict(settings.camera),

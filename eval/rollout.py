@@ -112,6 +112,8 @@ class PolicySpec:
     :func:`action_rng` (else argmax)."""
     blocked_input: bool = True
     """Pass the policy ``collided`` (its last move was blocked); False withholds it."""
+    end_threshold: float | None = None
+    """Take ``end`` only at this probability or more, else the most probable other action."""
 
     @property
     def name(self) -> str:
@@ -379,7 +381,7 @@ def run_slots(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[Epis
         obs = batch_obs(runs, settings.camera, expert)
         if not spec.blocked_input:
             del obs["collided"]
-        return policy_actions(policy, obs, runs)
+        return policy_actions(policy, obs, runs, spec.end_threshold)
 
     def finished(run: EpisodeRun, result: EpisodeResult) -> None:
         video = run.video_name if run.video is not None else None
@@ -402,12 +404,14 @@ def action_rng(seed: int, index: int, *stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, index, *stream, ACTION_STREAM])
 
 
-def policy_actions(policy, obs: dict, runs: list) -> list[int]:
+def policy_actions(policy, obs: dict, runs: list, end_threshold: float | None = None
+                   ) -> list[int]:
     """One action per row: drawn from the policy's softmax with the run's generator where the
-    run has one (``EpisodeRun.rng``), else the argmax. Draws are fed back to the policy as its
-    previous actions."""
+    run has one (``EpisodeRun.rng``), else the argmax; with ``end_threshold``, an argmax
+    ``end`` below that probability becomes the most probable other action. Actions that are
+    not the policy's own argmax are fed back to it as its previous actions."""
     rngs = [run.rng if run is not None else None for run in runs]
-    if not any(rng is not None for rng in rngs):
+    if end_threshold is None and not any(rng is not None for rng in rngs):
         return policy.act(obs).tolist()
     actions, logits = policy.act(obs, return_logits=True)
     probs = logits.double().softmax(-1).cpu().numpy()  # (B, A)
@@ -415,6 +419,10 @@ def policy_actions(policy, obs: dict, runs: list) -> list[int]:
     for b, rng in enumerate(rngs):
         if rng is not None:
             out[b] = int(rng.choice(len(probs[b]), p=probs[b] / probs[b].sum()))
+        elif end_threshold is not None and out[b] == END and probs[b][END] < end_threshold:
+            others = probs[b].copy()
+            others[END] = -1.0
+            out[b] = int(np.argmax(others))
     policy.executed(out)
     return out
 

@@ -283,6 +283,47 @@ def test_sampled_actions_are_seeded_per_episode(houses, tmp_path, capsys):
     assert "--sample" in err
 
 
+def test_end_threshold_overrules_an_unsure_end():
+    """--end_threshold: an argmax ``end`` below the threshold becomes the most probable other
+    action, which the policy is told it executed; a sure ``end`` and other actions stand."""
+    from eval.rollout import policy_actions
+    from sim.lattice import END
+
+    class Fixed:
+        def __init__(self, probs):
+            self.logits, self.fed = torch.tensor(probs).log(), None
+
+        def act(self, obs, return_logits=False):
+            action = self.logits.argmax(-1)
+            return (action, self.logits) if return_logits else action
+
+        def executed(self, actions):
+            self.fed = list(actions)
+
+    probs = [[0.1, 0.3, 0.2, 0.4],   # end, unsure: rotate_left (the next most probable)
+             [0.05, 0.05, 0.1, 0.8],  # end, sure
+             [0.6, 0.1, 0.1, 0.2]]    # move_ahead
+    policy = Fixed(probs)
+    assert policy_actions(policy, {}, [None] * 3) == [END, END, 0]  # argmax
+    assert policy_actions(policy, {}, [None] * 3, end_threshold=0.5) == [1, END, 0]
+    assert policy.fed == [1, END, 0]
+    assert policy_actions(policy, {}, [None] * 3, end_threshold=0.9) == [1, 2, 0]
+
+
+def test_end_threshold_is_recorded_and_checked(houses, tmp_path, capsys):
+    ckpt = write_checkpoint(tmp_path / "tiny.ckpt", ["train-0-0", "train-0-1"])
+    base = ["--checkpoint", str(ckpt), "--episodes", "4", "--videos", "0", "--max-steps", "30"]
+    info = run_eval(tmp_path / "t", houses, *base, "--end_threshold", "0.99")
+    assert info["run"]["end_threshold"] == 0.99
+    for args in (["--end_threshold", "0"], ["--end_threshold", "0.5", "--sample", "true"]):
+        err = bad_input(capsys, ["run", "--houses", str(houses), *base, *args,
+                                 "--out", str(tmp_path / "x")])
+        assert "--end_threshold" in err
+    err = bad_input(capsys, ["run", "--houses", str(houses), "--policy", "forward",
+                             "--end_threshold", "0.5", "--out", str(tmp_path / "x")])
+    assert "--end_threshold" in err
+
+
 def test_blocked_input_can_be_withheld(houses, tmp_path, capsys, monkeypatch):
     """--blocked_input false (an ablation) hides collisions from a checkpoint policy; by
     default it sees them."""
