@@ -408,8 +408,8 @@ def policy_actions(policy, obs: dict, runs: list, end_threshold: float | None = 
                    ) -> list[int]:
     """One action per row: drawn from the policy's softmax with the run's generator where the
     run has one (``EpisodeRun.rng``), else the argmax; with ``end_threshold``, an argmax
-    ``end`` below that probability becomes the most probable other action. Actions that are
-    not the policy's own argmax are fed back to it as its previous actions."""
+    ``end`` below that probability becomes the most probable other action. The actions taken
+    are fed back to the policy as its previous actions."""
     rngs = [run.rng if run is not None else None for run in runs]
     if end_threshold is None and not any(rng is not None for rng in rngs):
         return policy.act(obs).tolist()
