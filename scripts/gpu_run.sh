@@ -6,12 +6,14 @@
 #
 # The number of batches is fixed by measurement, not guessed: a first epoch at a constant rate
 # gives the node's batches per second, then the run is resumed (--ckpt_path last, as the CPU
-# recipe's resumes) with max_epochs and the decay that end by the deadline (training.budget). Every command is
-# printed as run. Needs the project installed with a CUDA torch (spoc-* on PATH) and the houses
-# of the CPU recipe (spoc-houses generate ... --out data/big/houses).
+# recipe's resumes) with max_epochs and the decay that end by the deadline (training.budget).
+# Every command is printed as run. Needs the project installed with a CUDA torch (spoc-* on
+# PATH) and the houses of the CPU recipe (spoc-houses generate ... --out data/big/houses).
 #
-#   HOUSES=data/big/houses DATA=data/gpu/dataset RUN=runs/gpu/film112 BUDGET=540 \
+#   HOUSES=data/big/houses DATA=data/gpu/dataset RUN=runs/gpu/film112 BUDGET=550 \
 #       bash scripts/gpu_run.sh
+# A dry run on a CPU: ACCELERATOR=cpu PRECISION=32-true with small *_SHARDS and
+# BATCHES_PER_EPOCH (the datagen resumes: shards already written are kept).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
