@@ -98,11 +98,16 @@ def goal_name(task: str, target: str) -> str:
 # --------------------------------------------------------------------------- success tests
 
 
+def within_reach(visible: Mapping[str, VisibleObject], min_pixels: int, max_distance: float
+                 ) -> list[VisibleObject]:
+    """The objects seen with enough pixels and close enough: what the ObjectNav test accepts."""
+    return [v for v in visible.values() if v.pixels >= min_pixels and v.distance <= max_distance]
+
+
 def objectnav_success(visible: Mapping[str, VisibleObject], target: str, min_pixels: int,
                       max_distance: float) -> bool:
     """Whether an instance of ``target`` is seen with enough pixels and close enough."""
-    return any(v.object_type == target and v.pixels >= min_pixels and
-               v.distance <= max_distance for v in visible.values())
+    return any(v.object_type == target for v in within_reach(visible, min_pixels, max_distance))
 
 
 def roomnav_success(room: tuple[str, str] | None, target: str) -> bool:

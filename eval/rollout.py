@@ -31,7 +31,13 @@ import torch
 from datagen.constants import TASK_OBJECTNAV
 from datagen.episodes import Episode, HouseContext, sample_episode
 from datagen.houses.io import HouseRecord
-from datagen.tasks import TaskConfig, goal_name, objectnav_success, roomnav_success
+from datagen.tasks import (
+    TaskConfig,
+    goal_name,
+    objectnav_success,
+    roomnav_success,
+    within_reach,
+)
 from datagen.workers import exit_with_parent
 from eval.metrics import NOTHING, EpisodeResult, spl
 from eval.report import video_name
@@ -166,8 +172,7 @@ def final_test(env: Env, task: str, target: str, tasks: TaskConfig) -> FinalView
     visible = env.visible_objects()
     targets = [v for v in visible.values() if v.object_type == target]
     seen = [v.distance for v in targets if v.pixels >= tasks.min_pixels]
-    near = [v for v in visible.values()
-            if v.pixels >= tasks.min_pixels and v.distance <= tasks.max_distance]
+    near = within_reach(visible, tasks.min_pixels, tasks.max_distance)
     front = max(near, key=lambda v: v.pixels).object_type if near else NOTHING
     return FinalView(objectnav_success(visible, target, tasks.min_pixels, tasks.max_distance),
                      min(seen) if seen else None, max((v.pixels for v in targets), default=0),
