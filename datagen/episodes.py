@@ -8,6 +8,7 @@ table, renderer, goal sets, oracles), so the per-house goal-set cost is paid onc
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from datagen.constants import SOURCE_EXPERT, SOURCE_NOISY, TASK_ROOMNAV, TASKS
+from datagen.constants import SOURCE_EXPERT, SOURCE_NOISY, TASK_OBJECTNAV, TASK_ROOMNAV, TASKS
 from datagen.files import sha256_file
 from datagen.houses.io import (
     HouseError,
@@ -24,9 +25,16 @@ from datagen.houses.io import (
     parse_house_line,
     read_house,
 )
-from datagen.navgraph import MOTIONS, NavTable
+from datagen.navgraph import MOTIONS, MOVE_UNITS, NavTable
 from datagen.oracle import ExpertPath, Oracle
-from datagen.tasks import TaskConfig, goal_name, objectnav_goal_sets, roomnav_goal_sets
+from datagen.tasks import (
+    TaskConfig,
+    box_corners,
+    goal_name,
+    objectnav_goal_sets,
+    outside_frustum,
+    roomnav_goal_sets,
+)
 from sim.env import EmbeddedEnv
 from sim.lattice import END
 
@@ -257,3 +265,27 @@ def render_frames(ctx: HouseContext, states: list[tuple[int, int, int]]) -> np.n
     for t, rgb in enumerate(iter_frames(ctx, states)):
         out[t] = rgb
     return out
+
+
+def episode_labels(ctx: HouseContext, ep: Episode) -> tuple[np.ndarray, np.ndarray]:
+    """Per-step auxiliary labels of an episode (what a policy may learn to predict besides
+    the action): (T,) float32 geodesic metres from each state to the goal set (the oracle's
+    shortest path: 0 at a goal state), and (T,) int32 the most pixels any one instance of the
+    ObjectNav target fills in that state's frame, at any distance (-1 throughout for a task
+    without a target object). The pixel counts are an ids-only render of the same pose."""
+    oracle = ctx.oracle(ep.task, ep.target)
+    nodes = [ctx.table.node(s) for s in ep.path.states]
+    # weights are MOVE_UNITS per grid step plus 1 per action: the actions add < 1e-6 m
+    dist = (oracle.dist[nodes] / MOVE_UNITS * ctx.lattice.agent.grid).astype(np.float32)  # (T,)
+    pixels = np.full(len(nodes), -1, dtype=np.int32)
+    if ep.task == TASK_OBJECTNAV:
+        boxes = ctx.scene.boxes
+        rows = np.flatnonzero(np.array(boxes.object_type, dtype=object) == ep.target)
+        corners = box_corners(boxes, rows)  # (K, 8, 3)
+        for t, s in enumerate(ep.path.states):
+            x, z, yaw = ctx.pose(s)
+            if outside_frustum(corners, x, z, math.radians(yaw), ctx.env.camera).all():
+                pixels[t] = 0  # no instance can reach a pixel: no need to render
+            else:
+                pixels[t] = ctx.renderer.render_counts(x, z, yaw)[rows + 1].max(initial=0)
+    return dist, pixels

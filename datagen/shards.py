@@ -42,13 +42,22 @@ from datagen.constants import (
     INFO_FILE,
     KEY_ACTIONS,
     KEY_EXECUTED,
+    KEY_GOAL_DIST,
     KEY_META,
     KEY_RGB,
+    KEY_TARGET_PIXELS,
     SHARD_TEMPLATE,
     TASK_OBJECTNAV,
     TASK_ROOMNAV,
 )
-from datagen.episodes import Episode, HouseContext, HouseFile, iter_frames, sample_episode
+from datagen.episodes import (
+    Episode,
+    HouseContext,
+    HouseFile,
+    episode_labels,
+    iter_frames,
+    sample_episode,
+)
 from datagen.files import json_bytes, sha256_file, write_atomic
 from datagen.tasks import TaskConfig
 from datagen.video import yuv420p_frame
@@ -230,19 +239,25 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def write_episode_sample(tar: tarfile.TarFile, key: str, rgb_mp4: bytes, actions: np.ndarray,
-                         meta: dict, executed: np.ndarray | None = None) -> None:
+                         meta: dict, executed: np.ndarray | None = None,
+                         labels: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """Append one webdataset sample (``key.rgb.mp4``, ``key.actions.npy``, ``key.meta.json``,
-    and for noisy and DAgger episodes ``key.executed.npy``, the actions actually taken)."""
+    for noisy and DAgger episodes ``key.executed.npy``, the actions actually taken, and with
+    ``labels`` = (goal_dist, target_pixels) the per-step auxiliary labels)."""
     _add_member(tar, f"{key}.{KEY_RGB}", rgb_mp4)
     _add_member(tar, f"{key}.{KEY_ACTIONS}", _npy_bytes(np.asarray(actions, dtype=np.int8)))
     if executed is not None:
         _add_member(tar, f"{key}.{KEY_EXECUTED}", _npy_bytes(np.asarray(executed, np.int8)))
+    if labels is not None:
+        dist, pixels = labels
+        _add_member(tar, f"{key}.{KEY_GOAL_DIST}", _npy_bytes(np.asarray(dist, np.float32)))
+        _add_member(tar, f"{key}.{KEY_TARGET_PIXELS}", _npy_bytes(np.asarray(pixels, np.int32)))
     _add_member(tar, f"{key}.{KEY_META}", json.dumps(meta, sort_keys=True).encode())
 
 
 def iter_episodes(shard_path: str | os.PathLike) -> Iterator[dict]:
     """Samples of a shard: ``{"__key__", "rgb.mp4": bytes, "actions.npy": (T,) int8,
-    "meta.json": dict}``, in file order."""
+    "meta.json": dict}`` and the other ``.npy`` members as arrays, in file order."""
     sample: dict = {}
     with tarfile.open(shard_path, "r") as tar:
         for member in tar:
@@ -252,7 +267,7 @@ def iter_episodes(shard_path: str | os.PathLike) -> Iterator[dict]:
                 sample = {}
             sample["__key__"] = key
             data = tar.extractfile(member).read()
-            if ext in (KEY_ACTIONS, KEY_EXECUTED):
+            if ext in (KEY_ACTIONS, KEY_EXECUTED, KEY_GOAL_DIST, KEY_TARGET_PIXELS):
                 sample[ext] = np.load(io.BytesIO(data), allow_pickle=False)
             elif ext == KEY_META:
                 sample[ext] = json.loads(data)
@@ -274,6 +289,7 @@ class ShardTimings:
     oracle: float = 0.0
     render: float = 0.0
     encode: float = 0.0
+    labels: float = 0.0
     write: float = 0.0
     goal_frames: int = 0
 
@@ -570,9 +586,11 @@ def _write_episode(tar: tarfile.TarFile, ctx: HouseContext, ep: Episode, cfg: Da
     t0 = time.perf_counter()
     mp4 = encode_mp4(frames(), cfg.camera.height, cfg.camera.width, cfg.video)
     t1 = time.perf_counter()
-    write_episode_sample(tar, ep.episode_id, mp4, np.array(ep.path.actions, dtype=np.int8),
-                         episode_meta(ep, cfg.split), ep.executed)
+    labels = episode_labels(ctx, ep)
     t2 = time.perf_counter()
+    write_episode_sample(tar, ep.episode_id, mp4, np.array(ep.path.actions, dtype=np.int8),
+                         episode_meta(ep, cfg.split), ep.executed, labels)
     timings.render += render[0]
     timings.encode += t1 - t0 - render[0]
-    timings.write += t2 - t1
+    timings.labels += t2 - t1
+    timings.write += time.perf_counter() - t2

@@ -192,6 +192,17 @@ def outside_frustum(corners: np.ndarray, x: float, z: float, yaw: float,
             | (yc > b * zc + eps).all(axis=1) | (-yc > b * zc + eps).all(axis=1))
 
 
+def box_corners(boxes, rows: np.ndarray) -> np.ndarray:
+    """(K, 8, 3) world corners of boxes ``rows``: the footprint at the bottom and at the top."""
+    feet = boxes.footprints()[rows]  # (K, 4, 2)
+    corners = []
+    for sign in (-1, 1):
+        y = boxes.center[rows, 1] + sign * boxes.half[rows, 1]  # (K,)
+        corners.append(np.stack([feet[..., 0], np.repeat(y[:, None], 4, axis=1),
+                                 feet[..., 1]], axis=-1))
+    return np.concatenate(corners, axis=1)
+
+
 def objectnav_goal_sets(scene: Scene, table: NavTable, render_ids: Callable, camera: CameraConfig,
                         targets: list[str], min_pixels: int, max_distance: float,
                         render_counts: Callable | None = None
@@ -214,10 +225,7 @@ def objectnav_goal_sets(scene: Scene, table: NavTable, render_ids: Callable, cam
     feet, half = boxes.footprints()[tgt], view_half_angle(camera)
     top = boxes.center[tgt, 1] + boxes.half[tgt, 1]
     near = (dist <= max_distance) & ~below_view(feet, top, xs, zs, camera)
-    bottom = boxes.center[tgt, 1] - boxes.half[tgt, 1]
-    corners = np.concatenate([  # (K, 8, 3): footprint at the bottom and at the top
-        np.stack([feet[..., 0], np.repeat(y[:, None], 4, axis=1), feet[..., 1]], axis=-1)
-        for y in (bottom, top)], axis=1)
+    corners = box_corners(boxes, tgt)  # (K, 8, 3)
     goal_rows = [goal[boxes.object_type[tgt[k]]] for k in range(len(tgt))]
     id_of = tgt + 1  # id image value of each target box
     rendered = 0

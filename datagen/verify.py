@@ -26,8 +26,10 @@ from datagen.constants import (
     INFO_FILE,
     KEY_ACTIONS,
     KEY_EXECUTED,
+    KEY_GOAL_DIST,
     KEY_META,
     KEY_RGB,
+    KEY_TARGET_PIXELS,
     SOURCE_EXPERT,
     SOURCE_NOISY,
     TASK_OBJECTNAV,
@@ -148,6 +150,7 @@ def check_episode(sample: dict, info: dict, split: str, env: EmbeddedEnv,
     if meta["split"] != split or meta["goal"] != goal_name(meta["task"], meta["target"]) \
             or meta["goal"] not in info["goals"]:
         out.append(f"split/goal {meta['split']}/{meta['goal']} inconsistent with the dataset")
+    out += check_aux_labels(sample, meta, T)
     if out or houses is None:
         return out
     if dagger or meta["source"] == SOURCE_NOISY:
@@ -156,6 +159,23 @@ def check_episode(sample: dict, info: dict, split: str, env: EmbeddedEnv,
             return [f"a {meta['source']} episode needs {KEY_EXECUTED} with {T} actions"]
         return check_labels(meta, actions, frames, info, env, houses, records, executed)
     return replay_episode(meta, actions, frames, info, env, houses, records)
+
+
+def check_aux_labels(sample: dict, meta: dict, T: int) -> list[str]:
+    """Problems of the per-step auxiliary labels, where a sample has them: one per step, 0 m
+    to go at the last step of an episode that ended at the goal, no pixels for a task
+    without a target object."""
+    dist, pixels = sample.get(KEY_GOAL_DIST), sample.get(KEY_TARGET_PIXELS)
+    if dist is None and pixels is None:
+        return []
+    if dist is None or pixels is None or len(dist) != T or len(pixels) != T:
+        return [f"{KEY_GOAL_DIST} and {KEY_TARGET_PIXELS} must both hold {T} values"]
+    out = []
+    if meta["success"] and (dist[-1] != 0 or (dist < 0).any()):
+        out.append(f"{KEY_GOAL_DIST} must be >= 0 and 0 at the last step, not {dist[-1]}")
+    if (meta["task"] == TASK_OBJECTNAV) == bool((pixels < 0).any()):
+        out.append(f"{KEY_TARGET_PIXELS} must be >= 0 for ObjectNav, -1 otherwise")
+    return out
 
 
 def _record(houses: HouseFile, index: int, records: dict):

@@ -33,7 +33,7 @@ from datagen.tasks import TaskConfig
 from sim.camera import CameraConfig
 
 FIXTURES = ["tests/fixtures/143.json", "tests/fixtures/house_3703.json"]
-STAGES = ("setup", "goal_sets", "oracle", "render", "encode", "write")
+STAGES = ("setup", "goal_sets", "oracle", "render", "encode", "labels", "write")
 clock = time.process_time
 
 
@@ -117,8 +117,8 @@ def report(r: dict, project_e: int) -> str:
         "breakdown (ms per step, all stages sum to the wall time):",
     ]
     for s in STAGES:
-        lines.append(f"  {s:<10} {1000 * getattr(t, s) / steps:7.3f} ms")
-    other = wall - sum(getattr(t, s) for s in STAGES)
+        lines.append(f"  {s:<10} {1000 * getattr(t, s, 0.0) / steps:7.3f} ms")
+    other = wall - sum(getattr(t, s, 0.0) for s in STAGES)  # a baseline tree may lack a stage
     lines.append(f"  {'other':<10} {1000 * other / steps:7.3f} ms")
     lines.append(f"  goal-set frames per house: {t.goal_frames / r['houses']:.0f}; per-house cost "
                  f"(setup + goal sets) {per_house:.2f} s; per-step cost {1000 * per_step:.3f} ms")

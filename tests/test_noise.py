@@ -82,6 +82,41 @@ def test_every_visited_state_is_labelled_by_the_oracle(dataset, ctx):
     assert 0.1 < deviations / steps < 0.6
 
 
+def test_auxiliary_labels_are_the_oracle_distance_and_the_target_pixels(dataset, ctx):
+    """goal_dist is the oracle's geodesic from each visited state (the metres still to walk
+    on an expert episode); target_pixels is what the simulator's own id image shows of the
+    target at each step (from a separate env: the same house rendered independently)."""
+    env = EmbeddedEnv(ctx.env.camera)
+    env.load(ctx.record.house)
+    objectnav = 0
+    for split in ("train", "train-noise"):
+        for sample in samples(dataset, split):
+            meta, dist = sample["meta.json"], sample["goal_dist.npy"]
+            pixels, labels = sample["target_pixels.npy"], sample["actions.npy"]
+            assert dist.dtype == np.float32 and pixels.dtype == np.int32
+            assert dist.shape == pixels.shape == labels.shape
+            states = lattice_states(ctx, meta)
+            oracle = ctx.oracle(meta["task"], meta["target"])
+            for t, state in enumerate(states):
+                assert dist[t] == pytest.approx(oracle.path(state).metres, abs=1e-5)
+            assert dist[-1] == 0 and (dist[:-1] > 0).all()
+            if meta["source"] == SOURCE_EXPERT:  # what is left of the walk, step by step
+                xz = np.asarray(meta["poses"])[:, :2]
+                left = np.cumsum(np.hypot(*np.diff(xz, axis=0).T)[::-1])[::-1]
+                np.testing.assert_allclose(dist[:-1], left, atol=1e-5)
+            if meta["task"] != "objectnav":
+                assert (pixels == -1).all()
+                continue
+            objectnav += 1
+            for t, state in enumerate(states):
+                env.reset_state(state)
+                seen = [v.pixels for v in env.visible_objects().values()
+                        if v.object_type == meta["target"]]
+                assert pixels[t] == max(seen, default=0)
+            assert pixels[-1] >= ctx.tasks.min_pixels  # the goal state shows the target
+    assert objectnav > 0
+
+
 def test_plain_splits_stay_expert_and_verify_checks_noisy_labels(dataset):
     assert all(s["meta.json"]["source"] == SOURCE_EXPERT and "executed.npy" not in s
                for s in samples(dataset, "train"))

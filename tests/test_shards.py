@@ -124,17 +124,17 @@ def test_verify_accepts_a_sound_dataset_and_catches_corruption(dataset, tmp_path
     assert len(problems) == 1 and "shard-000001.tar: sha256 does not match" in problems[0]
 
 
-def _rewrite_actions(tar: Path) -> None:
-    """Replace the first episode's first action by a rotation (a plausible, wrong episode)."""
+def _rewrite_member(tar: Path, suffix: str, change) -> None:
+    """Rewrite the first episode's ``suffix`` array in place with ``change(array)``."""
     members = []
     with tarfile.open(tar) as t:
         for m in t:
             members.append((m, t.extractfile(m).read()))
-    name, data = next((m, d) for m, d in members if m.name.endswith(KEY_ACTIONS))
-    actions = np.load(io.BytesIO(data))
-    actions[0] = 1 if actions[0] != 1 else 2
+    name, data = next((m, d) for m, d in members if m.name.endswith(suffix))
+    array = np.load(io.BytesIO(data))
+    change(array)
     buf = io.BytesIO()
-    np.save(buf, actions)
+    np.save(buf, array)
     with tarfile.open(tar, "w", format=tarfile.USTAR_FORMAT) as t:
         for m, d in members:
             d = buf.getvalue() if m is name else d
@@ -142,7 +142,25 @@ def _rewrite_actions(tar: Path) -> None:
             t.addfile(m, io.BytesIO(d))
 
 
-def test_verify_replay_catches_wrong_actions(dataset, tmp_path):
+def _rewrite_actions(tar: Path) -> None:
+    """Replace the first episode's first action by a rotation (a plausible, wrong episode)."""
+    def rotate(actions):
+        actions[0] = 1 if actions[0] != 1 else 2
+    _rewrite_member(tar, KEY_ACTIONS, rotate)
+
+
+def _set_last(value):
+    def change(array):
+        array[-1] = value
+    return change
+
+
+@pytest.mark.parametrize("rewrite", [
+    _rewrite_actions,
+    lambda tar: _rewrite_member(tar, "goal_dist.npy", _set_last(0.25)),
+    lambda tar: _rewrite_member(tar, "target_pixels.npy", _set_last(-1)),
+], ids=["actions", "goal_dist", "target_pixels"])
+def test_verify_replay_catches_wrong_actions_and_labels(dataset, tmp_path, rewrite):
     from datagen.files import sha256_file
     from datagen.shards import refresh_info
 
@@ -151,7 +169,8 @@ def test_verify_replay_catches_wrong_actions(dataset, tmp_path):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(data)
     tar, sidecar = shard_paths(tmp_path, "train", 0)
-    _rewrite_actions(tar)
+    assert next(iter_episodes(tar))["meta.json"]["task"] == "objectnav"  # pixels must be >= 0
+    rewrite(tar)
     side = json.loads(sidecar.read_text())
     side["sha256"] = sha256_file(tar)  # the files agree with each other; only the replay can tell
     sidecar.write_text(json.dumps(side))

@@ -180,7 +180,8 @@ def test_masked_loss_and_counts_are_those_of_the_unpadded_steps(weighting):
              "prev_actions": torch.randint(0, 5, (b, l), generator=gen),
              "goals": torch.tensor([0, 1, 0]),
              "mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 1, 1, 1, 0]]).bool()}
-    loss, pred, target, mask = module._predict(batch)
+    loss, pred, target, mask, aux = module._predict(batch)
+    assert aux == {}
     logits = module.policy(batch).float()
     m = batch["mask"]
     ref = torch.nn.functional.cross_entropy(logits[m], batch["actions"][m],
@@ -232,6 +233,76 @@ def test_training_chunk_is_its_window_of_the_video(dataset):
         chunk = episode_chunks(sample, goals, 4, (32, 48), np.random.default_rng(seed))[0]
         video = torch.from_numpy(decode_frames(sample["rgb.mp4"])).permute(0, 3, 1, 2)
         assert torch.equal(chunk["frames"], resize_frames(video[start:start + 4], (32, 48)))
+
+
+AUX_SPEC = {"actions": ["move_ahead", "rotate_left", "rotate_right", "end"], "goals": ["a", "b"],
+            "image_size": [32, 48], "train_action_counts": [50, 10, 5, 2],
+            "dataset": {"info": {"tasks": {"objectnav": {"min_pixels": 5}}}}}
+
+
+def test_auxiliary_losses_are_those_of_the_labelled_steps():
+    module = PolicyModule(policy=TINY_POLICY, aux_visible_weight=0.5, aux_distance_weight=2.0,
+                          dataset_spec=AUX_SPEC)
+    gen = torch.Generator().manual_seed(0)
+    b, l = 3, 4
+    batch = {"frames": torch.randint(0, 256, (b, l, 3, 32, 48), dtype=torch.uint8, generator=gen),
+             "actions": torch.randint(0, 4, (b, l), generator=gen),
+             "prev_actions": torch.randint(0, 5, (b, l), generator=gen),
+             "goals": torch.tensor([0, 1, 0]),
+             "mask": torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0]]).bool(),
+             # -1: no label (RoomNav pixels, padding, episodes written without labels)
+             "target_pixels": torch.tensor([[0, 4, 5, 90], [-1, -1, -1, -1], [7, 0, 3, -1]]),
+             "goal_dist": torch.tensor([[3.0, 2.5, 2.0, 0.0], [1.0, 0.0, -1, -1],
+                                        [-1, -1, -1, -1.0]])}
+    loss, _, _, _, aux = module._predict(batch)
+    logits, visible, dist = module.policy.forward_aux(batch)
+    torch.testing.assert_close(logits, module.policy(batch))  # the heads change no logits
+    seen = batch["mask"] & (batch["target_pixels"] >= 0)  # 7 steps
+    ref_v = torch.nn.functional.binary_cross_entropy_with_logits(
+        visible[seen], (batch["target_pixels"][seen] >= 5).float())
+    has = batch["mask"] & (batch["goal_dist"] >= 0)  # 6 steps
+    ref_d = torch.nn.functional.smooth_l1_loss(dist[has], torch.log1p(batch["goal_dist"][has]))
+    assert float(aux["visible"]) == pytest.approx(float(ref_v), rel=1e-5)
+    assert float(aux["distance"]) == pytest.approx(float(ref_d), rel=1e-5)
+    total = module._objective(loss, aux)
+    assert float(total) == pytest.approx(float(loss + 0.5 * ref_v + 2.0 * ref_d), rel=1e-5)
+    with pytest.raises(ValueError, match="aux_heads is off"):
+        make_policy(TINY_POLICY).forward_aux(batch)
+    with pytest.raises(ValueError, match="tasks.objectnav.min_pixels"):
+        PolicyModule(policy=TINY_POLICY, aux_visible_weight=1.0,
+                     dataset_spec={k: v for k, v in AUX_SPEC.items() if k != "dataset"})
+
+
+def test_batches_carry_the_auxiliary_labels_and_minus_one_without_them(dataset):
+    sample = first_sample(dataset)
+    meta = json.loads(sample["meta.json"])
+    dist = np.load(io.BytesIO(sample["goal_dist.npy"]))
+    pixels = np.load(io.BytesIO(sample["target_pixels.npy"]))
+    chunk = episode_chunks(sample, {meta["goal"]: 0}, 500, (32, 48), None)[0]
+    assert np.array_equal(chunk["goal_dist"].numpy(), dist)
+    assert np.array_equal(chunk["target_pixels"].numpy(), pixels)
+    bare = {k: v for k, v in sample.items() if k not in ("goal_dist.npy", "target_pixels.npy")}
+    chunk = episode_chunks(bare, {meta["goal"]: 0}, 500, (32, 48), None)[0]
+    assert (chunk["goal_dist"] == -1).all() and (chunk["target_pixels"] == -1).all()
+    batch = next(iter(tiny_datamodule(dataset).train_dataloader()))
+    assert batch["goal_dist"].dtype == torch.float32 and batch["target_pixels"].dtype == torch.long
+    assert batch["goal_dist"].shape == batch["target_pixels"].shape == batch["mask"].shape
+    assert (batch["goal_dist"][~batch["mask"]] == -1).all()
+    assert (batch["goal_dist"][batch["mask"]] >= 0).all()
+
+
+def test_cli_trains_the_auxiliary_heads_and_acting_ignores_them(dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["spoc-train"])
+    cli_fit(dataset, tmp_path, 1, "--model.aux_visible_weight", "1.0",
+            "--model.aux_distance_weight", "0.5")
+    rows = read_metrics(tmp_path)
+    assert any(r.get("train/aux_visible") for r in rows)
+    assert any(r.get("val/aux_distance") for r in rows)
+    policy, info = load_policy(tmp_path / "checkpoints" / "last.ckpt")
+    assert info.config["aux_heads"] and policy.visible_head.weight.abs().sum() > 0
+    policy.reset(1)
+    obs = {"rgb": np.zeros((1, 32, 48, 3), np.uint8), "goal": [0], "first": [True]}
+    assert policy.act(obs).shape == (1,)
 
 
 def test_batches_have_contract_shapes(dataset):

@@ -4,8 +4,12 @@ A batch is a dict of
 ``frames`` (B, L, 3, H, W) uint8 at the training resolution, ``actions`` (B, L) long,
 ``prev_actions`` (B, L) long (the executed action before each step; ``len(actions)`` = start
 token at an episode's first step, ``len(actions) + 1`` after a blocked ``move_ahead``),
-``goals`` (B,) long (index into info.json ``goals``), ``mask`` (B, L) bool (False = padding)
-and ``num_skipped`` () long (bad shards or samples skipped while this batch was assembled);
+``goals`` (B,) long (index into info.json ``goals``), ``mask`` (B, L) bool (False = padding),
+the per-step auxiliary labels ``goal_dist`` (B, L) float32 (metres to the goal set) and
+``target_pixels`` (B, L) long (most pixels of one target instance in the frame), -1 where a
+step has none (padding, RoomNav pixels, episodes written without them: DAgger rounds, datasets
+from before the labels), and ``num_skipped`` () long (bad shards or samples skipped while this
+batch was assembled);
 training batches for an accelerator also carry ``colour`` (B, 2, 3) float32, each chunk's
 colour jitter, which the model applies on the device (``PolicyModule.on_after_batch_transfer``):
 the jitter's float arithmetic is ~40% of a loader worker's time at 112x192
@@ -40,8 +44,10 @@ from datagen.constants import (
     INFO_FILE,
     KEY_ACTIONS,
     KEY_EXECUTED,
+    KEY_GOAL_DIST,
     KEY_META,
     KEY_RGB,
+    KEY_TARGET_PIXELS,
     SHARD_GLOB,
 )
 from datagen.shards import decode_frames
@@ -207,6 +213,21 @@ def previous_tokens(taken: np.ndarray, poses: list) -> np.ndarray:
     return prev
 
 
+def episode_aux_labels(sample: dict, num_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """(T,) float32 ``goal_dist`` and (T,) int64 ``target_pixels`` of a sample, -1 where the
+    sample has none (episodes written without them)."""
+    out = []
+    for key, dtype in ((KEY_GOAL_DIST, np.float32), (KEY_TARGET_PIXELS, np.int64)):
+        if key not in sample:
+            out.append(np.full(num_steps, -1, dtype=dtype))
+            continue
+        values = np.load(io.BytesIO(sample[key])).astype(dtype)
+        if values.shape != (num_steps,):
+            raise ValueError(f"bad {key} array {values.shape} for {num_steps} actions")
+        out.append(values)
+    return out[0], out[1]
+
+
 def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
                    image_size: tuple[int, int], rng: np.random.Generator | None,
                    jitter: float = 0.0, shift: int = 0, defer_colour: bool = False
@@ -232,6 +253,7 @@ def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
         if taken.shape != actions.shape or taken.min() < 0 or taken.max() >= len(ACTION_VOCAB):
             raise ValueError(f"bad executed array {taken.shape} for actions {actions.shape}")
     prev_all = previous_tokens(taken, meta["poses"])  # (T,)
+    dist_all, pixels_all = episode_aux_labels(sample, len(actions))  # (T,) each
     starts = chunk_starts(len(actions), seq_len, rng)
     first, stop = starts[0], min(len(actions), starts[-1] + seq_len)
     rgb = decode_frames(sample[KEY_RGB], first, stop)  # (stop - first, H, W, 3)
@@ -245,7 +267,9 @@ def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
             frames, colour = augment(frames, rng, jitter, shift, defer_colour)
         acts = torch.from_numpy(actions[start:end])  # (l,)
         prev = torch.from_numpy(prev_all[start:end])
-        chunks.append({"frames": frames, "actions": acts, "prev_actions": prev, "goal": goal})
+        chunks.append({"frames": frames, "actions": acts, "prev_actions": prev, "goal": goal,
+                       "goal_dist": torch.from_numpy(dist_all[start:end]),
+                       "target_pixels": torch.from_numpy(pixels_all[start:end])})
         if colour is not None:
             chunks[-1]["colour"] = colour
     return chunks
@@ -260,6 +284,8 @@ def collate_chunks(chunks: list[dict[str, Any]], seq_len: int, num_skipped: int 
     actions = torch.zeros(b, seq_len, dtype=torch.long)
     prev = torch.zeros(b, seq_len, dtype=torch.long)
     mask = torch.zeros(b, seq_len, dtype=torch.bool)
+    dist = torch.full((b, seq_len), -1.0)
+    pixels = torch.full((b, seq_len), -1, dtype=torch.long)
     for i, chunk in enumerate(chunks):
         n = len(chunk["actions"])
         frames[i, :n] = chunk["frames"]
@@ -267,9 +293,12 @@ def collate_chunks(chunks: list[dict[str, Any]], seq_len: int, num_skipped: int 
         actions[i, :n] = chunk["actions"]
         prev[i, :n] = chunk["prev_actions"]
         mask[i, :n] = True
+        dist[i, :n] = chunk["goal_dist"]
+        pixels[i, :n] = chunk["target_pixels"]
     goals = torch.tensor([chunk["goal"] for chunk in chunks], dtype=torch.long)
     batch = {"frames": frames, "actions": actions, "prev_actions": prev, "goals": goals,
-             "mask": mask, "num_skipped": torch.tensor(num_skipped)}
+             "mask": mask, "goal_dist": dist, "target_pixels": pixels,
+             "num_skipped": torch.tensor(num_skipped)}
     if "colour" in chunks[0]:
         batch["colour"] = torch.stack([chunk["colour"] for chunk in chunks])  # (B, 2, 3)
     return batch

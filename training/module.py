@@ -1,6 +1,7 @@
 """The LightningModule: a thin adapter that trains ``training.policy`` by behaviour cloning.
 
-Masked cross-entropy against the expert's actions (optionally class-weighted), AdamW with a
+Masked cross-entropy against the expert's actions (optionally class-weighted; optionally plus
+auxiliary losses on the shards' per-step labels: target in view, metres to the goal), AdamW with a
 linear warm-up, a constant rate and an optional linear decay (warm-up / stable / decay),
 accuracy logged per step and per-action accuracy per epoch (no training step waits for the
 device). Checkpoints carry a plain-dict record (policy config, action and goal vocabularies,
@@ -44,6 +45,22 @@ def class_weights(counts: list[int], mode: str) -> torch.Tensor | None:
     return weights * (counts_t > 0).sum() / weights.sum()
 
 
+def target_min_pixels(spec: dict) -> int:
+    """The ObjectNav success test's ``min_pixels`` of the training dataset (info.json)."""
+    try:
+        return int(spec["dataset"]["info"]["tasks"]["objectnav"]["min_pixels"])
+    except (KeyError, TypeError):
+        raise ValueError("model.aux_visible_weight: the dataset's info.json has no "
+                         "tasks.objectnav.min_pixels; regenerate it with `spoc-datagen "
+                         "episodes` or set model.aux_visible_weight to 0") from None
+
+
+def masked_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` where ``valid`` (0 where nothing is), without indexing."""
+    m = valid.to(values.dtype)
+    return (values * m).sum() / m.sum().clamp(min=1)
+
+
 class PolicyModule(pl.LightningModule):
     """Behaviour cloning of the navigation policy on expert episode chunks."""
 
@@ -56,6 +73,8 @@ class PolicyModule(pl.LightningModule):
         decay_start: int | None = None,
         decay_steps: int = 0,
         class_weighting: Literal["none", "inverse_freq"] = "none",
+        aux_visible_weight: float = 0.0,
+        aux_distance_weight: float = 0.0,
         dataset_spec: dict | None = None,
     ):
         """
@@ -68,6 +87,14 @@ class PolicyModule(pl.LightningModule):
                 (None: constant after warm-up).
             decay_steps: Length of that decay in optimizer steps (> 0 when decay_start is set).
             class_weighting: 'inverse_freq' weights the loss by inverse action frequency in train.
+            aux_visible_weight: Weight of an auxiliary loss (0: off): at every ObjectNav step,
+                whether the target fills the success test's ``min_pixels`` of the frame (at any
+                distance), predicted from that frame's feature and the goal (binary
+                cross-entropy on the shards' ``target_pixels``).
+            aux_distance_weight: Weight of an auxiliary loss (0: off): log(1 + metres to the
+                goal) predicted from the LSTM state (smooth L1 on the shards' ``goal_dist``).
+                Steps without labels add nothing to either; ``train/loss`` and ``val/loss``
+                stay the behaviour-cloning cross-entropy, ``train/total_loss`` is optimised.
             dataset_spec: Set by the CLI from the datamodule (``ShardDataModule.spec``).
         """
         super().__init__()
@@ -78,12 +105,19 @@ class PolicyModule(pl.LightningModule):
         if dataset_spec is None:
             raise ValueError("model.dataset_spec: missing; build PolicyModule with "
                              "dataset_spec=ShardDataModule(...).spec (the CLI links it)")
+        if min(aux_visible_weight, aux_distance_weight) < 0:
+            raise ValueError(f"model.aux_visible_weight={aux_visible_weight}, "
+                             f"model.aux_distance_weight={aux_distance_weight}: must be >= 0")
         self.save_hyperparameters()
         self.spec = dataset_spec
         self.actions = list(dataset_spec["actions"])
+        self.aux = aux_visible_weight > 0 or aux_distance_weight > 0
+        self.min_pixels = target_min_pixels(dataset_spec) if aux_visible_weight > 0 else 0
         cfg = replace(policy or PolicyConfig(), num_actions=len(self.actions),
                       num_goals=len(dataset_spec["goals"]),
                       image_size=tuple(dataset_spec["image_size"]))
+        if self.aux:
+            cfg = replace(cfg, aux_heads=True)
         self.policy = make_policy(cfg)
         weights = class_weights(dataset_spec.get("train_action_counts") or [1] * len(self.actions),
                                 class_weighting)
@@ -104,19 +138,51 @@ class PolicyModule(pl.LightningModule):
         return batch
 
     def _predict(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-        """Loss over the unpadded steps, predictions (B, L), targets (B, L) and the mask (B, L).
+        """Loss over the unpadded steps, predictions (B, L), targets (B, L), the mask (B, L)
+        and the auxiliary losses (a dict, empty without them).
 
         The (class-weighted) mean of the cross-entropy where ``mask`` is set, computed over the
         whole padded batch and masked: no boolean indexing, so no wait for the device.
         """
-        logits = self.policy(batch).float()  # (B, L, A)
+        aux = {}
+        if self.aux:
+            logits, visible, dist = self.policy.forward_aux(batch)
+            aux = self._aux_losses(batch, visible.float(), dist.float())
+        else:
+            logits = self.policy(batch)
+        logits = logits.float()  # (B, L, A)
         mask, target = batch["mask"], batch["actions"]  # (B, L) each
         nll = F.cross_entropy(logits.flatten(0, 1), target.flatten(), weight=self.loss_weights,
                               reduction="none").view_as(target)  # (B, L): w[t] * -log p(t)
         m = mask.to(nll.dtype)
         norm = m if self.loss_weights is None else self.loss_weights[target] * m
         loss = (nll * m).sum() / norm.sum().clamp(min=1e-12)
-        return loss, logits.argmax(-1), target, mask
+        return loss, logits.argmax(-1), target, mask, aux
+
+    def _aux_losses(self, batch: dict[str, torch.Tensor], visible: torch.Tensor,
+                    dist: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Auxiliary losses (each a mean over the steps that have its label) and the
+        target-in-view accuracy."""
+        mask, pixels, metres = batch["mask"], batch["target_pixels"], batch["goal_dist"]
+        seen = mask & (pixels >= 0)
+        in_view = (pixels >= self.min_pixels).to(visible.dtype)
+        bce = F.binary_cross_entropy_with_logits(visible, in_view, reduction="none")
+        has_dist = mask & (metres >= 0)
+        l1 = F.smooth_l1_loss(dist, torch.log1p(metres.clamp(min=0)), reduction="none")
+        return {"visible": masked_mean(bce, seen), "distance": masked_mean(l1, has_dist),
+                "visible_acc": masked_mean(((visible > 0) == (in_view > 0)).float(), seen)}
+
+    def _objective(self, loss: torch.Tensor, aux: dict[str, torch.Tensor]) -> torch.Tensor:
+        if not aux:
+            return loss
+        hp = self.hparams
+        return loss + hp.aux_visible_weight * aux["visible"] \
+            + hp.aux_distance_weight * aux["distance"]
+
+    def _log_aux(self, stage: str, aux: dict[str, torch.Tensor], batch_size: int) -> None:
+        for name, value in aux.items():
+            self.log(f"{stage}/aux_{name}", value, batch_size=batch_size,
+                     sync_dist=stage == "val")
 
     def _action_counts(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
                        ) -> torch.Tensor:
@@ -128,16 +194,20 @@ class PolicyModule(pl.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """No step waits for the device: per-action accuracies are counted on it and logged
         per epoch, the skipped-sample count stays a device tensor."""
-        loss, pred, target, mask = self._predict(batch)
+        loss, pred, target, mask, aux = self._predict(batch)
         bsz = batch["goals"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bsz)
+        total = self._objective(loss, aux)
+        if aux:
+            self.log("train/total_loss", total, batch_size=bsz)
+            self._log_aux("train", aux, bsz)
         hits = ((pred == target) & mask).sum()
         self.log("train/acc", hits / mask.sum().clamp(min=1), prog_bar=True, batch_size=bsz)
         self._train_counts += self._action_counts(pred, target, mask)
         if "num_skipped" in batch:
             self.skipped_total += batch["num_skipped"]
         self.log("data/skipped_total", self.skipped_total.float())
-        return loss
+        return total
 
     def on_train_epoch_start(self) -> None:
         self._train_counts = torch.zeros(2, len(self.actions), dtype=torch.long,
@@ -154,9 +224,10 @@ class PolicyModule(pl.LightningModule):
         self._val_counts = torch.zeros(2, len(self.actions), dtype=torch.long, device=self.device)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        loss, pred, target, mask = self._predict(batch)
+        loss, pred, target, mask, aux = self._predict(batch)
         n = int(mask.sum())
         self.log("val/loss", loss, prog_bar=True, batch_size=n, sync_dist=True)
+        self._log_aux("val", aux, n)
         self._val_counts += self._action_counts(pred, target, mask)
 
     def on_validation_epoch_end(self) -> None:

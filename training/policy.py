@@ -63,6 +63,11 @@ class PolicyConfig:
     blocked_input: bool = True
     """Tell the policy when its last ``move_ahead`` was blocked (a previous-action token of
     its own): a blocked move leaves the frame unchanged, so the image alone cannot say so."""
+    aux_heads: bool = False
+    """Two auxiliary heads for training (``forward_aux``; acting never uses them): whether
+    the target is in view, a logit from each frame's (goal-conditioned) feature and the goal
+    embedding, and the log metres to the goal from the LSTM state. ``PolicyModule`` turns
+    them on when an auxiliary loss weight is set."""
     num_actions: int = 4
     """Size of the action vocabulary (``PolicyModule`` sets it from info.json)."""
     num_goals: int = 20
@@ -166,6 +171,9 @@ class LSTMPolicy(nn.Module):
         self.lstm = nn.LSTM(cfg.feature_dim + cfg.goal_dim + cfg.action_dim, cfg.hidden_dim,
                             num_layers=cfg.num_layers, batch_first=True)
         self.head = nn.Linear(cfg.hidden_dim, cfg.num_actions)
+        if cfg.aux_heads:
+            self.visible_head = nn.Linear(cfg.feature_dim + cfg.goal_dim, 1)
+            self.distance_head = nn.Linear(cfg.hidden_dim, 1)
         self._state: tuple[torch.Tensor, torch.Tensor] | None = None
         self._prev_action: torch.Tensor | None = None
 
@@ -175,7 +183,8 @@ class LSTMPolicy(nn.Module):
 
     def _inputs(self, frames: torch.Tensor, goals: torch.Tensor,
                 prev_actions: torch.Tensor) -> torch.Tensor:
-        """frames (B, L, 3, H, W) uint8, goals (B,), prev_actions (B, L) -> LSTM input (B, L, I)."""
+        """frames (B, L, 3, H, W) uint8, goals (B,), prev_actions (B, L) -> LSTM input (B, L, I):
+        the frame feature (D), goal embedding (G) and previous-action embedding, concatenated."""
         b, l = frames.shape[:2]
         frames = resize_frames(frames.flatten(0, 1), self.cfg.image_size)  # (B*L, 3, h, w)
         goal = self.goal_embed(goals)[:, None].expand(b, l, -1)  # (B, L, G)
@@ -198,6 +207,18 @@ class LSTMPolicy(nn.Module):
         x = self._inputs(batch["frames"], batch["goals"], batch["prev_actions"])  # (B, L, I)
         out, _ = self.lstm(x)  # (B, L, hidden)
         return self.head(out)  # (B, L, A)
+
+    def forward_aux(self, batch: dict[str, torch.Tensor]
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``forward``'s logits (B, L, A) and the auxiliary heads' outputs: the target-in-view
+        logit (B, L) and the predicted log(1 + metres to the goal) (B, L). Needs ``aux_heads``."""
+        if not self.cfg.aux_heads:
+            raise ValueError("policy.aux_heads is off: this policy has no auxiliary heads")
+        x = self._inputs(batch["frames"], batch["goals"], batch["prev_actions"])  # (B, L, I)
+        out, _ = self.lstm(x)  # (B, L, hidden)
+        seen = x[..., :self.cfg.feature_dim + self.cfg.goal_dim]  # (B, L, D + G)
+        visible = self.visible_head(seen)[..., 0]  # (B, L)
+        return self.head(out), visible, self.distance_head(out)[..., 0]
 
     def reset(self, batch_size: int) -> None:
         """Start ``batch_size`` fresh episodes: zero LSTM state, start token as previous action."""
@@ -321,6 +342,7 @@ def load_policy(ckpt_path: str | Path, map_location: str | torch.device = "cpu"
     record = ckpt[CHECKPOINT_KEY]
     record["config"].setdefault("blocked_input", False)  # checkpoints from before the options
     record["config"].setdefault("goal_film", False)
+    record["config"].setdefault("aux_heads", False)
     policy = make_policy(record["config"])
     state = {k.removeprefix("policy."): v for k, v in ckpt["state_dict"].items()
              if k.startswith("policy.")}
