@@ -266,6 +266,13 @@ def test_auxiliary_losses_are_those_of_the_labelled_steps():
     assert float(aux["distance"]) == pytest.approx(float(ref_d), rel=1e-5)
     total = module._objective(loss, aux)
     assert float(total) == pytest.approx(float(loss + 0.5 * ref_v + 2.0 * ref_d), rel=1e-5)
+    only = PolicyModule(policy=TINY_POLICY, aux_distance_weight=2.0,
+                        dataset_spec={k: v for k, v in AUX_SPEC.items() if k != "dataset"})
+    only.policy.load_state_dict(module.policy.state_dict())
+    loss_d, _, _, _, aux_d = only._predict(batch)
+    assert set(aux_d) == {"distance"}  # no in-view loss without its weight (nor min_pixels)
+    assert float(only._objective(loss_d, aux_d)) == pytest.approx(float(loss + 2.0 * ref_d),
+                                                                  rel=1e-5)
     with pytest.raises(ValueError, match="aux_heads is off"):
         make_policy(TINY_POLICY).forward_aux(batch)
     with pytest.raises(ValueError, match="tasks.objectnav.min_pixels"):

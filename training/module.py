@@ -161,23 +161,27 @@ class PolicyModule(pl.LightningModule):
 
     def _aux_losses(self, batch: dict[str, torch.Tensor], visible: torch.Tensor,
                     dist: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Auxiliary losses (each a mean over the steps that have its label) and the
-        target-in-view accuracy."""
-        mask, pixels, metres = batch["mask"], batch["target_pixels"], batch["goal_dist"]
-        seen = mask & (pixels >= 0)
-        in_view = (pixels >= self.min_pixels).to(visible.dtype)
-        bce = F.binary_cross_entropy_with_logits(visible, in_view, reduction="none")
-        has_dist = mask & (metres >= 0)
-        l1 = F.smooth_l1_loss(dist, torch.log1p(metres.clamp(min=0)), reduction="none")
-        return {"visible": masked_mean(bce, seen), "distance": masked_mean(l1, has_dist),
-                "visible_acc": masked_mean(((visible > 0) == (in_view > 0)).float(), seen)}
+        """The auxiliary losses whose weight is set (each a mean over the steps that have its
+        label), and with the in-view loss its accuracy."""
+        mask, out = batch["mask"], {}
+        if self.hparams.aux_visible_weight > 0:
+            pixels = batch["target_pixels"]
+            seen = mask & (pixels >= 0)
+            in_view = (pixels >= self.min_pixels).to(visible.dtype)
+            bce = F.binary_cross_entropy_with_logits(visible, in_view, reduction="none")
+            out["visible"] = masked_mean(bce, seen)
+            out["visible_acc"] = masked_mean(((visible > 0) == (in_view > 0)).float(), seen)
+        if self.hparams.aux_distance_weight > 0:
+            metres = batch["goal_dist"]
+            l1 = F.smooth_l1_loss(dist, torch.log1p(metres.clamp(min=0)), reduction="none")
+            out["distance"] = masked_mean(l1, mask & (metres >= 0))
+        return out
 
     def _objective(self, loss: torch.Tensor, aux: dict[str, torch.Tensor]) -> torch.Tensor:
-        if not aux:
-            return loss
+        """What training minimises: the cross-entropy plus the weighted auxiliary losses."""
         hp = self.hparams
-        return loss + hp.aux_visible_weight * aux["visible"] \
-            + hp.aux_distance_weight * aux["distance"]
+        return loss + sum(getattr(hp, f"aux_{name}_weight") * aux[name]
+                          for name in ("visible", "distance") if name in aux)
 
     def _log_aux(self, stage: str, aux: dict[str, torch.Tensor], batch_size: int) -> None:
         for name, value in aux.items():
