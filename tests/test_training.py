@@ -307,6 +307,9 @@ def test_cli_trains_the_auxiliary_heads_and_acting_ignores_them(dataset, tmp_pat
     assert any(r.get("val/aux_distance") for r in rows)
     policy, info = load_policy(tmp_path / "checkpoints" / "last.ckpt")
     assert info.config["aux_heads"] and policy.visible_head.weight.abs().sum() > 0
+    with pytest.raises(ValueError, match="has auxiliary heads and this run's has none"):
+        # a resume that drops the auxiliary weights
+        cli_fit(dataset, tmp_path, 2, "--ckpt_path", "last")
     policy.reset(1)
     obs = {"rgb": np.zeros((1, 32, 48, 3), np.uint8), "goal": [0], "first": [True]}
     assert policy.act(obs).shape == (1,)

@@ -249,5 +249,16 @@ class PolicyModule(pl.LightningModule):
             opt, lambda step: lr_factor(step, hp.warmup_steps, hp.decay_start, hp.decay_steps))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse, in one line, a checkpoint whose policy has other auxiliary heads than this
+        run's (the state dicts would not match)."""
+        has = any(k.startswith("policy.visible_head.") for k in checkpoint.get("state_dict", {}))
+        if has != self.policy.cfg.aux_heads:
+            state = ("has auxiliary heads and this run's has none" if has
+                     else "has no auxiliary heads and this run's has them")
+            raise ValueError(f"--ckpt_path: the checkpoint's policy {state}; set "
+                             "model.aux_visible_weight / model.aux_distance_weight as in that "
+                             "run (0 = no heads)")
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CHECKPOINT_KEY] = policy_record(self.policy, self.spec)
