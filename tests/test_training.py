@@ -168,18 +168,25 @@ def test_class_weights():
     assert w[2] == 0 and float(w[0]) == pytest.approx(3 * float(w[1]))
 
 
+SPEC = {"actions": ["move_ahead", "rotate_left", "rotate_right", "end"], "goals": ["a", "b"],
+        "image_size": [32, 48], "train_action_counts": [50, 10, 5, 2]}
+
+
+def random_batch(mask: list[list[int]], **labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A seeded batch of TINY_POLICY's shape (B, L) = the mask's, goals [0, 1, 0], plus
+    ``labels``."""
+    gen = torch.Generator().manual_seed(0)
+    b, l = len(mask), len(mask[0])
+    return {"frames": torch.randint(0, 256, (b, l, 3, 32, 48), dtype=torch.uint8, generator=gen),
+            "actions": torch.randint(0, 4, (b, l), generator=gen),
+            "prev_actions": torch.randint(0, 5, (b, l), generator=gen),
+            "goals": torch.tensor([0, 1, 0]), "mask": torch.tensor(mask).bool(), **labels}
+
+
 @pytest.mark.parametrize("weighting", ["none", "inverse_freq"])
 def test_masked_loss_and_counts_are_those_of_the_unpadded_steps(weighting):
-    spec = {"actions": ["move_ahead", "rotate_left", "rotate_right", "end"], "goals": ["a", "b"],
-            "image_size": [32, 48], "train_action_counts": [50, 10, 5, 2]}
-    module = PolicyModule(policy=TINY_POLICY, class_weighting=weighting, dataset_spec=spec)
-    gen = torch.Generator().manual_seed(0)
-    b, l = 3, 5
-    batch = {"frames": torch.randint(0, 256, (b, l, 3, 32, 48), dtype=torch.uint8, generator=gen),
-             "actions": torch.randint(0, 4, (b, l), generator=gen),
-             "prev_actions": torch.randint(0, 5, (b, l), generator=gen),
-             "goals": torch.tensor([0, 1, 0]),
-             "mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 1, 1, 1, 0]]).bool()}
+    module = PolicyModule(policy=TINY_POLICY, class_weighting=weighting, dataset_spec=SPEC)
+    batch = random_batch([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 1, 1, 1, 0]])
     loss, pred, target, mask, aux = module._predict(batch)
     assert aux == {}
     logits = module.policy(batch).float()
@@ -235,25 +242,17 @@ def test_training_chunk_is_its_window_of_the_video(dataset):
         assert torch.equal(chunk["frames"], resize_frames(video[start:start + 4], (32, 48)))
 
 
-AUX_SPEC = {"actions": ["move_ahead", "rotate_left", "rotate_right", "end"], "goals": ["a", "b"],
-            "image_size": [32, 48], "train_action_counts": [50, 10, 5, 2],
-            "dataset": {"info": {"tasks": {"objectnav": {"min_pixels": 5}}}}}
+AUX_SPEC = {**SPEC, "dataset": {"info": {"tasks": {"objectnav": {"min_pixels": 5}}}}}
 
 
 def test_auxiliary_losses_are_those_of_the_labelled_steps():
     module = PolicyModule(policy=TINY_POLICY, aux_visible_weight=0.5, aux_distance_weight=2.0,
                           dataset_spec=AUX_SPEC)
-    gen = torch.Generator().manual_seed(0)
-    b, l = 3, 4
-    batch = {"frames": torch.randint(0, 256, (b, l, 3, 32, 48), dtype=torch.uint8, generator=gen),
-             "actions": torch.randint(0, 4, (b, l), generator=gen),
-             "prev_actions": torch.randint(0, 5, (b, l), generator=gen),
-             "goals": torch.tensor([0, 1, 0]),
-             "mask": torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0]]).bool(),
-             # -1: no label (RoomNav pixels, padding, episodes written without labels)
-             "target_pixels": torch.tensor([[0, 4, 5, 90], [-1, -1, -1, -1], [7, 0, 3, -1]]),
-             "goal_dist": torch.tensor([[3.0, 2.5, 2.0, 0.0], [1.0, 0.0, -1, -1],
-                                        [-1, -1, -1, -1.0]])}
+    batch = random_batch(
+        [[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0]],
+        # -1: no label (RoomNav pixels, padding, episodes written without labels)
+        target_pixels=torch.tensor([[0, 4, 5, 90], [-1, -1, -1, -1], [7, 0, 3, -1]]),
+        goal_dist=torch.tensor([[3.0, 2.5, 2.0, 0.0], [1.0, 0.0, -1, -1], [-1, -1, -1, -1.0]]))
     loss, _, _, _, aux = module._predict(batch)
     logits, visible, dist = module.policy.forward_aux(batch)
     torch.testing.assert_close(logits, module.policy(batch))  # the heads change no logits
@@ -267,7 +266,7 @@ def test_auxiliary_losses_are_those_of_the_labelled_steps():
     total = module._objective(loss, aux)
     assert float(total) == pytest.approx(float(loss + 0.5 * ref_v + 2.0 * ref_d), rel=1e-5)
     only = PolicyModule(policy=TINY_POLICY, aux_distance_weight=2.0,
-                        dataset_spec={k: v for k, v in AUX_SPEC.items() if k != "dataset"})
+                        dataset_spec=SPEC)
     only.policy.load_state_dict(module.policy.state_dict())
     loss_d, _, _, _, aux_d = only._predict(batch)
     assert set(aux_d) == {"distance"}  # no in-view loss without its weight (nor min_pixels)
@@ -277,7 +276,7 @@ def test_auxiliary_losses_are_those_of_the_labelled_steps():
         make_policy(TINY_POLICY).forward_aux(batch)
     with pytest.raises(ValueError, match="tasks.objectnav.min_pixels"):
         PolicyModule(policy=TINY_POLICY, aux_visible_weight=1.0,
-                     dataset_spec={k: v for k, v in AUX_SPEC.items() if k != "dataset"})
+                     dataset_spec=SPEC)
 
 
 def test_batches_carry_the_auxiliary_labels_and_minus_one_without_them(dataset):

@@ -204,9 +204,12 @@ class LSTMPolicy(nn.Module):
         ``goals`` (B,) long. Each chunk starts from
         a zero LSTM state (truncated BPTT).
         """
+        return self.head(self._run(batch)[1])  # (B, L, A)
+
+    def _run(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """LSTM inputs (B, L, I) and outputs (B, L, hidden) of a batch of chunks."""
         x = self._inputs(batch["frames"], batch["goals"], batch["prev_actions"])  # (B, L, I)
-        out, _ = self.lstm(x)  # (B, L, hidden)
-        return self.head(out)  # (B, L, A)
+        return x, self.lstm(x)[0]
 
     def forward_aux(self, batch: dict[str, torch.Tensor]
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -214,8 +217,7 @@ class LSTMPolicy(nn.Module):
         logit (B, L) and the predicted log(1 + metres to the goal) (B, L). Needs ``aux_heads``."""
         if not self.cfg.aux_heads:
             raise ValueError("policy.aux_heads is off: this policy has no auxiliary heads")
-        x = self._inputs(batch["frames"], batch["goals"], batch["prev_actions"])  # (B, L, I)
-        out, _ = self.lstm(x)  # (B, L, hidden)
+        x, out = self._run(batch)
         seen = x[..., :self.cfg.feature_dim + self.cfg.goal_dim]  # (B, L, D + G)
         visible = self.visible_head(seen)[..., 0]  # (B, L)
         return self.head(out), visible, self.distance_head(out)[..., 0]
