@@ -65,16 +65,20 @@ class HouseFile:
     def __len__(self) -> int:
         return len(self.lines)
 
+    def parse(self, line: int, text: str) -> HouseRecord:
+        """The checked schema-1.0.0 house of one line's text."""
+        rec = read_house(parse_house_line(text, self.path, line), self.path, line, owned=True)
+        # A stable id also keys EmbeddedEnv's scene cache (never id(dict)).
+        rec.house.setdefault("metadata", {}).setdefault("houseId", rec.house_id)
+        return rec
+
     def read(self, positions: list[int]) -> dict[int, HouseRecord]:
         """Position (0..len-1) -> checked schema-1.0.0 house, parsing only those lines."""
         wanted = {self.lines[p]: p for p in positions}
         out = {}
         for i, text in iter_house_lines(self.path):
             if i in wanted:
-                rec = read_house(parse_house_line(text, self.path, i), self.path, i, owned=True)
-                # A stable id also keys EmbeddedEnv's scene cache (never id(dict)).
-                rec.house.setdefault("metadata", {}).setdefault("houseId", rec.house_id)
-                out[wanted[i]] = rec
+                out[wanted[i]] = self.parse(i, text)
                 if len(out) == len(wanted):
                     break
         return out

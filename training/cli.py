@@ -107,10 +107,13 @@ class TrainCLI(LightningCLI):
         return super().instantiate_trainer(**kwargs)
 
 
-def build_cli(args: list[str] | None = None, run: bool = True) -> TrainCLI:
-    """Parse ``args`` (default: ``sys.argv``), build the module, data and trainer, and run."""
+def build_cli(args: list[str] | None = None, run: bool = True,
+              model_class: type = PolicyModule, datamodule_class: type = ShardDataModule
+              ) -> TrainCLI:
+    """Parse ``args`` (default: ``sys.argv``), build the module, data and trainer, and run
+    (``spoc-pretrain`` passes its own module and data)."""
     warnings.filterwarnings("ignore", message=".*`IterableDataset` has `__len__` defined.*")
-    return TrainCLI(PolicyModule, ShardDataModule, save_config_kwargs={"overwrite": True},
+    return TrainCLI(model_class, datamodule_class, save_config_kwargs={"overwrite": True},
                     args=args, run=run)
 
 

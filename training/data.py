@@ -429,6 +429,15 @@ class EpisodeChunkStream(IterableDataset):
         return self._batches(self._chunks(samples, None), None)
 
 
+def epoch_about_to_run(trainer: pl.Trainer | None) -> int:
+    """The epoch about to run (what Lightning gives samplers' ``set_epoch``, also on resume).
+
+    Read when the loader starts its workers, which for the first epoch (and a resumed one) is
+    before ``on_train_epoch_start``; ``trainer.current_epoch`` lags there on resume.
+    """
+    return 0 if trainer is None else trainer.fit_loop.epoch_progress.current.processed
+
+
 class EpochDataLoader(DataLoader):
     """A DataLoader that tells its stream the current epoch before starting workers."""
 
@@ -545,16 +554,6 @@ class ShardDataModule(pl.LightningDataModule):
             world_size=trainer.world_size if trainer else 1,
             defer_colour=train and self._on_accelerator)
 
-    def _epoch(self) -> int:
-        """The epoch about to run (what Lightning gives samplers' ``set_epoch``, also on resume).
-
-        Read when the loader starts its workers, which for the first epoch (and a resumed one)
-        is before ``on_train_epoch_start``; ``trainer.current_epoch`` lags there on resume.
-        """
-        if self.trainer is None:
-            return 0
-        return self.trainer.fit_loop.epoch_progress.current.processed
-
     @property
     def _on_accelerator(self) -> bool:
         """Whether the batches go to a GPU (or another accelerator) rather than staying here."""
@@ -562,7 +561,7 @@ class ShardDataModule(pl.LightningDataModule):
 
     def _loader(self, stream: EpisodeChunkStream) -> EpochDataLoader:
         # pinned batches copy to the accelerator without blocking the training loop
-        return EpochDataLoader(stream, self._epoch,
+        return EpochDataLoader(stream, lambda: epoch_about_to_run(self.trainer),
                                num_workers=self.hparams.num_workers,
                                persistent_workers=False, pin_memory=self._on_accelerator)
 

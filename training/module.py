@@ -75,6 +75,7 @@ class PolicyModule(pl.LightningModule):
         class_weighting: Literal["none", "inverse_freq"] = "none",
         aux_visible_weight: float = 0.0,
         aux_distance_weight: float = 0.0,
+        encoder_init: str | None = None,
         dataset_spec: dict | None = None,
     ):
         """
@@ -95,6 +96,10 @@ class PolicyModule(pl.LightningModule):
                 goal) predicted from the LSTM state (smooth L1 on the shards' ``goal_dist``).
                 Steps without labels add nothing to either; ``train/loss`` and ``val/loss``
                 stay the behaviour-cloning cross-entropy, ``train/total_loss`` is optimised.
+            encoder_init: A ``spoc-pretrain`` checkpoint whose conv blocks initialise the
+                policy's frame encoder (same channels, groups and image size; FiLM layers
+                still start at identity). Only the start: a ``--ckpt_path`` resume restores
+                the checkpoint's weights over it.
             dataset_spec: Set by the CLI from the datamodule (``ShardDataModule.spec``).
         """
         super().__init__()
@@ -119,6 +124,10 @@ class PolicyModule(pl.LightningModule):
         if self.aux:
             cfg = replace(cfg, aux_heads=True)
         self.policy = make_policy(cfg)
+        if encoder_init:
+            from training.pretrain import load_encoder
+
+            self.policy.encoder.convs.load_state_dict(load_encoder(encoder_init, cfg))
         weights = class_weights(dataset_spec.get("train_action_counts") or [1] * len(self.actions),
                                 class_weighting)
         self.register_buffer("loss_weights", weights, persistent=False)

@@ -92,15 +92,32 @@ def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     both call this, so training and rollout pixels match.
     """
     h, w = size
-    in_h, in_w = frames.shape[-2:]
-    if (in_h, in_w) == (h, w):
+    if tuple(frames.shape[-2:]) == (h, w):
         return frames
-    scale = max(h / in_h, w / in_w)
-    rh, rw = max(h, round(in_h * scale)), max(w, round(in_w * scale))
+    rh, rw, top, left = cover_crop(tuple(frames.shape[-2:]), size)
     frames = frames.contiguous(memory_format=torch.channels_last)
     out = F.interpolate(frames, size=(rh, rw), mode="bilinear", antialias=True,
                         align_corners=False)  # (N, 3, rh, rw) uint8
-    top, left = (rh - h) // 2, (rw - w) // 2
+    return out[..., top:top + h, left:left + w]
+
+
+def cover_crop(in_size: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(rh, rw, top, left): the scaled size that covers ``size`` (h, w) keeping the aspect ratio
+    of ``in_size``, and the offsets of the centred crop (:func:`resize_frames`)."""
+    (in_h, in_w), (h, w) = in_size, size
+    scale = max(h / in_h, w / in_w)
+    rh, rw = max(h, round(in_h * scale)), max(w, round(in_w * scale))
+    return rh, rw, (rh - h) // 2, (rw - w) // 2
+
+
+def resize_labels(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Per-pixel class maps (N, H, W) uint8 to ``size`` (h, w) as :func:`resize_frames` moves
+    the frames' pixels (nearest neighbour: classes are not blended)."""
+    h, w = size
+    if tuple(labels.shape[-2:]) == (h, w):
+        return labels
+    rh, rw, top, left = cover_crop(tuple(labels.shape[-2:]), size)
+    out = F.interpolate(labels[:, None], size=(rh, rw), mode="nearest-exact")[:, 0]
     return out[..., top:top + h, left:left + w]
 
 
@@ -113,17 +130,37 @@ def conv_block(c_in: int, c_out: int, kernel: int, groups: int) -> nn.Sequential
     )
 
 
+def conv_stack(cfg: PolicyConfig) -> nn.Sequential:
+    """The frame encoder's conv blocks: (N, 3, H, W) normalised frames -> (N, C, *conv_grid)."""
+    blocks, c_in = [], 3
+    for i, c_out in enumerate(cfg.channels):
+        blocks.append(conv_block(c_in, c_out, 5 if i == 0 else 3, cfg.groups))
+        c_in = c_out
+    return nn.Sequential(*blocks)
+
+
+def conv_grid(cfg: PolicyConfig) -> tuple[int, int]:
+    """(h, w) of :func:`conv_stack`'s output at ``cfg.image_size``: each stride-2 block (odd
+    kernel, padding kernel // 2) halves a side, rounding up."""
+    h, w = cfg.image_size
+    for _ in cfg.channels:
+        h, w = (h + 1) // 2, (w + 1) // 2
+    return h, w
+
+
+def normalise_frames(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 frames -> float32, centred and scaled as the encoder expects."""
+    return frames.float().div_(255.0).sub_(0.5).div_(0.25)
+
+
 class FrameEncoder(nn.Module):
     """uint8 frames (N, 3, H, W) -> features (N, D): strided convs (optionally FiLM-conditioned
     on a goal embedding), pooling to a grid, linear."""
 
     def __init__(self, cfg: PolicyConfig):
         super().__init__()
-        blocks, c_in = [], 3
-        for i, c_out in enumerate(cfg.channels):
-            blocks.append(conv_block(c_in, c_out, 5 if i == 0 else 3, cfg.groups))
-            c_in = c_out
-        self.convs = nn.Sequential(*blocks)
+        self.convs = conv_stack(cfg)
+        c_in = cfg.channels[-1]
         self.film = None
         if cfg.goal_film:
             self.film = nn.ModuleList(nn.Linear(cfg.goal_dim, 2 * c) for c in cfg.channels)
@@ -137,7 +174,7 @@ class FrameEncoder(nn.Module):
 
     def forward(self, frames: torch.Tensor, goal: torch.Tensor | None = None) -> torch.Tensor:
         """frames (N, 3, H, W) uint8, goal (N, G) embeddings (needed with FiLM) -> (N, D)."""
-        x = frames.float().div_(255.0).sub_(0.5).div_(0.25)  # (N, 3, H, W)
+        x = normalise_frames(frames)  # (N, 3, H, W)
         if self.film is None:
             x = self.convs(x)
         else:

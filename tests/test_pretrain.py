@@ -1,0 +1,251 @@
+"""Encoder pretraining on the simulator's labels: labels, stream, module, CLI, and the hand-over
+of the encoder to behaviour cloning."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from training_helpers import write_dataset
+
+from datagen.constants import KEY_META, KEY_RGB
+from datagen.shards import decode_frames, iter_episodes
+from sim.camera import CameraConfig
+from sim.env import EmbeddedEnv, Pose
+from sim.lattice import AgentConfig
+from training.cli import build_cli
+from training.data import ShardDataModule, shard_urls
+from training.module import PolicyModule
+from training.policy import PolicyConfig, conv_grid, conv_stack, resize_frames
+from training.pretrain import (
+    EncoderPretrainModule,
+    EpisodeLabeler,
+    HouseLines,
+    LabelledFrameDataModule,
+    LabelledFrameStream,
+    cell_presence,
+    detection_counts,
+    label_vocab,
+    load_encoder,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = str(ROOT / "configs" / "pretrain" / "cpu.yaml")
+TRAIN_CONFIG = str(ROOT / "configs" / "train" / "tiny.yaml")
+TINY = ("--model.policy.channels", "[8, 16, 16]", "--model.policy.groups", "4",
+        "--data.image_size", "[32, 48]", "--data.batch_size", "8",
+        "--data.batches_per_epoch", "3", "--data.num_workers", "0",
+        "--data.shuffle_buffer", "16", "--trainer.log_every_n_steps", "1")
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("shards"), size=(48, 64))
+
+
+def info_of(root: Path) -> dict:
+    return json.loads((root / "info.json").read_text())
+
+
+def labeler_for(root: Path) -> EpisodeLabeler:
+    info = info_of(root)
+    houses = {s: HouseLines(e["houses"]["path"], e["houses"]["sha256"])
+              for s, e in info["splits"].items()}
+    return EpisodeLabeler(info, houses)
+
+
+def episodes(root: Path, split: str) -> list[tuple[dict, np.ndarray]]:
+    """(meta, decoded frames) of every episode of a split, in shard order."""
+    out = []
+    for url in shard_urls(root, split):
+        for sample in iter_episodes(Path(url)):
+            out.append((sample[KEY_META], decode_frames(sample[KEY_RGB])))
+    return out
+
+
+def test_labels_are_the_rendered_object_types_and_the_agents_room(dataset):
+    """Every frame's object-type map counts exactly the pixels an independent env sees of each
+    target type, and the room is the env's current room."""
+    info = info_of(dataset)
+    objects, rooms = label_vocab(info)
+    labeler = labeler_for(dataset)
+    env = EmbeddedEnv(CameraConfig(**info["camera"]), AgentConfig(**info["agent"]))
+    house = labeler.houses["train"].house(0)
+    seen_types, seen_rooms = set(), set()
+    for meta, _ in episodes(dataset, "train")[:3]:
+        maps, room_index = labeler(meta, "train")
+        assert maps.shape == (len(meta["poses"]), 48, 64)
+        for t, (x, z, yaw) in enumerate(meta["poses"]):
+            env.reset(house, Pose(x, z, yaw))
+            counts = {}
+            for obj in env.visible_objects().values():
+                counts[obj.object_type] = counts.get(obj.object_type, 0) + obj.pixels
+            for k, name in enumerate(objects):
+                assert int((maps[t] == k + 1).sum()) == counts.get(name, 0), (t, name)
+            room = env.current_room()
+            assert room_index[t] == (rooms.index(room[1]) if room and room[1] in rooms else -1)
+            seen_types |= {objects[k - 1] for k in np.unique(maps[t]) if k}
+            seen_rooms.add(int(room_index[t]))
+    assert seen_types and len(seen_rooms) > 1  # the check saw objects and rooms
+
+
+def test_cell_presence_marks_every_cell_a_class_touches():
+    maps = torch.zeros(1, 12, 16, dtype=torch.uint8)
+    maps[0, 0, 0] = 2  # one pixel of class 2 in the top-left cell
+    maps[0, 8:, 12:] = 1  # class 1 fills the bottom-right cell
+    maps[0, 5, 7] = 1  # and one pixel of the cell at row 1, column 1
+    cells = cell_presence(maps, (12, 16), (3, 4), num_classes=2)
+    assert cells.shape == (1, 2, 3, 4)
+    want = torch.zeros(2, 3, 4)
+    want[1, 0, 0] = want[0, 2, 3] = want[0, 1, 1] = 1
+    assert torch.equal(cells[0], want)
+    # resized like the frames (here a plain 2x downscale), the cells stay where they were
+    big = maps.repeat_interleave(2, 1).repeat_interleave(2, 2)
+    assert torch.equal(cell_presence(big, (12, 16), (3, 4), num_classes=2), cells)
+
+
+@pytest.mark.parametrize("size", [(32, 48), (84, 144), (45, 77)])
+def test_conv_grid_is_the_conv_stacks_output(size):
+    cfg = PolicyConfig(image_size=size, channels=(8, 8, 8, 8), groups=4)
+    assert conv_stack(cfg)(torch.zeros(1, 3, *size)).shape[-2:] == conv_grid(cfg)
+
+
+def test_validation_stream_is_every_frame_once_with_its_labels(dataset):
+    info = info_of(dataset)
+    stream = LabelledFrameStream([(u, "val") for u in shard_urls(dataset, "val")], info,
+                                 train=False, image_size=(24, 32), grid=(3, 4), batch_size=5)
+    batches = list(stream)
+    frames = torch.cat([b["frames"] for b in batches])
+    cells = torch.cat([b["objects"] for b in batches])
+    labeler = labeler_for(dataset)
+    want_frames, want_cells = [], []
+    for meta, rgb in episodes(dataset, "val"):
+        want_frames.append(resize_frames(torch.from_numpy(rgb).permute(0, 3, 1, 2), (24, 32)))
+        maps, _ = labeler(meta, "val")
+        want_cells.append(cell_presence(torch.from_numpy(maps), (24, 32), (3, 4),
+                                        len(label_vocab(info)[0])))
+    assert torch.equal(frames, torch.cat(want_frames))
+    assert torch.equal(cells, torch.cat(want_cells))
+    assert cells.sum() > 0
+
+
+def test_training_stream_is_a_function_of_seed_and_epoch(dataset):
+    def first(seed=0, epoch=0):
+        stream = LabelledFrameStream([(u, "train") for u in shard_urls(dataset, "train")],
+                                     info_of(dataset), train=True, image_size=(24, 32),
+                                     grid=(3, 4), batch_size=6, batches_per_epoch=2,
+                                     shuffle_buffer=8, jitter=0.2, seed=seed)
+        stream.epoch = epoch
+        return list(stream)
+
+    a, b = first(), first()
+    assert len(a) == 2 and all(torch.equal(x[k], y[k]) for x, y in zip(a, b) for k in x)
+    assert not torch.equal(a[0]["frames"], first(epoch=1)[0]["frames"])
+    assert not torch.equal(a[0]["frames"], first(seed=1)[0]["frames"])
+
+
+def test_pretraining_fits_the_labels_of_a_few_frames(dataset):
+    """The object and room losses fall on a fixed batch: the labels are learnable from the
+    pixels."""
+    torch.manual_seed(0)
+    info = info_of(dataset)
+    objects, rooms = label_vocab(info)
+    spec = {"objects": objects, "rooms": rooms, "image_size": [32, 48]}
+    module = EncoderPretrainModule(PolicyConfig(channels=(16, 16, 32), groups=4),
+                                   dataset_spec=spec)
+    stream = LabelledFrameStream([(u, "val") for u in shard_urls(dataset, "val")], info,
+                                 train=False, image_size=(32, 48), grid=module.grid,
+                                 batch_size=32)
+    batch = next(iter(stream))
+    opt = torch.optim.Adam(module.parameters(), lr=3e-3)
+    with torch.no_grad():
+        first = {k: float(v) for k, v in module._losses(batch).items() if "loss" in k}
+    for _ in range(60):
+        loss = module._losses(batch)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    last = module._losses(batch)
+    assert float(last["object_loss"]) < 0.3 * first["object_loss"]
+    assert float(last["room_loss"]) < 0.3 * first["room_loss"]
+
+
+def pretrain(dataset: Path, run: Path, *extra: str) -> Path:
+    build_cli(["fit", "--config", CONFIG, "--data.root", str(dataset),
+               "--trainer.default_root_dir", str(run), "--trainer.max_epochs", "1",
+               "--trainer.enable_progress_bar", "false", *TINY, *extra],
+              model_class=EncoderPretrainModule, datamodule_class=LabelledFrameDataModule)
+    return run / "checkpoints" / "last.ckpt"
+
+
+def test_cli_pretrains_and_behaviour_cloning_starts_from_the_encoder(dataset, tmp_path,
+                                                                       monkeypatch):
+    monkeypatch.setattr("sys.argv", ["spoc-pretrain"])
+    ckpt = pretrain(dataset, tmp_path / "pre")
+    metrics = (tmp_path / "pre" / "logs" / "version_0" / "metrics.csv").read_text()
+    for name in ("train/object_loss", "val/object_recall", "val/frame_recall", "val/room_acc"):
+        assert name in metrics
+
+    dm = ShardDataModule(str(dataset), image_size=(32, 48), num_workers=0)
+    cfg = PolicyConfig(channels=(8, 16, 16), groups=4, pool_size=(2, 3), goal_film=True)
+    module = PolicyModule(cfg, encoder_init=str(ckpt), dataset_spec=dm.spec)
+    saved = load_encoder(ckpt, module.policy.cfg)
+    for name, value in module.policy.encoder.convs.state_dict().items():
+        assert torch.equal(value, saved[name]), name
+    assert all((p == 0).all() for p in module.policy.encoder.film.parameters())
+    fresh = PolicyModule(cfg, dataset_spec=dm.spec)
+    assert not torch.equal(fresh.policy.encoder.convs[0][0].weight,
+                           module.policy.encoder.convs[0][0].weight)
+
+    monkeypatch.setattr("sys.argv", ["spoc-train"])
+    build_cli(["fit", "--config", TRAIN_CONFIG, "--data.root", str(dataset),
+               "--trainer.default_root_dir", str(tmp_path / "bc"), "--trainer.max_epochs", "1",
+               "--trainer.enable_progress_bar", "false", "--model.encoder_init", str(ckpt)])
+    assert (tmp_path / "bc" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_encoder_init_refuses_another_encoder_in_one_line(dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["spoc-pretrain"])
+    ckpt = pretrain(dataset, tmp_path / "pre")
+    dm = ShardDataModule(str(dataset), image_size=(32, 48), num_workers=0)
+    mismatch = r"policy.channels=\[8, 16, 16\], this run has \[8, 16, 32\]"
+    with pytest.raises(ValueError, match=mismatch):
+        PolicyModule(PolicyConfig(channels=(8, 16, 32), groups=4), encoder_init=str(ckpt),
+                     dataset_spec=dm.spec)
+    with pytest.raises(ValueError, match="not found"):
+        PolicyModule(PolicyConfig(channels=(8, 16, 16), groups=4),
+                     encoder_init=str(tmp_path / "nope.ckpt"), dataset_spec=dm.spec)
+    other = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {}}, other)
+    with pytest.raises(ValueError, match="not a `spoc-pretrain` checkpoint"):
+        PolicyModule(PolicyConfig(channels=(8, 16, 16), groups=4), encoder_init=str(other),
+                     dataset_spec=dm.spec)
+
+
+def test_a_moved_house_file_is_named(dataset, tmp_path):
+    info = info_of(dataset)
+    entry = info["splits"]["train"]["houses"]
+    with pytest.raises(Exception, match="sha256"):
+        HouseLines(entry["path"], "0" * 64)
+
+
+def test_shipped_pretrain_config_builds(dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["spoc-pretrain"])
+    cli = build_cli(["--config", CONFIG, "--data.root", str(dataset),
+                     "--trainer.default_root_dir", str(tmp_path)], run=False,
+                    model_class=EncoderPretrainModule, datamodule_class=LabelledFrameDataModule)
+    assert cli.model.grid == (6, 9) and len(cli.model.spec["objects"]) == 16
+
+
+def test_detection_counts_per_cell_and_per_frame():
+    pred = torch.zeros(2, 2, 2, 2, dtype=torch.bool)
+    actual = torch.zeros_like(pred)
+    actual[0, 0, 0, 0] = actual[0, 0, 1, 1] = True  # frame 0: class 0 in two cells
+    pred[0, 0, 1, 1] = pred[0, 0, 1, 0] = True  # one of them hit, one false cell
+    pred[1, 1, 0, 0] = True  # frame 1: a false class-1 detection
+    counts = detection_counts(pred, actual)
+    assert counts[0].tolist() == [[1, 2, 2], [0, 1, 0]]  # cells: hits, predicted, actual
+    assert counts[1].tolist() == [[1, 1, 1], [0, 1, 0]]  # frames

@@ -1,0 +1,487 @@
+"""Pretraining the frame encoder on the simulator's own labels, before behaviour cloning.
+
+A policy trained from scratch must learn to recognise its targets from the action labels alone.
+Here the encoder's conv blocks learn it directly first: for every frame of the expert shards
+(decoded, as behaviour cloning sees them), which ObjectNav target types each cell of the last
+conv feature map shows, and which room type the agent stands in. The labels come from
+replaying each stored pose in the embedded renderer (its instance-id image, mapped to object
+types) and the house's room layout, so any dataset whose house file is at hand can be labelled;
+only the training splits' houses are used.
+
+    spoc-pretrain fit --config configs/pretrain/cpu.yaml --data.root DATASET_DIR \\
+        --data.train_splits '[train, train-noise]' --trainer.default_root_dir RUN_DIR
+    spoc-train fit --config configs/train/cpu.yaml ... \\
+        --model.encoder_init RUN_DIR/checkpoints/last.ckpt
+
+A batch is a dict of ``frames`` (N, 3, h, w) uint8 at the training resolution, ``objects``
+(N, K, gh, gw) float32 (1 where a cell of the conv grid shows a pixel of target type k),
+``rooms`` (N,) long (index into the room types, -1 outside them) and ``num_skipped`` ().
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import torch.nn.functional as F
+import webdataset as wds
+from torch import nn
+from torch.utils.data import IterableDataset, get_worker_info
+
+from datagen.constants import KEY_META, KEY_RGB
+from datagen.episodes import HouseFile
+from datagen.houses.io import HouseError, iter_house_lines
+from datagen.shards import decode_frames
+from sim.camera import CameraConfig
+from sim.env import EmbeddedEnv
+from sim.lattice import AgentConfig
+from training.data import (
+    DatasetMismatchError,
+    EpochDataLoader,
+    SkipCounter,
+    _resampled_urls,
+    apply_colour,
+    colour_jitter,
+    epoch_about_to_run,
+    load_info,
+    shard_urls,
+)
+from training.module import lr_factor
+from training.policy import (
+    PolicyConfig,
+    conv_grid,
+    conv_stack,
+    normalise_frames,
+    resize_frames,
+    resize_labels,
+)
+
+ENCODER_KEY = "spoc_encoder"
+"""Key of the plain-dict encoder record inside a ``spoc-pretrain`` checkpoint."""
+
+
+def label_vocab(info: dict) -> tuple[list[str], list[str]]:
+    """(object types, room types) labelled: the dataset's ObjectNav and RoomNav targets."""
+    tasks = info.get("config", {}).get("tasks", {})
+    objects, rooms = tasks.get("objectnav_targets"), tasks.get("roomnav_targets")
+    if not objects:
+        raise DatasetMismatchError("info.json: config.tasks.objectnav_targets is missing or "
+                                   "empty; regenerate the dataset with `spoc-datagen episodes`")
+    return list(objects), list(rooms or [])
+
+
+# ---------------------------------------------------------------------------------------------
+# labels
+
+
+class HouseLines:
+    """A house file held as text, parsed one house at a time (30 MB for 1,000 houses)."""
+
+    def __init__(self, path: str, sha256: str):
+        self.file = HouseFile.scan(path)
+        if self.file.sha256 != sha256:
+            raise HouseError(path, None, "<file>", f"sha256 {self.file.sha256[:12]}... is not "
+                             f"the {sha256[:12]}... the episodes were generated from",
+                             "label the dataset where it was generated")
+        self.texts = dict(iter_house_lines(path))
+        self._last: tuple[int, Any] | None = None
+
+    def house(self, line: int) -> dict:
+        """The checked house on ``line`` (the last one is kept: samples come grouped)."""
+        if self._last is None or self._last[0] != line:
+            if line not in self.texts:
+                raise KeyError(f"house_index {line} is not a house of {self.file.path}")
+            self._last = (line, self.file.parse(line, self.texts[line]).house)
+        return self._last[1]
+
+
+class EpisodeLabeler:
+    """Per-step labels of stored episodes, from their poses: an object-type map per frame
+    (0 = none, k + 1 = ``objects[k]``) and the room type under the agent."""
+
+    def __init__(self, info: dict, houses: dict[str, HouseLines]):
+        self.objects, self.rooms = label_vocab(info)
+        self.env = EmbeddedEnv(CameraConfig(**info["camera"]), AgentConfig(**info["agent"]))
+        self.houses = houses
+
+    def __call__(self, meta: dict, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """(T, H, W) uint8 object-type maps and (T,) int64 room indices (-1: none)."""
+        scene, lattice = self.env.load(self.houses[split].house(int(meta["house_index"])))
+        lut = np.zeros(len(scene.boxes) + 1, dtype=np.uint8)  # instance id -> class
+        index = {t: k + 1 for k, t in enumerate(self.objects)}
+        lut[1:] = [index.get(t, 0) for t in scene.boxes.object_type]
+        room_of_type = {t: k for k, t in enumerate(self.rooms)}
+        poses = meta["poses"]
+        maps = np.empty((len(poses), self.env.camera.height, self.env.camera.width), np.uint8)
+        rooms = np.full(len(poses), -1, dtype=np.int64)
+        for t, (x, z, yaw) in enumerate(poses):
+            maps[t] = lut[self.env.renderer.render_ids(x, z, yaw)]
+            k = lattice.room_of(*lattice.cell_of(x, z))
+            if k >= 0:
+                rooms[t] = room_of_type.get(scene.rooms[k].room_type, -1)
+        return maps, rooms
+
+
+def cell_presence(maps: torch.Tensor, size: tuple[int, int], grid: tuple[int, int],
+                  num_classes: int) -> torch.Tensor:
+    """(T, H, W) uint8 class maps (0 = none) -> (T, K, gh, gw) float32: 1 where a cell of the
+    ``grid`` over the frame resized to ``size`` shows at least one pixel of class k + 1."""
+    maps = resize_labels(maps, size).long()  # (T, h, w)
+    onehot = F.one_hot(maps, num_classes + 1)[..., 1:]  # (T, h, w, K)
+    onehot = onehot.permute(0, 3, 1, 2).float()  # (T, K, h, w)
+    return (F.adaptive_max_pool2d(onehot, grid) > 0).float()
+
+
+# ---------------------------------------------------------------------------------------------
+# the stream
+
+
+class LabelledFrameStream(IterableDataset):
+    """Batches of labelled frames from episode shards (see the module docstring).
+
+    ``train=True``: shards resampled from (seed, epoch, worker), every frame of an episode
+    with the episode's colour jitter, mixed through a frame shuffle buffer, exactly
+    ``batches_per_epoch`` batches. ``train=False``: every frame of every shard once, in order.
+    """
+
+    def __init__(self, urls: list[tuple[str, str]], info: dict, *, train: bool,
+                 image_size: tuple[int, int], grid: tuple[int, int], batch_size: int,
+                 batches_per_epoch: int = 0, shuffle_buffer: int = 1024, jitter: float = 0.0,
+                 seed: int = 0):
+        super().__init__()
+        if not urls:
+            raise ValueError("LabelledFrameStream needs at least one shard")
+        self.urls, self.info, self.train = list(urls), info, train
+        self.image_size, self.grid = tuple(image_size), tuple(grid)
+        self.batch_size, self.batches_per_epoch = batch_size, batches_per_epoch
+        self.shuffle_buffer, self.jitter, self.seed = shuffle_buffer, jitter, seed
+        self.num_objects = len(label_vocab(info)[0])
+        self.epoch = 0
+        self.skips = SkipCounter("pretraining shards")
+
+    def __len__(self) -> int:
+        if not self.train:
+            raise TypeError("the validation stream has no fixed length")
+        return self.batches_per_epoch
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        info = get_worker_info()
+        worker, num_workers = (info.id, info.num_workers) if info else (0, 1)
+        self.skips = SkipCounter(f"pretraining worker {worker}")
+        splits = {split for _, split in self.urls}
+        houses = {s: HouseLines(self.info["splits"][s]["houses"]["path"],
+                                self.info["splits"][s]["houses"]["sha256"]) for s in splits}
+        labeler = EpisodeLabeler(self.info, houses)
+        split_of = {url: split for url, split in self.urls}
+        if self.train:
+            quota = self.batches_per_epoch // num_workers
+            quota += int(worker < self.batches_per_epoch % num_workers)
+            seq = np.random.SeedSequence([self.seed, self.epoch, worker])
+            shard_rng, rng = (np.random.default_rng(s) for s in seq.spawn(2))
+            urls = [u for u, _ in self.urls]
+            samples = self._samples(lambda: _resampled_urls(urls, shard_rng))
+            frames = self._shuffled(self._frames(samples, labeler, split_of, rng), rng)
+            return self._batches(frames, quota)
+        urls = [u for u, _ in self.urls][worker::num_workers]
+        samples = self._samples(lambda: iter({"url": u} for u in urls))
+        return self._batches(self._frames(samples, labeler, split_of, None), None)
+
+    def _samples(self, source) -> Iterator[dict]:
+        return wds.DataPipeline(source, wds.tarfile_to_samples(handler=self.skips)).iterator()
+
+    def _frames(self, samples, labeler: EpisodeLabeler, split_of: dict[str, str],
+                rng: np.random.Generator | None) -> Iterator[tuple]:
+        for sample in samples:
+            try:
+                episode = self._episode(sample, labeler, split_of[sample["__url__"]], rng)
+            except Exception as exn:  # noqa: BLE001 - a bad sample is skipped, never a crash
+                self.skips(ValueError(f"{sample.get('__key__')} in {sample.get('__url__')}: "
+                                      f"{exn}"))
+                continue
+            self.skips.consecutive = 0
+            yield from zip(*episode)
+
+    def _episode(self, sample: dict, labeler: EpisodeLabeler, split: str,
+                 rng: np.random.Generator | None) -> tuple[torch.Tensor, ...]:
+        """Frames (T, 3, h, w) uint8, cell labels (T, K, gh, gw) and rooms (T,) of a sample."""
+        meta = json.loads(sample[KEY_META])
+        maps, rooms = labeler(meta, split)
+        rgb = decode_frames(sample[KEY_RGB], 0, len(maps))  # (T, H, W, 3)
+        if rgb.shape[:3] != maps.shape:
+            raise ValueError(f"frames {rgb.shape[:3]} do not match the replayed poses "
+                             f"{maps.shape}")
+        frames = resize_frames(torch.from_numpy(rgb).permute(0, 3, 1, 2), self.image_size)
+        if rng is not None and self.jitter > 0:
+            frames = apply_colour(frames, colour_jitter(frames, rng, self.jitter))
+        cells = cell_presence(torch.from_numpy(maps), self.image_size, self.grid,
+                              self.num_objects)
+        return frames, cells, torch.from_numpy(rooms)
+
+    def _shuffled(self, items: Iterator[tuple], rng: np.random.Generator) -> Iterator[tuple]:
+        """Items through a buffer of ``shuffle_buffer``, each drawn from it at random."""
+        buf: list[tuple] = []
+        for item in items:
+            buf.append(item)
+            if len(buf) >= self.shuffle_buffer:
+                k = int(rng.integers(len(buf)))
+                buf[k], buf[-1] = buf[-1], buf[k]
+                yield buf.pop()
+        yield from buf
+
+    def _batches(self, frames: Iterator[tuple], limit: int | None) -> Iterator[dict]:
+        buf, count = [], 0
+        for item in frames:
+            buf.append(item)
+            if len(buf) == self.batch_size:
+                yield self._collate(buf)
+                buf, count = [], count + 1
+                if limit is not None and count >= limit:
+                    return
+        if buf and limit is None:
+            yield self._collate(buf)
+
+    def _collate(self, items: list[tuple]) -> dict[str, torch.Tensor]:
+        frames, cells, rooms = zip(*items)
+        return {"frames": torch.stack(frames), "objects": torch.stack(cells),
+                "rooms": torch.stack(rooms), "num_skipped": torch.tensor(
+                    self.skips.take_pending())}
+
+
+class LabelledFrameDataModule(pl.LightningDataModule):
+    """Frames of a dataset's training splits (and its ``val`` split) with their labels."""
+
+    def __init__(
+        self,
+        root: str,
+        image_size: tuple[int, int] = (84, 144),
+        batch_size: int = 128,
+        batches_per_epoch: int = 200,
+        num_workers: int = 1,
+        shuffle_buffer: int = 2048,
+        augment: bool = True,
+        jitter: float = 0.2,
+        val_split: str = "val",
+        train_splits: list[str] | None = None,
+        seed: int = 0,
+    ):
+        """
+        Args:
+            root: Dataset directory written by `spoc-datagen episodes`; its house files must
+                be where info.json says (the labels are rendered from them).
+            image_size: Training resolution (H, W); use the behaviour cloning run's.
+            batch_size: Frames per batch.
+            batches_per_epoch: Training batches per epoch (streams are resampled).
+            num_workers: DataLoader worker processes (each decodes and renders labels).
+            shuffle_buffer: Frames held by each worker's shuffle buffer.
+            augment: Colour jitter in training, per episode (never in validation).
+            jitter: Brightness/contrast amplitude of the colour jitter.
+            val_split: Split read for validation.
+            train_splits: Splits trained on (default ``["train"]``).
+            seed: Seed of the training streams (with epoch and worker).
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        if batch_size < 1 or batches_per_epoch < 1:
+            raise ValueError(f"data: batch_size={batch_size} and batches_per_epoch="
+                             f"{batches_per_epoch} must both be >= 1")
+        self.root, self.image_size = Path(root), tuple(int(v) for v in image_size)
+        self.info = load_info(self.root)
+        self.objects, self.rooms = label_vocab(self.info)
+        self.train_splits = list(train_splits or ["train"])
+        self.grid: tuple[int, int] | None = None  # set by the model (its conv grid)
+
+    @property
+    def spec(self) -> dict:
+        """What the model needs to know about the data; stored in every checkpoint."""
+        return {"objects": self.objects, "rooms": self.rooms, "image_size": list(self.image_size),
+                "dataset": {"root": str(self.root.resolve()), "train_splits": self.train_splits}}
+
+    def _urls(self, splits: list[str]) -> list[tuple[str, str]]:
+        out = []
+        for split in splits:
+            urls = shard_urls(self.root, split)
+            if not urls:
+                raise DatasetMismatchError(f"{self.root / split}: no shards; generate the "
+                                           f"'{split}' split with `spoc-datagen episodes`")
+            out += [(u, split) for u in urls]
+        return out
+
+    def _loader(self, train: bool) -> EpochDataLoader:
+        hp = self.hparams
+        grid = self.grid or self.trainer.lightning_module.grid
+        stream = LabelledFrameStream(
+            self._urls(self.train_splits if train else [hp.val_split]), self.info, train=train,
+            image_size=self.image_size, grid=grid, batch_size=hp.batch_size,
+            batches_per_epoch=hp.batches_per_epoch, shuffle_buffer=hp.shuffle_buffer,
+            jitter=hp.jitter if hp.augment and train else 0.0, seed=hp.seed)
+        return EpochDataLoader(stream, lambda: epoch_about_to_run(self.trainer),
+                               num_workers=hp.num_workers,
+                               persistent_workers=False)
+
+    def train_dataloader(self) -> EpochDataLoader:
+        return self._loader(train=True)
+
+    def val_dataloader(self) -> EpochDataLoader | list:
+        return self._loader(train=False) if shard_urls(self.root, self.hparams.val_split) else []
+
+
+# ---------------------------------------------------------------------------------------------
+# the model
+
+
+def detection_counts(pred: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
+    """(2, K, 3) long: hits, predictions and positives of each class over the cells (row 0) and
+    over the frames, a frame counting a class when any of its cells does (row 1); ``pred`` and
+    ``actual`` are (N, K, gh, gw) bool."""
+    frame_pred, frame_actual = pred.flatten(2).any(2), actual.flatten(2).any(2)  # (N, K)
+    rows = []
+    for p, a, dims in ((pred, actual, (0, 2, 3)), (frame_pred, frame_actual, (0,))):
+        rows.append(torch.stack([(p & a).sum(dims), p.sum(dims), a.sum(dims)], dim=-1))
+    return torch.stack(rows)
+
+
+class EncoderPretrainModule(pl.LightningModule):
+    """The policy's conv blocks with two heads: target types per cell, room type per frame."""
+
+    def __init__(
+        self,
+        policy: PolicyConfig | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        warmup_steps: int = 100,
+        room_weight: float = 0.5,
+        object_pos_weight: float = 5.0,
+        dataset_spec: dict | None = None,
+    ):
+        """
+        Args:
+            policy: The policy architecture whose encoder is pretrained (channels and groups
+                must be the behaviour cloning run's; FiLM, if any, is left at identity).
+            lr: AdamW learning rate (constant after warm-up).
+            weight_decay: AdamW weight decay.
+            warmup_steps: Steps of linear learning-rate warm-up.
+            room_weight: Weight of the room-type loss beside the per-cell object loss.
+            object_pos_weight: Weight of the positive cells in the object loss (a target type
+                is in a cell a few times in a thousand; 1 = plain binary cross-entropy).
+            dataset_spec: Set by the CLI from the datamodule (``LabelledFrameDataModule.spec``).
+        """
+        super().__init__()
+        if dataset_spec is None:
+            raise ValueError("model.dataset_spec: missing; build EncoderPretrainModule with "
+                             "dataset_spec=LabelledFrameDataModule(...).spec (the CLI links it)")
+        self.save_hyperparameters()
+        self.spec = dataset_spec
+        self.cfg = replace(policy or PolicyConfig(), goal_film=False, aux_heads=False,
+                           image_size=tuple(dataset_spec["image_size"]))
+        self.grid = conv_grid(self.cfg)
+        self.convs = conv_stack(self.cfg)
+        c = self.cfg.channels[-1]
+        self.object_head = nn.Conv2d(c, len(dataset_spec["objects"]), 1)
+        self.room_head = nn.Linear(c, max(1, len(dataset_spec["rooms"])))
+        self.register_buffer("pos_weight", torch.tensor(float(object_pos_weight)),
+                             persistent=False)
+
+    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 frames (N, 3, h, w) -> object logits (N, K, gh, gw), room logits (N, R)."""
+        x = self.convs(normalise_frames(frames))  # (N, C, gh, gw)
+        return self.object_head(x), self.room_head(x.mean((2, 3)))
+
+    def _losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        objects, rooms = self(batch["frames"])
+        target = batch["objects"]
+        out = {"object_loss": F.binary_cross_entropy_with_logits(
+            objects.float(), target, pos_weight=self.pos_weight)}
+        out["room_loss"] = (F.cross_entropy(rooms.float(), batch["rooms"], ignore_index=-1)
+                            if (batch["rooms"] >= 0).any() else rooms.sum() * 0)
+        out["loss"] = out["object_loss"] + self.hparams.room_weight * out["room_loss"]
+        out["counts"] = detection_counts(objects > 0, target > 0)
+        out["rooms"] = torch.stack([(rooms.argmax(-1) == batch["rooms"]).sum(),
+                                    (batch["rooms"] >= 0).sum()])
+        return out
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        out = self._losses(batch)
+        n = batch["frames"].shape[0]
+        for name in ("loss", "object_loss", "room_loss"):
+            self.log(f"train/{name}", out[name], batch_size=n, prog_bar=name == "loss")
+        return out["loss"]
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_counts = torch.zeros(2, len(self.spec["objects"]), 3, dtype=torch.long,
+                                       device=self.device)
+        self._val_rooms = torch.zeros(2, dtype=torch.long, device=self.device)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        out = self._losses(batch)
+        n = batch["frames"].shape[0]
+        for name in ("loss", "object_loss", "room_loss"):
+            self.log(f"val/{name}", out[name], batch_size=n, sync_dist=True,
+                     prog_bar=name == "loss")
+        self._val_counts += out["counts"]
+        self._val_rooms += out["rooms"]
+
+    def on_validation_epoch_end(self) -> None:
+        """Micro precision and recall of the object cells and of "type k is in the frame",
+        that recall per type, and the accuracy of the room type."""
+        counts = self.trainer.strategy.reduce(self._val_counts, reduce_op="sum").float()
+        for level, (hit, predicted, actual) in zip(("object", "frame"), counts.sum(1)):
+            self.log(f"val/{level}_precision", hit / predicted.clamp(min=1))
+            self.log(f"val/{level}_recall", hit / actual.clamp(min=1), prog_bar=True)
+        for name, (hit, _, actual) in zip(self.spec["objects"], counts[1]):
+            if actual > 0:
+                self.log(f"val/frame_recall_{name}", hit / actual)
+        room_hit, rooms = self.trainer.strategy.reduce(self._val_rooms, reduce_op="sum").float()
+        self.log("val/room_acc", room_hit / rooms.clamp(min=1))
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,
+                                weight_decay=self.hparams.weight_decay)
+        warmup = self.hparams.warmup_steps
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: lr_factor(step, warmup, None, 0))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[ENCODER_KEY] = {"config": asdict(self.cfg), "objects": self.spec["objects"],
+                                   "rooms": self.spec["rooms"],
+                                   "state_dict": {k: v.detach().cpu() for k, v in
+                                                  self.convs.state_dict().items()}}
+
+
+def load_encoder(path: str | Path, cfg: PolicyConfig) -> dict[str, torch.Tensor]:
+    """The conv-block weights of a ``spoc-pretrain`` checkpoint, checked against ``cfg``
+    (ValueError naming the file, the field and the fix)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"model.encoder_init: {path} not found; give a checkpoint written by "
+                         "`spoc-pretrain fit`")
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=False)[ENCODER_KEY]
+    except (KeyError, TypeError, RuntimeError, EOFError) as exn:
+        raise ValueError(f"model.encoder_init: {path} is not a `spoc-pretrain` checkpoint "
+                         f"({type(exn).__name__}); give one written by `spoc-pretrain fit`"
+                         ) from None
+    def plain(value):  # tuples and lists alike (a config may come from YAML)
+        return list(value) if isinstance(value, (list, tuple)) else value
+
+    theirs = record["config"]
+    for name in ("channels", "groups", "image_size"):
+        mine, saved = plain(getattr(cfg, name)), plain(theirs[name])
+        if mine != saved:
+            raise ValueError(f"model.encoder_init: {path} was pretrained with policy.{name}="
+                             f"{saved}, this run has {mine}; pretrain with this run's policy "
+                             "config and data.image_size")
+    return record["state_dict"]
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point of ``spoc-pretrain``."""
+    from training.cli import build_cli
+
+    build_cli(args, model_class=EncoderPretrainModule, datamodule_class=LabelledFrameDataModule)
