@@ -132,12 +132,13 @@ def test_validation_stream_is_every_frame_once_with_its_labels(dataset):
     assert cells.sum() > 0
 
 
-def test_training_stream_is_a_function_of_seed_and_epoch(dataset):
-    def first(seed=0, epoch=0):
+def test_training_stream_is_a_function_of_seed_epoch_and_rank(dataset):
+    def first(seed=0, epoch=0, rank=0):
         stream = LabelledFrameStream([(u, "train") for u in shard_urls(dataset, "train")],
                                      info_of(dataset), train=True, image_size=(24, 32),
                                      grid=(3, 4), batch_size=6, batches_per_epoch=2,
-                                     shuffle_buffer=8, jitter=0.2, seed=seed)
+                                     shuffle_buffer=8, jitter=0.2, seed=seed, rank=rank,
+                                     world_size=2)
         stream.epoch = epoch
         return list(stream)
 
@@ -145,6 +146,7 @@ def test_training_stream_is_a_function_of_seed_and_epoch(dataset):
     assert len(a) == 2 and all(torch.equal(x[k], y[k]) for x, y in zip(a, b) for k in x)
     assert not torch.equal(a[0]["frames"], first(epoch=1)[0]["frames"])
     assert not torch.equal(a[0]["frames"], first(seed=1)[0]["frames"])
+    assert not torch.equal(a[0]["frames"], first(rank=1)[0]["frames"])  # DDP ranks differ
 
 
 def test_pretraining_fits_the_labels_of_a_few_frames(dataset):

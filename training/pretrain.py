@@ -145,15 +145,16 @@ def cell_presence(maps: torch.Tensor, size: tuple[int, int], grid: tuple[int, in
 class LabelledFrameStream(IterableDataset):
     """Batches of labelled frames from episode shards (see the module docstring).
 
-    ``train=True``: shards resampled from (seed, epoch, worker), every frame of an episode
-    with the episode's colour jitter, mixed through a frame shuffle buffer, exactly
-    ``batches_per_epoch`` batches. ``train=False``: every frame of every shard once, in order.
+    ``train=True``: shards resampled from (seed, epoch, rank, worker), every frame of an
+    episode with the episode's colour jitter, mixed through a frame shuffle buffer, exactly
+    ``batches_per_epoch`` batches per rank. ``train=False``: every frame of every shard once,
+    in order (split over ranks when there are enough shards).
     """
 
     def __init__(self, urls: list[tuple[str, str]], info: dict, *, train: bool,
                  image_size: tuple[int, int], grid: tuple[int, int], batch_size: int,
                  batches_per_epoch: int = 0, shuffle_buffer: int = 1024, jitter: float = 0.0,
-                 seed: int = 0):
+                 seed: int = 0, rank: int = 0, world_size: int = 1):
         super().__init__()
         if not urls:
             raise ValueError("LabelledFrameStream needs at least one shard")
@@ -161,6 +162,7 @@ class LabelledFrameStream(IterableDataset):
         self.image_size, self.grid = tuple(image_size), tuple(grid)
         self.batch_size, self.batches_per_epoch = batch_size, batches_per_epoch
         self.shuffle_buffer, self.jitter, self.seed = shuffle_buffer, jitter, seed
+        self.rank, self.world_size = rank, world_size
         self.num_objects = len(label_vocab(info)[0])
         self.epoch = 0
         self.skips = SkipCounter("pretraining shards")
@@ -182,13 +184,16 @@ class LabelledFrameStream(IterableDataset):
         if self.train:
             quota = self.batches_per_epoch // num_workers
             quota += int(worker < self.batches_per_epoch % num_workers)
-            seq = np.random.SeedSequence([self.seed, self.epoch, worker])
+            seq = np.random.SeedSequence([self.seed, self.epoch, self.rank, worker])
             shard_rng, rng = (np.random.default_rng(s) for s in seq.spawn(2))
             urls = [u for u, _ in self.urls]
             samples = self._samples(lambda: _resampled_urls(urls, shard_rng))
             frames = self._shuffled(self._frames(samples, labeler, split_of, rng), rng)
             return self._batches(frames, quota)
-        urls = [u for u, _ in self.urls][worker::num_workers]
+        urls = [u for u, _ in self.urls]
+        if len(urls) >= self.world_size:
+            urls = urls[self.rank::self.world_size]
+        urls = urls[worker::num_workers]
         samples = self._samples(lambda: iter({"url": u} for u in urls))
         return self._batches(self._frames(samples, labeler, split_of, None), None)
 
@@ -319,7 +324,9 @@ class LabelledFrameDataModule(pl.LightningDataModule):
             self._urls(self.train_splits if train else [hp.val_split]), self.info, train=train,
             image_size=self.image_size, grid=grid, batch_size=hp.batch_size,
             batches_per_epoch=hp.batches_per_epoch, shuffle_buffer=hp.shuffle_buffer,
-            jitter=hp.jitter if hp.augment and train else 0.0, seed=hp.seed)
+            jitter=hp.jitter if hp.augment and train else 0.0, seed=hp.seed,
+            rank=self.trainer.global_rank if self.trainer else 0,
+            world_size=self.trainer.world_size if self.trainer else 1)
         return EpochDataLoader(stream, lambda: epoch_about_to_run(self.trainer),
                                num_workers=hp.num_workers,
                                persistent_workers=False)
