@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from training_helpers import write_dataset
 
 from datagen.constants import KEY_META, KEY_RGB
+from datagen.houses.io import HouseError
 from datagen.shards import decode_frames, iter_episodes
 from sim.camera import CameraConfig
 from sim.env import EmbeddedEnv, Pose
@@ -19,7 +21,7 @@ from sim.lattice import AgentConfig
 from training.cli import build_cli
 from training.data import ShardDataModule, shard_urls
 from training.module import PolicyModule
-from training.policy import PolicyConfig, conv_grid, conv_stack, resize_frames
+from training.policy import PolicyConfig, conv_grid, conv_stack, resize_frames, resize_labels
 from training.pretrain import (
     EncoderPretrainModule,
     EpisodeLabeler,
@@ -105,6 +107,19 @@ def test_cell_presence_marks_every_cell_a_class_touches():
     # resized like the frames (here a plain 2x downscale), the cells stay where they were
     big = maps.repeat_interleave(2, 1).repeat_interleave(2, 2)
     assert torch.equal(cell_presence(big, (12, 16), (3, 4), num_classes=2), cells)
+
+
+@pytest.mark.parametrize("shape,size,grid", [((5, 48, 64), (24, 32), (3, 4)),
+                                             ((4, 50, 70), (45, 77), (5, 7))],
+                         ids=["divisible", "overlapping-windows"])
+def test_cell_presence_is_adaptive_max_pooling_of_each_class(shape, size, grid):
+    gen = torch.Generator().manual_seed(0)
+    maps = torch.randint(0, 20, shape, dtype=torch.uint8, generator=gen)
+    maps[maps > 6] = 0
+    small = resize_labels(maps, size)
+    onehot = (small[:, None] == torch.arange(1, 7, dtype=torch.uint8)[None, :, None, None])
+    want = (F.adaptive_max_pool2d(onehot.float(), grid) > 0).float()
+    assert torch.equal(cell_presence(maps, size, grid, num_classes=6), want)
 
 
 @pytest.mark.parametrize("size", [(32, 48), (84, 144), (45, 77)])
@@ -227,11 +242,12 @@ def test_encoder_init_refuses_another_encoder_in_one_line(dataset, tmp_path, mon
                      dataset_spec=dm.spec)
 
 
-def test_a_moved_house_file_is_named(dataset, tmp_path):
-    info = info_of(dataset)
-    entry = info["splits"]["train"]["houses"]
-    with pytest.raises(Exception, match="sha256"):
+def test_another_or_a_missing_house_file_is_named(dataset, tmp_path):
+    entry = info_of(dataset)["splits"]["train"]["houses"]
+    with pytest.raises(HouseError, match="sha256 .* is not the 000000000000"):
         HouseLines(entry["path"], "0" * 64)
+    with pytest.raises(HouseError, match="not found"):
+        HouseLines(str(tmp_path / "gone.jsonl.gz"), entry["sha256"])
 
 
 def test_shipped_pretrain_config_builds(dataset, tmp_path, monkeypatch):
