@@ -321,7 +321,7 @@ class LabelledFrameDataModule(pl.LightningDataModule):
         self.info = load_info(self.root)
         self.objects, self.rooms = label_vocab(self.info)
         self.train_splits = list(train_splits or ["train"])
-        self.grid: tuple[int, int] | None = None  # set by the model (its conv grid)
+        self.grid: tuple[int, int] | None = None  # the conv grid; else the trainer's model's
 
     @property
     def spec(self) -> dict:
