@@ -28,7 +28,7 @@ import json
 import logging
 import tarfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -340,28 +340,26 @@ def _resampled_urls(urls: list[str], rng: np.random.Generator) -> Iterator[dict[
         yield {"url": urls[int(rng.integers(len(urls)))]}
 
 
-class EpisodeChunkStream(IterableDataset):
-    """Batches of episode chunks from webdataset shards (see the module docstring).
+class ShardStream(IterableDataset):
+    """Batches of items from webdataset shards: what the training streams share.
 
-    ``train=True``: resampled, one random chunk per episode visit, augmented, exactly
-    ``batches_per_epoch`` batches per rank (``defer_colour``: the colour jitter is left to the
-    consumer, as ``colour``). ``train=False``: every shard once (split over ranks
-    when there are enough shards, else each rank reads all), every step once, no augmentation.
+    ``train=True``: shards drawn with replacement from a seed of (seed, epoch, rank, worker)
+    (:meth:`_train_items`), exactly ``batches_per_epoch`` batches per rank, split over the
+    loader's workers. ``train=False``: every shard once (split over ranks when there are enough
+    shards, else each rank reads all; then over workers), in order. A bad shard or sample is
+    skipped and counted (the next batch's ``num_skipped``). A subclass says what a sample
+    gives (:meth:`_sample_items`), how training draws (:meth:`_train_items`) and how items
+    become a batch (:meth:`_collate`).
     """
 
-    def __init__(self, urls: list[str], goals: list[str], *, train: bool, seq_len: int,
-                 image_size: tuple[int, int], batch_size: int, batches_per_epoch: int = 0,
-                 shuffle_buffer: int = 32, jitter: float = 0.0, shift: int = 0, seed: int = 0,
-                 rank: int = 0, world_size: int = 1, defer_colour: bool = False):
+    def __init__(self, urls: list[str], *, train: bool, batch_size: int,
+                 batches_per_epoch: int = 0, seed: int = 0, rank: int = 0, world_size: int = 1):
         super().__init__()
         if not urls:
-            raise ValueError("EpisodeChunkStream needs at least one shard")
-        self.urls, self.goal_index = list(urls), {g: i for i, g in enumerate(goals)}
-        self.train, self.seq_len, self.image_size = train, seq_len, tuple(image_size)
+            raise ValueError(f"{type(self).__name__} needs at least one shard")
+        self.urls, self.train = list(urls), train
         self.batch_size, self.batches_per_epoch = batch_size, batches_per_epoch
-        self.shuffle_buffer, self.jitter, self.shift = shuffle_buffer, jitter, shift
         self.seed, self.rank, self.world_size = seed, rank, world_size
-        self.defer_colour = defer_colour
         self.epoch = 0
         self.skips = SkipCounter("shards")
 
@@ -377,48 +375,10 @@ class EpisodeChunkStream(IterableDataset):
         if self.train:
             quota = self.batches_per_epoch // num_workers
             quota += int(worker < self.batches_per_epoch % num_workers)
-            return self._train_batches(worker, quota)
-        return self._val_batches(worker, num_workers)
-
-    def _samples(self, source, *stages) -> Iterator[dict]:
-        stages = (source, wds.tarfile_to_samples(handler=self.skips), *stages)
-        return wds.DataPipeline(*stages).iterator()
-
-    def _chunks(self, samples, rng: np.random.Generator | None) -> Iterator[dict]:
-        for sample in samples:
-            try:
-                chunks = episode_chunks(sample, self.goal_index, self.seq_len, self.image_size,
-                                        rng, self.jitter, self.shift, self.defer_colour)
-            except Exception as exn:  # noqa: BLE001 - a bad sample is skipped, never a crash
-                self.skips(ValueError(f"{sample.get('__key__')} in {sample.get('__url__')}: "
-                                      f"{exn}"))
-                continue
-            self.skips.consecutive = 0
-            yield from chunks
-
-    def _batches(self, chunks: Iterator[dict], limit: int | None) -> Iterator[dict]:
-        buf, count = [], 0
-        for chunk in chunks:
-            buf.append(chunk)
-            if len(buf) == self.batch_size:
-                yield collate_chunks(buf, self.seq_len, self.skips.take_pending())
-                buf, count = [], count + 1
-                if limit is not None and count >= limit:
-                    return
-        if buf and limit is None:
-            yield collate_chunks(buf, self.seq_len, self.skips.take_pending())
-
-    def _train_batches(self, worker: int, quota: int) -> Iterator[dict]:
-        if quota <= 0:
-            return iter(())
-        seq = np.random.SeedSequence([self.seed, self.epoch, self.rank, worker])
-        shard_rng, shuffle_seed, chunk_rng = (np.random.default_rng(s) for s in seq.spawn(3))
-        shuffle = wds.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer,
-                              seed=int(shuffle_seed.integers(2**31)))
-        samples = self._samples(lambda: _resampled_urls(self.urls, shard_rng), shuffle)
-        return self._batches(self._chunks(samples, chunk_rng), quota)
-
-    def _val_batches(self, worker: int, num_workers: int) -> Iterator[dict]:
+            if quota <= 0:
+                return iter(())
+            seq = np.random.SeedSequence([self.seed, self.epoch, self.rank, worker])
+            return self._batches(self._train_items(seq), quota)
         urls = self.urls
         if len(urls) >= self.world_size:
             urls = urls[self.rank::self.world_size]
@@ -426,7 +386,81 @@ class EpisodeChunkStream(IterableDataset):
         if not urls:
             return iter(())
         samples = self._samples(lambda: iter({"url": u} for u in urls))
-        return self._batches(self._chunks(samples, None), None)
+        return self._batches(self._items(samples, None), None)
+
+    def _train_items(self, seq: np.random.SeedSequence) -> Iterator:
+        """The training items of one worker, its randomness spawned from ``seq``."""
+        raise NotImplementedError
+
+    def _sample_items(self, sample: dict, rng: np.random.Generator | None) -> Iterable:
+        """The items of one sample (random and augmented with ``rng``); raises when malformed."""
+        raise NotImplementedError
+
+    def _collate(self, items: list) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def _samples(self, source, *stages) -> Iterator[dict]:
+        stages = (source, wds.tarfile_to_samples(handler=self.skips), *stages)
+        return wds.DataPipeline(*stages).iterator()
+
+    def _items(self, samples, rng: np.random.Generator | None) -> Iterator:
+        for sample in samples:
+            try:
+                items = self._sample_items(sample, rng)
+            except Exception as exn:  # noqa: BLE001 - a bad sample is skipped, never a crash
+                self.skips(ValueError(f"{sample.get('__key__')} in {sample.get('__url__')}: "
+                                      f"{exn}"))
+                continue
+            self.skips.consecutive = 0
+            yield from items
+
+    def _batches(self, items: Iterator, limit: int | None) -> Iterator[dict]:
+        buf, count = [], 0
+        for item in items:
+            buf.append(item)
+            if len(buf) == self.batch_size:
+                yield self._collate(buf)
+                buf, count = [], count + 1
+                if limit is not None and count >= limit:
+                    return
+        if buf and limit is None:
+            yield self._collate(buf)
+
+
+class EpisodeChunkStream(ShardStream):
+    """Batches of episode chunks from webdataset shards (see the module docstring).
+
+    ``train=True``: resampled, one random chunk per episode visit, augmented, exactly
+    ``batches_per_epoch`` batches per rank (``defer_colour``: the colour jitter is left to the
+    consumer, as ``colour``). ``train=False``: every shard once (split over ranks
+    when there are enough shards, else each rank reads all), every step once, no augmentation.
+    """
+
+    def __init__(self, urls: list[str], goals: list[str], *, train: bool, seq_len: int,
+                 image_size: tuple[int, int], batch_size: int, batches_per_epoch: int = 0,
+                 shuffle_buffer: int = 32, jitter: float = 0.0, shift: int = 0, seed: int = 0,
+                 rank: int = 0, world_size: int = 1, defer_colour: bool = False):
+        super().__init__(urls, train=train, batch_size=batch_size,
+                         batches_per_epoch=batches_per_epoch, seed=seed, rank=rank,
+                         world_size=world_size)
+        self.goal_index = {g: i for i, g in enumerate(goals)}
+        self.seq_len, self.image_size = seq_len, tuple(image_size)
+        self.shuffle_buffer, self.jitter, self.shift = shuffle_buffer, jitter, shift
+        self.defer_colour = defer_colour
+
+    def _sample_items(self, sample: dict, rng: np.random.Generator | None) -> list[dict]:
+        return episode_chunks(sample, self.goal_index, self.seq_len, self.image_size, rng,
+                              self.jitter, self.shift, self.defer_colour)
+
+    def _collate(self, chunks: list[dict]) -> dict[str, torch.Tensor]:
+        return collate_chunks(chunks, self.seq_len, self.skips.take_pending())
+
+    def _train_items(self, seq: np.random.SeedSequence) -> Iterator[dict]:
+        shard_rng, shuffle_seed, chunk_rng = (np.random.default_rng(s) for s in seq.spawn(3))
+        shuffle = wds.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer,
+                              seed=int(shuffle_seed.integers(2**31)))
+        samples = self._samples(lambda: _resampled_urls(self.urls, shard_rng), shuffle)
+        return self._items(samples, chunk_rng)
 
 
 def epoch_about_to_run(trainer: pl.Trainer | None) -> int:

@@ -30,9 +30,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 import torch.nn.functional as F
-import webdataset as wds
 from torch import nn
-from torch.utils.data import IterableDataset, get_worker_info
 
 from datagen.constants import KEY_META, KEY_RGB
 from datagen.episodes import HouseFile
@@ -45,7 +43,7 @@ from sim.lattice import AgentConfig
 from training.data import (
     DatasetMismatchError,
     EpochDataLoader,
-    SkipCounter,
+    ShardStream,
     _resampled_urls,
     apply_colour,
     colour_jitter,
@@ -164,81 +162,45 @@ def cell_presence(maps: torch.Tensor, size: tuple[int, int], grid: tuple[int, in
 # the stream
 
 
-class LabelledFrameStream(IterableDataset):
+class LabelledFrameStream(ShardStream):
     """Batches of labelled frames from episode shards (see the module docstring).
 
     ``train=True``: shards resampled from (seed, epoch, rank, worker), every frame of an
     episode with the episode's colour jitter, mixed through a frame shuffle buffer, exactly
     ``batches_per_epoch`` batches per rank. ``train=False``: every frame of every shard once,
-    in order (split over ranks when there are enough shards).
+    in order (split over ranks when there are enough shards). ``urls``: (shard, split) pairs,
+    the split naming the house file its labels are rendered from.
     """
 
     def __init__(self, urls: list[tuple[str, str]], info: dict, *, train: bool,
                  image_size: tuple[int, int], grid: tuple[int, int], batch_size: int,
                  batches_per_epoch: int = 0, shuffle_buffer: int = 1024, jitter: float = 0.0,
                  seed: int = 0, rank: int = 0, world_size: int = 1):
-        super().__init__()
-        if not urls:
-            raise ValueError("LabelledFrameStream needs at least one shard")
-        self.urls, self.info, self.train = list(urls), info, train
+        super().__init__([u for u, _ in urls], train=train, batch_size=batch_size,
+                         batches_per_epoch=batches_per_epoch, seed=seed, rank=rank,
+                         world_size=world_size)
+        self.split_of, self.info = dict(urls), info
         self.image_size, self.grid = tuple(image_size), tuple(grid)
-        self.batch_size, self.batches_per_epoch = batch_size, batches_per_epoch
-        self.shuffle_buffer, self.jitter, self.seed = shuffle_buffer, jitter, seed
-        self.rank, self.world_size = rank, world_size
+        self.shuffle_buffer, self.jitter = shuffle_buffer, jitter
         self.num_objects = len(label_vocab(info)[0])
-        self.epoch = 0
-        self.skips = SkipCounter("pretraining shards")
-
-    def __len__(self) -> int:
-        if not self.train:
-            raise TypeError("the validation stream has no fixed length")
-        return self.batches_per_epoch
+        self.labeler: EpisodeLabeler | None = None
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        info = get_worker_info()
-        worker, num_workers = (info.id, info.num_workers) if info else (0, 1)
-        self.skips = SkipCounter(f"pretraining worker {worker}")
-        splits = {split for _, split in self.urls}
-        houses = {s: HouseLines(self.info["splits"][s]["houses"]["path"],
-                                self.info["splits"][s]["houses"]["sha256"]) for s in splits}
-        labeler = EpisodeLabeler(self.info, houses)
-        split_of = {url: split for url, split in self.urls}
-        if self.train:
-            quota = self.batches_per_epoch // num_workers
-            quota += int(worker < self.batches_per_epoch % num_workers)
-            seq = np.random.SeedSequence([self.seed, self.epoch, self.rank, worker])
-            shard_rng, rng = (np.random.default_rng(s) for s in seq.spawn(2))
-            urls = [u for u, _ in self.urls]
-            samples = self._samples(lambda: _resampled_urls(urls, shard_rng))
-            frames = self._shuffled(self._frames(samples, labeler, split_of, rng), rng)
-            return self._batches(frames, quota)
-        urls = [u for u, _ in self.urls]
-        if len(urls) >= self.world_size:
-            urls = urls[self.rank::self.world_size]
-        urls = urls[worker::num_workers]
-        samples = self._samples(lambda: iter({"url": u} for u in urls))
-        return self._batches(self._frames(samples, labeler, split_of, None), None)
+        splits = self.info["splits"]
+        houses = {s: HouseLines(splits[s]["houses"]["path"], splits[s]["houses"]["sha256"])
+                  for s in set(self.split_of.values())}
+        self.labeler = EpisodeLabeler(self.info, houses)  # in the worker that iterates
+        return super().__iter__()
 
-    def _samples(self, source) -> Iterator[dict]:
-        return wds.DataPipeline(source, wds.tarfile_to_samples(handler=self.skips)).iterator()
+    def _train_items(self, seq: np.random.SeedSequence) -> Iterator[tuple]:
+        shard_rng, rng = (np.random.default_rng(s) for s in seq.spawn(2))
+        samples = self._samples(lambda: _resampled_urls(self.urls, shard_rng))
+        return self._shuffled(self._items(samples, rng), rng)
 
-    def _frames(self, samples, labeler: EpisodeLabeler, split_of: dict[str, str],
-                rng: np.random.Generator | None) -> Iterator[tuple]:
-        for sample in samples:
-            try:
-                episode = self._episode(sample, labeler, split_of[sample["__url__"]], rng)
-            except Exception as exn:  # noqa: BLE001 - a bad sample is skipped, never a crash
-                self.skips(ValueError(f"{sample.get('__key__')} in {sample.get('__url__')}: "
-                                      f"{exn}"))
-                continue
-            self.skips.consecutive = 0
-            yield from zip(*episode)
-
-    def _episode(self, sample: dict, labeler: EpisodeLabeler, split: str,
-                 rng: np.random.Generator | None) -> tuple[torch.Tensor, ...]:
-        """Frames (T, 3, h, w) uint8, cell labels (T, K, gh, gw) and rooms (T,) of a sample."""
+    def _sample_items(self, sample: dict, rng: np.random.Generator | None) -> Iterator[tuple]:
+        """(frame (3, h, w) uint8, cell labels (K, gh, gw), room ()) for each step."""
         meta = json.loads(sample[KEY_META])
-        maps, rooms = labeler(meta, split)
+        maps, rooms = self.labeler(meta, self.split_of[sample["__url__"]])
         rgb = decode_frames(sample[KEY_RGB], 0, len(maps))  # (T, H, W, 3)
         if rgb.shape[:3] != maps.shape:
             raise ValueError(f"frames {rgb.shape[:3]} do not match the replayed poses "
@@ -248,7 +210,7 @@ class LabelledFrameStream(IterableDataset):
             frames = apply_colour(frames, colour_jitter(frames, rng, self.jitter))
         cells = cell_presence(torch.from_numpy(maps), self.image_size, self.grid,
                               self.num_objects)
-        return frames, cells, torch.from_numpy(rooms)
+        return zip(frames, cells, torch.from_numpy(rooms))
 
     def _shuffled(self, items: Iterator[tuple], rng: np.random.Generator) -> Iterator[tuple]:
         """Items through a buffer of ``shuffle_buffer``, each drawn from it at random."""
@@ -260,18 +222,6 @@ class LabelledFrameStream(IterableDataset):
                 buf[k], buf[-1] = buf[-1], buf[k]
                 yield buf.pop()
         yield from buf
-
-    def _batches(self, frames: Iterator[tuple], limit: int | None) -> Iterator[dict]:
-        buf, count = [], 0
-        for item in frames:
-            buf.append(item)
-            if len(buf) == self.batch_size:
-                yield self._collate(buf)
-                buf, count = [], count + 1
-                if limit is not None and count >= limit:
-                    return
-        if buf and limit is None:
-            yield self._collate(buf)
 
     def _collate(self, items: list[tuple]) -> dict[str, torch.Tensor]:
         frames, cells, rooms = zip(*items)
