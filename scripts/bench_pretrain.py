@@ -6,7 +6,8 @@
 * loader: one process (= one DataLoader worker) reading the train split at the config's
   resolution and batch size: frames decoded, resized, labelled (instance ids rendered at each
   stored pose and mapped to target types) and jittered, per wall-clock second and per
-  CPU-second of the process (``process_time``).
+  CPU-second of the process (``process_time``); then the same with the frames rendered again
+  at the poses (``--data.frames rendered``, one renderer pass with the ids) instead of decoded.
 * labels alone: the renderer's ids pass and type map per CPU-second, and the per-cell labels
   (``cell_presence``, one bincount per cell) side by side with adaptive max pooling of a
   one-hot map (the same output).
@@ -42,13 +43,15 @@ from training.pretrain import (
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def bench_loader(root: Path, info: dict, cfg: dict, grid, batches: int) -> dict:
+def bench_loader(root: Path, info: dict, cfg: dict, grid, batches: int,
+                 frames: str = "decoded") -> dict:
     torch.set_num_threads(1)  # as in a DataLoader worker
     data = cfg["data"]
     stream = LabelledFrameStream([(u, "train") for u in shard_urls(root, "train")], info,
                                  train=True, image_size=tuple(data["image_size"]), grid=grid,
                                  batch_size=data["batch_size"], batches_per_epoch=batches + 1,
-                                 shuffle_buffer=data["shuffle_buffer"], jitter=0.2)
+                                 shuffle_buffer=data["shuffle_buffer"], jitter=0.2,
+                                 frames=frames)
     it = iter(stream)
     next(it)  # houses read, shuffle buffer filled
     wall, cpu = time.perf_counter(), time.process_time()
@@ -97,7 +100,8 @@ def bench_training(module: EncoderPretrainModule, cfg: dict, steps: int, threads
     batch = {"frames": torch.randint(0, 256, (n, 3, h, w), dtype=torch.uint8, generator=gen),
              "objects": (torch.rand(n, len(module.spec["objects"]), *module.grid,
                                     generator=gen) < 0.01).float(),
-             "rooms": torch.randint(-1, len(module.spec["rooms"]), (n,), generator=gen)}
+             "rooms": torch.randint(-1, len(module.spec["rooms"]), (n,), generator=gen),
+             "pixels": torch.zeros(n, len(module.spec["objects"]), dtype=torch.int32)}
     opt = torch.optim.AdamW(module.parameters())
     for i in range(steps + 1):
         if i == 1:
@@ -128,6 +132,10 @@ def main() -> None:
     loader = bench_loader(root, info, cfg, module.grid, args.batches)
     print(f"loader (1 process): {loader['per_s']:.0f} frames/s, "
           f"{loader['per_cpu_s']:.0f} per CPU-second ({loader['frames']} frames)")
+    rendered = bench_loader(root, info, cfg, module.grid, args.batches, frames="rendered")
+    print(f"loader, frames rendered at the poses instead of decoded: {rendered['per_s']:.0f} "
+          f"frames/s, {rendered['per_cpu_s']:.0f} per CPU-second "
+          f"({rendered['per_cpu_s'] / loader['per_cpu_s']:.2f}x the decoding loader)")
     labels = bench_labels(root, info, size, module.grid)
     print(f"labels ({labels['frames']} frames): ids render + type map "
           f"{labels['render_per_cpu_s']:.0f} frames per CPU-second; cells "

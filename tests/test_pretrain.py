@@ -28,10 +28,19 @@ from training.pretrain import (
     HouseLines,
     LabelledFrameDataModule,
     LabelledFrameStream,
+    average_precision,
+    bucket_names,
     cell_presence,
+    confusion_report,
     detection_counts,
+    detection_table,
+    false_positive_causes,
     label_vocab,
     load_encoder,
+    object_loss,
+    pixel_counts,
+    score_histogram,
+    size_recall_counts,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,6 +89,7 @@ def test_labels_are_the_rendered_object_types_and_the_agents_room(dataset):
     for meta, _ in episodes(dataset, "train")[:3]:
         maps, room_index = labeler(meta, "train")
         assert maps.shape == (len(meta["poses"]), 48, 64)
+        pixels = pixel_counts(torch.from_numpy(maps), len(objects))
         for t, (x, z, yaw) in enumerate(meta["poses"]):
             env.reset(house, Pose(x, z, yaw))
             counts = {}
@@ -87,6 +97,7 @@ def test_labels_are_the_rendered_object_types_and_the_agents_room(dataset):
                 counts[obj.object_type] = counts.get(obj.object_type, 0) + obj.pixels
             for k, name in enumerate(objects):
                 assert int((maps[t] == k + 1).sum()) == counts.get(name, 0), (t, name)
+                assert int(pixels[t, k]) == counts.get(name, 0), (t, name)
             room = env.current_room()
             assert room_index[t] == (rooms.index(room[1]) if room and room[1] in rooms else -1)
             seen_types |= {objects[k - 1] for k in np.unique(maps[t]) if k}
@@ -135,16 +146,47 @@ def test_validation_stream_is_every_frame_once_with_its_labels(dataset):
     batches = list(stream)
     frames = torch.cat([b["frames"] for b in batches])
     cells = torch.cat([b["objects"] for b in batches])
+    pixels = torch.cat([b["pixels"] for b in batches])
     labeler = labeler_for(dataset)
-    want_frames, want_cells = [], []
+    num_objects = len(label_vocab(info)[0])
+    want_frames, want_cells, want_pixels = [], [], []
     for meta, rgb in episodes(dataset, "val"):
         want_frames.append(resize_frames(torch.from_numpy(rgb).permute(0, 3, 1, 2), (24, 32)))
         maps, _ = labeler(meta, "val")
-        want_cells.append(cell_presence(torch.from_numpy(maps), (24, 32), (3, 4),
-                                        len(label_vocab(info)[0])))
+        want_cells.append(cell_presence(torch.from_numpy(maps), (24, 32), (3, 4), num_objects))
+        want_pixels.append(torch.from_numpy((maps[:, None] == np.arange(
+            1, num_objects + 1)[None, :, None, None]).sum((2, 3))))
     assert torch.equal(frames, torch.cat(want_frames))
     assert torch.equal(cells, torch.cat(want_cells))
+    assert torch.equal(pixels.long(), torch.cat(want_pixels).long())
     assert cells.sum() > 0
+    # a type in some cell at the training resolution shows in the rendered frame
+    assert (pixels[cells.flatten(2).any(2)] > 0).all()
+
+
+def test_rendered_frames_come_with_the_same_labels(dataset):
+    """--data.frames rendered: the frames are the renderer's at the stored poses (one pass
+    with the ids), the labels those of the decoded stream."""
+    info = info_of(dataset)
+    labeler = labeler_for(dataset)
+    meta, decoded = episodes(dataset, "val")[0]
+    rgb, maps, rooms = labeler.render(meta, "val")
+    want_maps, want_rooms = labeler(meta, "val")
+    assert np.array_equal(maps, want_maps) and np.array_equal(rooms, want_rooms)
+    x, z, yaw = meta["poses"][-1]
+    assert np.array_equal(rgb[-1], labeler.env.renderer.render_rgb(x, z, yaw))
+    assert 0 < np.abs(rgb.astype(float) - decoded).mean() < 8  # H.264 is all that differs
+
+    def batches(frames):
+        return list(LabelledFrameStream([(u, "val") for u in shard_urls(dataset, "val")], info,
+                                        train=False, image_size=(24, 32), grid=(3, 4),
+                                        batch_size=5, frames=frames))
+
+    rendered, plain = batches("rendered"), batches("decoded")
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(rendered, plain) for k in a
+               if k != "frames")
+    assert torch.equal(rendered[0]["frames"][0],
+                       resize_frames(torch.from_numpy(rgb[:1]).permute(0, 3, 1, 2), (24, 32))[0])
 
 
 def test_training_stream_is_a_function_of_seed_epoch_and_rank(dataset):
@@ -203,8 +245,20 @@ def test_cli_pretrains_and_behaviour_cloning_starts_from_the_encoder(dataset, tm
     monkeypatch.setattr("sys.argv", ["spoc-pretrain"])
     ckpt = pretrain(dataset, tmp_path / "pre")
     metrics = (tmp_path / "pre" / "logs" / "version_0" / "metrics.csv").read_text()
-    for name in ("train/object_loss", "val/object_recall", "val/frame_recall", "val/room_acc"):
+    for name in ("train/object_loss", "val/object_recall", "val/frame_recall", "val/room_acc",
+                 "val/frame_recall_px", "val/frame_map"):
         assert name in metrics
+    report = json.loads((tmp_path / "pre" / "logs" / "version_0" /
+                         "val_detection.json").read_text())
+    assert report["step"] == 3 and len(report["types"]) == 16
+    for row in report["types"].values():
+        by_size = row["frame_recall_by_pixels"]
+        assert [b["pixels"] for b in by_size] == bucket_names()
+        # every frame where a cell shows the type shows some of its pixels
+        assert sum(b["frames"] for b in by_size) >= row["frame"]["actual"]
+        ap = row["frame_ap_50px"]
+        big = sum(b["frames"] for b in by_size[2:])  # the frames showing >= 50 px of it
+        assert ap["positives"] == big and (ap["ap"] is None) == (big == 0)
 
     dm = ShardDataModule(str(dataset), image_size=(32, 48), num_workers=0)
     cfg = PolicyConfig(channels=(8, 16, 16), groups=4, pool_size=(2, 3), goal_film=True)
@@ -267,3 +321,114 @@ def test_detection_counts_per_cell_and_per_frame():
     counts = detection_counts(pred, actual)
     assert counts[0].tolist() == [[1, 2, 2], [0, 1, 0]]  # cells: hits, predicted, actual
     assert counts[1].tolist() == [[1, 1, 1], [0, 1, 0]]  # frames
+
+
+def test_size_recall_counts_buckets_frames_by_the_types_pixels():
+    edges = (1, 10, 100)
+    pixels = torch.tensor([[0, 5], [9, 10], [99, 100], [500, 1], [3, 0]])
+    pred = torch.tensor([[True, True], [False, True], [True, False], [True, True],
+                         [False, False]])
+    counts = size_recall_counts(pred, pixels, edges)
+    assert counts.shape == (2, 3, 2)
+    # class 0: 9 and 3 px (1-9: one of two predicted), 99 (10-99: hit), 500 (100+: hit)
+    assert counts[0].tolist() == [[0, 2], [1, 1], [1, 1]]
+    # class 1: 5 and 1 px (both hit), 10 (hit), 100 (missed); the 0-px frames count nowhere
+    assert counts[1].tolist() == [[2, 2], [1, 1], [0, 1]]
+    assert bucket_names(edges) == ["1-9", "10-99", "100+"]
+
+
+def test_detection_table_names_each_types_rates():
+    counts = torch.tensor([[[1, 2, 4], [0, 0, 0]], [[1, 1, 2], [0, 3, 0]]])  # (2, K=2, 3)
+    sizes = torch.zeros(2, 5, 2, dtype=torch.long)
+    sizes[0, 2] = torch.tensor([1, 2])
+    scores = torch.zeros(2, 2, 480, dtype=torch.long)
+    scores[0, 0, 10], scores[0, 1, 400] = 3, 1  # Apple: 3 frames without it, 1 with, above
+    table = detection_table(["Apple", "Bed"], counts, sizes, scores)
+    assert table["Apple"]["cell"] == {"precision": 0.5, "recall": 0.25, "hits": 1,
+                                      "predicted": 2, "actual": 4}
+    assert table["Apple"]["frame"]["recall"] == 0.5
+    by_size = table["Apple"]["frame_recall_by_pixels"]
+    assert by_size[2] == {"pixels": "50-199", "recall": 0.5, "frames": 2}
+    assert by_size[0] == {"pixels": "1-11", "recall": None, "frames": 0}
+    assert table["Apple"]["frame_ap_50px"] == {"ap": 1.0, "positives": 1, "negatives": 3,
+                                               "base_rate": 0.25}
+    assert table["Bed"]["frame_ap_50px"]["ap"] is None
+    assert table["Bed"]["frame"] == {"precision": 0.0, "recall": None, "hits": 0,
+                                     "predicted": 3, "actual": 0}
+
+
+def exact_average_precision(scores: np.ndarray, positive: np.ndarray) -> float:
+    order = np.argsort(-scores, kind="stable")
+    hits = positive[order]
+    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float((precision * hits).sum() / hits.sum())
+
+
+def test_average_precision_from_the_histogram_is_the_exact_one_without_ties():
+    """Scores a bin or more apart rank as exactly as sorted scores; frames with 1-49 pixels of
+    the type are left out of it."""
+    rng = np.random.default_rng(0)
+    n = 300
+    scores = rng.permutation(np.arange(n))[:, None] * 0.05 - 7.49 + np.zeros((1, 2))  # (N, 2)
+    pixels = np.zeros((n, 2), dtype=np.int64)
+    pixels[rng.random(n) < 0.2, 0] = 80  # class 0: 20% positives, scores unrelated
+    pixels[:, 1] = np.where(scores[:, 1] > 2.0, 500, 0)  # class 1: the top scores, perfect
+    pixels[rng.random(n) < 0.1, 1] = 30  # ... and some frames with too few pixels to count
+    hist = score_histogram(torch.tensor(scores, dtype=torch.float32), torch.tensor(pixels))
+    assert hist.shape == (2, 2, 480)
+    assert hist[1].sum() == (pixels[:, 1] != 30).sum()  # the 30-px frames are left out
+    keep = pixels[:, 0] != 30
+    want = exact_average_precision(scores[keep, 0], pixels[keep, 0] >= 50)
+    assert average_precision(hist[0]) == pytest.approx(want, abs=1e-9)
+    assert average_precision(hist[1]) == 1.0
+    assert average_precision(torch.zeros(2, 480, dtype=torch.long)) is None
+    # scores out of range clamp to the end bins
+    ends = score_histogram(torch.tensor([[-50.0], [50.0]]), torch.tensor([[0], [60]]))
+    assert ends[0, 0, 0] == 1 and ends[0, 1, -1] == 1
+
+
+def test_focal_object_loss_is_cross_entropy_at_gamma_zero_and_spares_easy_cells():
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(4, 3, 2, 2, generator=gen) * 3
+    target = (torch.rand(4, 3, 2, 2, generator=gen) < 0.2).float()
+    w = torch.tensor(5.0)
+    plain = F.binary_cross_entropy_with_logits(logits, target, pos_weight=w)
+    assert torch.allclose(object_loss(logits, target, w), plain)
+    assert torch.allclose(object_loss(logits, target, w, gamma=1e-9), plain)
+    easy, hard = torch.tensor([6.0]), torch.tensor([-6.0])  # a positive cell, right / wrong
+    one = torch.ones(1)
+    for g in (1.0, 2.0):  # the easy term shrinks far more than the hard one
+        assert object_loss(easy, one, w, g) < 0.01 * object_loss(easy, one, w)
+        assert object_loss(hard, one, w, g) > 0.99 * object_loss(hard, one, w)
+    with pytest.raises(ValueError, match="model.focal_gamma: -1.0 must be >= 0"):
+        EncoderPretrainModule(focal_gamma=-1.0, dataset_spec={"objects": ["Apple"], "rooms": [],
+                                                              "image_size": [32, 48]})
+
+
+def test_false_positives_are_counted_by_what_their_best_cell_shows():
+    maps = torch.zeros(2, 4, 4, dtype=torch.uint8)  # 2 x 2 cells of 2 x 2 pixels
+    maps[0, :2, 2:] = 5  # frame 0, top-right cell: type 5 ...
+    maps[0, 0, 2] = 7  # ... and one pixel of type 7
+    logits = torch.full((2, 2, 2, 2), -1.0)
+    logits[0, 0, 0, 1] = 2.0  # class 0 fires at the top-right cell of frame 0
+    logits[0, 0, 1, 1] = 1.0  # (a weaker cell is not the one counted)
+    logits[1, 0, 1, 0] = 3.0  # frame 1: class 0 at an empty cell
+    logits[1, 1, 0, 0] = 4.0  # class 1 fires where it is present: no false positive
+    absent = torch.tensor([[True, True], [True, False]])
+    out = false_positive_causes(logits, maps, absent, num_types=8)
+    assert out.shape == (2, 9)
+    assert out[0].tolist() == [1, 0, 0, 0, 0, 1, 0, 0, 0]  # type 5 once, nothing once
+    assert out[1].sum() == 0
+
+
+def test_confusion_report_names_what_each_target_is_taken_for(dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["spoc-pretrain"])
+    ckpt = pretrain(dataset, tmp_path / "pre")
+    report = confusion_report(ckpt, dataset, "val", top=2)
+    assert report["frames"] == sum(len(m["poses"]) for m, _ in episodes(dataset, "val"))
+    assert list(report["types"]) == label_vocab(info_of(dataset))[0]
+    assert any(row["false_positive_frames"] for row in report["types"].values())
+    for target, row in report["types"].items():
+        shares = [c["share"] for c in row["taken_for"]]
+        assert len(shares) <= 2 and sum(shares) <= 1.0 + 1e-9
+        assert all(c["type"] != target for c in row["taken_for"])  # absent by definition

@@ -18,6 +18,11 @@ import pytest
 import torch
 from training_helpers import corrupt_video, truncate_file, write_dataset
 
+from datagen.episodes import HouseFile
+from datagen.shards import iter_episodes
+from sim.camera import CameraConfig
+from sim.env import EmbeddedEnv, Pose
+from sim.lattice import AgentConfig
 from training.cli import build_cli
 from training.data import (
     DatasetMismatchError,
@@ -337,6 +342,30 @@ def test_validation_reads_every_step_once(dataset):
     assert sum(int(b["mask"].sum()) for b in batches) == steps
     starts = sum(int((b["prev_actions"] == 4).sum()) for b in batches)
     assert starts == dm.info["splits"]["val"]["shards"]["shard-000000.tar"]["episodes"]
+
+
+def test_rendered_frames_are_the_simulators_at_the_stored_poses(dataset):
+    """--data.frames rendered: every step's frame is the embedded env's at the stored pose
+    (what evaluation sees), the rest of the batch is the decoded one's, and the H.264 frames
+    differ from it by compression only."""
+    dm = tiny_datamodule(dataset, frames="rendered", image_size=(24, 36))
+    rendered = list(dm.val_dataloader())
+    decoded = list(tiny_datamodule(dataset, image_size=(24, 36)).val_dataloader())
+    for a, b in zip(rendered, decoded):
+        assert all(torch.equal(a[k], b[k]) for k in a if k != "frames")
+    env = EmbeddedEnv(CameraConfig(**dm.info["camera"]), AgentConfig(**dm.info["agent"]))
+    house = HouseFile.scan(dm.info["splits"]["val"]["houses"]["path"]).read([0])[0].house
+    frames = torch.cat([b["frames"][b["mask"]] for b in rendered])  # (steps, 3, H, W)
+    want = []
+    for url in shard_urls(dataset, "val"):
+        for sample in iter_episodes(Path(url)):
+            for x, z, yaw in sample["meta.json"]["poses"]:
+                want.append(torch.from_numpy(env.reset(house, Pose(x, z, yaw)).rgb))
+    assert torch.equal(frames, resize_frames(torch.stack(want).permute(0, 3, 1, 2), (24, 36)))
+    compressed = torch.cat([b["frames"][b["mask"]] for b in decoded]).float()
+    assert 0 < (compressed - frames.float()).abs().mean() < 8
+    with pytest.raises(ValueError, match="data.frames: 'png' is not one of decoded, rendered"):
+        tiny_datamodule(dataset, frames="png")
 
 
 def test_training_stream_is_a_function_of_seed_and_epoch(dataset):

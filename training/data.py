@@ -15,6 +15,9 @@ colour jitter, which the model applies on the device (``PolicyModule.on_after_ba
 the jitter's float arithmetic is ~40% of a loader worker's time at 112x192
 (``scripts/bench_train.md``), and a GPU does it in microseconds.
 
+The frames are the shards' decoded H.264 video, or, with ``frames="rendered"``, the embedded
+renderer's at each stored pose (:class:`PoseRenderer`): what evaluation sees.
+
 Training streams are resampled (shards drawn with replacement) from a seed that is a pure
 function of (seed, epoch, rank, worker), and every rank yields exactly ``batches_per_epoch``
 batches: DDP never waits on a rank that ran dry, and a resumed run sees the same batches as an
@@ -28,7 +31,7 @@ import json
 import logging
 import tarfile
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +53,13 @@ from datagen.constants import (
     KEY_TARGET_PIXELS,
     SHARD_GLOB,
 )
+from datagen.episodes import HouseFile
+from datagen.files import sha256_file
+from datagen.houses.io import HouseError, iter_house_lines
 from datagen.shards import decode_frames
-from sim.lattice import MOVE_AHEAD
+from sim.camera import CameraConfig
+from sim.env import EmbeddedEnv
+from sim.lattice import MOVE_AHEAD, AgentConfig
 from training.policy import previous_action_tokens, resize_frames
 
 log = logging.getLogger(__name__)
@@ -230,12 +238,14 @@ def episode_aux_labels(sample: dict, num_steps: int) -> tuple[np.ndarray, np.nda
 
 def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
                    image_size: tuple[int, int], rng: np.random.Generator | None,
-                   jitter: float = 0.0, shift: int = 0, defer_colour: bool = False
+                   jitter: float = 0.0, shift: int = 0, defer_colour: bool = False,
+                   render: Callable[[dict, int, int], np.ndarray] | None = None
                    ) -> list[dict[str, Any]]:
     """Turn one webdataset sample into training chunks (one random one when ``rng`` is given).
 
     With ``defer_colour`` each augmented chunk carries its colour jitter as ``colour`` (2, 3)
-    instead of having it applied (see :func:`augment`).
+    instead of having it applied (see :func:`augment`). ``render(meta, start, stop)``, when
+    given, makes the frames instead of the shard's video (:class:`PoseRenderer`).
 
     Raises on anything malformed; the caller skips and counts the sample.
     """
@@ -256,7 +266,10 @@ def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
     dist_all, pixels_all = episode_aux_labels(sample, len(actions))  # (T,) each
     starts = chunk_starts(len(actions), seq_len, rng)
     first, stop = starts[0], min(len(actions), starts[-1] + seq_len)
-    rgb = decode_frames(sample[KEY_RGB], first, stop)  # (stop - first, H, W, 3)
+    if render is None:
+        rgb = decode_frames(sample[KEY_RGB], first, stop)  # (stop - first, H, W, 3)
+    else:
+        rgb = render(meta, first, stop)
     chunks = []
     for start in starts:
         end = min(len(actions), start + seq_len)
@@ -302,6 +315,83 @@ def collate_chunks(chunks: list[dict[str, Any]], seq_len: int, num_skipped: int 
     if "colour" in chunks[0]:
         batch["colour"] = torch.stack([chunk["colour"] for chunk in chunks])  # (B, 2, 3)
     return batch
+
+
+# ---------------------------------------------------------------------------------------------
+# frames rendered again
+
+
+FRAME_SOURCES = ("decoded", "rendered")
+
+
+def check_frames(frames: str) -> str:
+    """``frames`` if it is a frame source, else a one-line ValueError naming the field."""
+    if frames not in FRAME_SOURCES:
+        raise ValueError(f"data.frames: {frames!r} is not one of {', '.join(FRAME_SOURCES)} "
+                         "(decoded: the shards' video; rendered: the frames rendered again at "
+                         "the stored poses, as evaluation sees them)")
+    return frames
+
+
+class HouseLines:
+    """A house file held as text, each house parsed and checked when first asked for (30 MB
+    for 1,000 houses; checking them all up front would cost every loader worker ~7 s)."""
+
+    def __init__(self, path: str, sha256: str):
+        if not Path(path).is_file():
+            raise HouseError(path, None, "<file>", "not found (the episodes' frames and labels "
+                             "are rendered from it)", "use the dataset where it was generated")
+        found = sha256_file(path)
+        if found != sha256:
+            raise HouseError(path, None, "<file>", f"sha256 {found[:12]}... is not the "
+                             f"{sha256[:12]}... the episodes were generated from",
+                             "use the dataset where it was generated")
+        self.texts = dict(iter_house_lines(path))
+        self.file = HouseFile(str(path), found, tuple(self.texts))
+        self._last: tuple[int, Any] | None = None
+
+    def house(self, line: int) -> dict:
+        """The checked house on ``line`` (the last one is kept: samples come grouped)."""
+        if self._last is None or self._last[0] != line:
+            if line not in self.texts:
+                raise KeyError(f"house_index {line} is not a house of {self.file.path}")
+            self._last = (line, self.file.parse(line, self.texts[line]).house)
+        return self._last[1]
+
+
+class PoseRenderer:
+    """Episodes' frames rendered again at their stored poses with the embedded renderer: the
+    exact frames evaluation sees, without the shards' video compression (H.264, yuv420p:
+    chroma at half resolution, which blurs the colour of a target a few pixels wide into its
+    surroundings). The houses come from the splits' house files, checked by sha256."""
+
+    def __init__(self, info: dict, houses: dict[str, HouseLines]):
+        self.env = EmbeddedEnv(CameraConfig(**info["camera"]), AgentConfig(**info["agent"]))
+        self.houses = houses
+
+    @staticmethod
+    def house_files(info: dict, splits: Iterable[str]) -> dict[str, HouseLines]:
+        """The house file of each split, as info.json names it."""
+        out = {}
+        for split in splits:
+            entry = info.get("splits", {}).get(split, {}).get("houses")
+            if not entry:
+                raise DatasetMismatchError(f"info.json: splits.{split}.houses is missing; the "
+                                           "frames are rendered from each split's house file "
+                                           "(use --data.frames decoded)")
+            out[split] = HouseLines(entry["path"], entry["sha256"])
+        return out
+
+    def load(self, meta: dict, split: str):
+        """(Scene, Lattice) of an episode's house, loaded into ``env``."""
+        return self.env.load(self.houses[split].house(int(meta["house_index"])))
+
+    def frames(self, meta: dict, split: str, start: int = 0, stop: int | None = None
+               ) -> np.ndarray:
+        """(n, H, W, 3) uint8: the episode's frames ``start:stop``."""
+        self.load(meta, split)
+        render = self.env.renderer.render_rgb
+        return np.stack([render(x, z, yaw) for x, z, yaw in meta["poses"][start:stop]])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -439,7 +529,10 @@ class EpisodeChunkStream(ShardStream):
     def __init__(self, urls: list[str], goals: list[str], *, train: bool, seq_len: int,
                  image_size: tuple[int, int], batch_size: int, batches_per_epoch: int = 0,
                  shuffle_buffer: int = 32, jitter: float = 0.0, shift: int = 0, seed: int = 0,
-                 rank: int = 0, world_size: int = 1, defer_colour: bool = False):
+                 rank: int = 0, world_size: int = 1, defer_colour: bool = False,
+                 rendered: tuple[dict, dict[str, str]] | None = None):
+        """``rendered``: (info.json, {shard url: split}) to render the frames at the stored
+        poses instead of decoding them (:class:`PoseRenderer`)."""
         super().__init__(urls, train=train, batch_size=batch_size,
                          batches_per_epoch=batches_per_epoch, seed=seed, rank=rank,
                          world_size=world_size)
@@ -447,10 +540,23 @@ class EpisodeChunkStream(ShardStream):
         self.seq_len, self.image_size = seq_len, tuple(image_size)
         self.shuffle_buffer, self.jitter, self.shift = shuffle_buffer, jitter, shift
         self.defer_colour = defer_colour
+        self.rendered = rendered
+        self.poses: PoseRenderer | None = None
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        if self.rendered is not None:  # in the worker that iterates
+            info, split_of = self.rendered
+            self.poses = PoseRenderer(info, PoseRenderer.house_files(info, set(split_of.values())))
+        return super().__iter__()
 
     def _sample_items(self, sample: dict, rng: np.random.Generator | None) -> list[dict]:
+        render = None
+        if self.poses is not None:
+            split = self.rendered[1][sample["__url__"]]
+            def render(meta, start, stop):
+                return self.poses.frames(meta, split, start, stop)
         return episode_chunks(sample, self.goal_index, self.seq_len, self.image_size, rng,
-                              self.jitter, self.shift, self.defer_colour)
+                              self.jitter, self.shift, self.defer_colour, render)
 
     def _collate(self, chunks: list[dict]) -> dict[str, torch.Tensor]:
         return collate_chunks(chunks, self.seq_len, self.skips.take_pending())
@@ -503,6 +609,7 @@ class ShardDataModule(pl.LightningDataModule):
         augment: bool = True,
         jitter: float = 0.2,
         shift: int = 4,
+        frames: str = "decoded",
         val_split: str = "val",
         train_splits: list[str] | None = None,
         seed: int = 0,
@@ -519,6 +626,9 @@ class ShardDataModule(pl.LightningDataModule):
             augment: Colour jitter and random shift in training (never in validation).
             jitter: Brightness/contrast amplitude of the colour jitter.
             shift: Largest random shift in pixels at the training resolution.
+            frames: ``decoded`` (the shards' H.264 video) or ``rendered`` (rendered again at
+                the stored poses with the embedded renderer, from the splits' house files: the
+                exact frames evaluation sees, without the video's compression).
             val_split: Split read for validation.
             train_splits: Splits trained on, together (default ``["train"]``); e.g. add a
                 split of noise-injected expert episodes (``spoc-datagen --action_noise``).
@@ -529,6 +639,7 @@ class ShardDataModule(pl.LightningDataModule):
         if seq_len < 1 or batch_size < 1 or batches_per_epoch < 1:
             raise ValueError(f"data: seq_len={seq_len}, batch_size={batch_size} and "
                              f"batches_per_epoch={batches_per_epoch} must all be >= 1")
+        check_frames(frames)
         self.root, self.image_size = Path(root), tuple(int(v) for v in image_size)
         self.info = load_info(self.root)
         self.train_splits = list(train_splits or ["train"])
@@ -579,6 +690,11 @@ class ShardDataModule(pl.LightningDataModule):
                                            f"generate the '{split}' split with "
                                            "`spoc-datagen episodes`")
         trainer = self.trainer
+        rendered = None
+        if hp.frames == "rendered":
+            rendered = (self.info, {u: split for split in
+                                    (self.train_splits if train else [hp.val_split])
+                                    for u in shard_urls(self.root, split)})
         return EpisodeChunkStream(
             urls, self.goals, train=train, seq_len=hp.seq_len, image_size=self.image_size,
             batch_size=hp.batch_size, batches_per_epoch=hp.batches_per_epoch,
@@ -586,7 +702,7 @@ class ShardDataModule(pl.LightningDataModule):
             shift=hp.shift if hp.augment else 0, seed=hp.seed,
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
-            defer_colour=train and self._on_accelerator)
+            defer_colour=train and self._on_accelerator, rendered=rendered)
 
     @property
     def _on_accelerator(self) -> bool:

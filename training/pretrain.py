@@ -15,7 +15,15 @@ only the training splits' houses are used.
 
 A batch is a dict of ``frames`` (N, 3, h, w) uint8 at the training resolution, ``objects``
 (N, K, gh, gw) float32 (1 where a cell of the conv grid shows a pixel of target type k),
-``rooms`` (N,) long (index into the room types, -1 outside them) and ``num_skipped`` ().
+``rooms`` (N,) long (index into the room types, -1 outside them), ``pixels`` (N, K) int32 (how
+many pixels of the rendered frame each target type covers, at the camera's resolution) and
+``num_skipped`` ().
+
+Validation writes ``val_detection.json`` beside the run's metrics: per target type, cell and
+frame precision and recall, the frame recall by the type's size in the frame (``SIZE_EDGES``),
+which says whether a type is missed because it is small or not seen at all, and the frame-level
+average precision (``AP_MIN_PIXELS``), which says whether the features tell the type apart at
+any threshold.
 """
 
 from __future__ import annotations
@@ -33,19 +41,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from datagen.constants import KEY_META, KEY_RGB
-from datagen.episodes import HouseFile
-from datagen.files import sha256_file
-from datagen.houses.io import HouseError, iter_house_lines
-from datagen.shards import decode_frames
-from sim.camera import CameraConfig
-from sim.env import EmbeddedEnv
-from sim.lattice import AgentConfig
+from datagen.files import json_bytes, write_atomic
+from datagen.shards import decode_frames, iter_episodes
 from training.data import (
     DatasetMismatchError,
     EpochDataLoader,
+    HouseLines,
+    PoseRenderer,
     ShardStream,
     _resampled_urls,
     apply_colour,
+    check_frames,
     colour_jitter,
     epoch_about_to_run,
     load_info,
@@ -64,6 +70,19 @@ from training.policy import (
 ENCODER_KEY = "spoc_encoder"
 """Key of the plain-dict encoder record inside a ``spoc-pretrain`` checkpoint."""
 
+SIZE_EDGES = (1, 12, 50, 200, 1000)
+"""Lower edges of the size buckets of the frame recall, in pixels of the rendered frame (the
+camera's resolution, whatever the training resolution): 1-11, 12-49, 50-199, 200-999, 1000+."""
+
+AP_MIN_PIXELS = 50
+"""The frame-level average precision ranks frames by a type's highest cell score and asks for
+those where it covers at least this many rendered pixels before those without it (frames where
+it shows less are left out): can the features tell the type apart at all, whatever the
+threshold."""
+
+SCORE_RANGE, SCORE_BINS = (-12.0, 12.0), 480
+"""Logit histogram of the average precision (bins of 0.05; summed over DDP ranks)."""
+
 
 def label_vocab(info: dict) -> tuple[list[str], list[str]]:
     """(object types, room types) labelled: the dataset's ObjectNav and RoomNav targets."""
@@ -79,57 +98,48 @@ def label_vocab(info: dict) -> tuple[list[str], list[str]]:
 # labels
 
 
-class HouseLines:
-    """A house file held as text, each house parsed and checked when first asked for (30 MB
-    for 1,000 houses; checking them all up front would cost every loader worker ~7 s)."""
-
-    def __init__(self, path: str, sha256: str):
-        if not Path(path).is_file():
-            raise HouseError(path, None, "<file>", "not found (the episodes' labels are "
-                             "rendered from it)", "label the dataset where it was generated")
-        found = sha256_file(path)
-        if found != sha256:
-            raise HouseError(path, None, "<file>", f"sha256 {found[:12]}... is not the "
-                             f"{sha256[:12]}... the episodes were generated from",
-                             "label the dataset where it was generated")
-        self.texts = dict(iter_house_lines(path))
-        self.file = HouseFile(str(path), found, tuple(self.texts))
-        self._last: tuple[int, Any] | None = None
-
-    def house(self, line: int) -> dict:
-        """The checked house on ``line`` (the last one is kept: samples come grouped)."""
-        if self._last is None or self._last[0] != line:
-            if line not in self.texts:
-                raise KeyError(f"house_index {line} is not a house of {self.file.path}")
-            self._last = (line, self.file.parse(line, self.texts[line]).house)
-        return self._last[1]
-
-
 class EpisodeLabeler:
     """Per-step labels of stored episodes, from their poses: an object-type map per frame
     (0 = none, k + 1 = ``objects[k]``) and the room type under the agent."""
 
-    def __init__(self, info: dict, houses: dict[str, HouseLines]):
+    def __init__(self, info: dict, houses: dict[str, HouseLines],
+                 objects: list[str] | None = None):
         self.objects, self.rooms = label_vocab(info)
-        self.env = EmbeddedEnv(CameraConfig(**info["camera"]), AgentConfig(**info["agent"]))
-        self.houses = houses
+        self.objects = list(objects or self.objects)  # e.g. every type, for diagnostics
+        self.poses = PoseRenderer(info, houses)
+        self.env, self.houses = self.poses.env, houses
 
     def __call__(self, meta: dict, split: str) -> tuple[np.ndarray, np.ndarray]:
         """(T, H, W) uint8 object-type maps and (T,) int64 room indices (-1: none)."""
-        scene, lattice = self.env.load(self.houses[split].house(int(meta["house_index"])))
-        lut = np.zeros(len(scene.boxes) + 1, dtype=np.uint8)  # instance id -> class
+        return self._replay(meta, split, rgb=False)[1:]
+
+    def render(self, meta: dict, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The frames rendered afresh at the poses ((T, H, W, 3) uint8: what the simulator
+        shows, without the shards' video compression), with the maps and rooms of
+        ``__call__``."""
+        return self._replay(meta, split, rgb=True)
+
+    def _replay(self, meta: dict, split: str, rgb: bool) -> tuple:
+        scene, lattice = self.poses.load(meta, split)
+        lut = np.zeros(len(scene.boxes) + 1, dtype=np.uint8)  # instance id -> class (< 256)
         index = {t: k + 1 for k, t in enumerate(self.objects)}
         lut[1:] = [index.get(t, 0) for t in scene.boxes.object_type]
         room_of_type = {t: k for k, t in enumerate(self.rooms)}
         poses = meta["poses"]
         maps = np.empty((len(poses), self.env.camera.height, self.env.camera.width), np.uint8)
         rooms = np.full(len(poses), -1, dtype=np.int64)
+        frames = np.empty(maps.shape + (3,), np.uint8) if rgb else None
         for t, (x, z, yaw) in enumerate(poses):
-            maps[t] = lut[self.env.renderer.render_ids(x, z, yaw)]
+            if rgb:
+                frame = self.env.renderer.render(x, z, yaw)
+                frames[t], ids = frame.rgb, frame.ids
+            else:
+                ids = self.env.renderer.render_ids(x, z, yaw)
+            maps[t] = lut[ids]
             k = lattice.room_of(*lattice.cell_of(x, z))
             if k >= 0:
                 rooms[t] = room_of_type.get(scene.rooms[k].room_type, -1)
-        return maps, rooms
+        return frames, maps, rooms
 
 
 def adaptive_bins(n: int, bins: int) -> list[tuple[int, int]]:
@@ -158,6 +168,14 @@ def cell_presence(maps: torch.Tensor, size: tuple[int, int], grid: tuple[int, in
     return out[..., 1:].permute(0, 3, 1, 2).float()
 
 
+def pixel_counts(maps: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(T, H, W) uint8 class maps (0 = none) -> (T, K) int32: pixels of class k + 1 per frame."""
+    t = maps.shape[0]
+    k = num_classes + 1
+    codes = maps.reshape(t, -1).long() + torch.arange(t)[:, None] * k
+    return torch.bincount(codes.flatten(), minlength=t * k).view(t, k)[:, 1:].int()
+
+
 # ---------------------------------------------------------------------------------------------
 # the stream
 
@@ -175,20 +193,19 @@ class LabelledFrameStream(ShardStream):
     def __init__(self, urls: list[tuple[str, str]], info: dict, *, train: bool,
                  image_size: tuple[int, int], grid: tuple[int, int], batch_size: int,
                  batches_per_epoch: int = 0, shuffle_buffer: int = 1024, jitter: float = 0.0,
-                 seed: int = 0, rank: int = 0, world_size: int = 1):
+                 frames: str = "decoded", seed: int = 0, rank: int = 0, world_size: int = 1):
         super().__init__([u for u, _ in urls], train=train, batch_size=batch_size,
                          batches_per_epoch=batches_per_epoch, seed=seed, rank=rank,
                          world_size=world_size)
         self.split_of, self.info = dict(urls), info
         self.image_size, self.grid = tuple(image_size), tuple(grid)
         self.shuffle_buffer, self.jitter = shuffle_buffer, jitter
+        self.rendered = check_frames(frames) == "rendered"
         self.num_objects = len(label_vocab(info)[0])
         self.labeler: EpisodeLabeler | None = None
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        splits = self.info["splits"]
-        houses = {s: HouseLines(splits[s]["houses"]["path"], splits[s]["houses"]["sha256"])
-                  for s in set(self.split_of.values())}
+        houses = PoseRenderer.house_files(self.info, set(self.split_of.values()))
         self.labeler = EpisodeLabeler(self.info, houses)  # in the worker that iterates
         return super().__iter__()
 
@@ -198,19 +215,23 @@ class LabelledFrameStream(ShardStream):
         return self._shuffled(self._items(samples, rng), rng)
 
     def _sample_items(self, sample: dict, rng: np.random.Generator | None) -> Iterator[tuple]:
-        """(frame (3, h, w) uint8, cell labels (K, gh, gw), room ()) for each step."""
+        """(frame (3, h, w) uint8, cell labels (K, gh, gw), room (), pixels (K,)) per step."""
         meta = json.loads(sample[KEY_META])
-        maps, rooms = self.labeler(meta, self.split_of[sample["__url__"]])
-        rgb = decode_frames(sample[KEY_RGB], 0, len(maps))  # (T, H, W, 3)
+        split = self.split_of[sample["__url__"]]
+        if self.rendered:
+            rgb, maps, rooms = self.labeler.render(meta, split)
+        else:
+            maps, rooms = self.labeler(meta, split)
+            rgb = decode_frames(sample[KEY_RGB], 0, len(maps))  # (T, H, W, 3)
         if rgb.shape[:3] != maps.shape:
             raise ValueError(f"frames {rgb.shape[:3]} do not match the replayed poses "
                              f"{maps.shape}")
         frames = resize_frames(torch.from_numpy(rgb).permute(0, 3, 1, 2), self.image_size)
         if rng is not None and self.jitter > 0:
             frames = apply_colour(frames, colour_jitter(frames, rng, self.jitter))
-        cells = cell_presence(torch.from_numpy(maps), self.image_size, self.grid,
-                              self.num_objects)
-        return zip(frames, cells, torch.from_numpy(rooms))
+        maps = torch.from_numpy(maps)
+        cells = cell_presence(maps, self.image_size, self.grid, self.num_objects)
+        return zip(frames, cells, torch.from_numpy(rooms), pixel_counts(maps, self.num_objects))
 
     def _shuffled(self, items: Iterator[tuple], rng: np.random.Generator) -> Iterator[tuple]:
         """Items through a buffer of ``shuffle_buffer``, each drawn from it at random."""
@@ -224,10 +245,10 @@ class LabelledFrameStream(ShardStream):
         yield from buf
 
     def _collate(self, items: list[tuple]) -> dict[str, torch.Tensor]:
-        frames, cells, rooms = zip(*items)
+        frames, cells, rooms, pixels = zip(*items)
         return {"frames": torch.stack(frames), "objects": torch.stack(cells),
-                "rooms": torch.stack(rooms), "num_skipped": torch.tensor(
-                    self.skips.take_pending())}
+                "rooms": torch.stack(rooms), "pixels": torch.stack(pixels),
+                "num_skipped": torch.tensor(self.skips.take_pending())}
 
 
 class LabelledFrameDataModule(pl.LightningDataModule):
@@ -243,6 +264,7 @@ class LabelledFrameDataModule(pl.LightningDataModule):
         shuffle_buffer: int = 2048,
         augment: bool = True,
         jitter: float = 0.2,
+        frames: str = "decoded",
         val_split: str = "val",
         train_splits: list[str] | None = None,
         seed: int = 0,
@@ -258,6 +280,9 @@ class LabelledFrameDataModule(pl.LightningDataModule):
             shuffle_buffer: Frames held by each worker's shuffle buffer.
             augment: Colour jitter in training, per episode (never in validation).
             jitter: Brightness/contrast amplitude of the colour jitter.
+            frames: ``decoded`` (the shards' H.264 video) or ``rendered`` (rendered again at
+                the stored poses with the embedded renderer: the exact frames evaluation
+                sees, without the video's compression; costs about what decoding does).
             val_split: Split read for validation.
             train_splits: Splits trained on (default ``["train"]``).
             seed: Seed of the training streams (with epoch and worker).
@@ -267,6 +292,7 @@ class LabelledFrameDataModule(pl.LightningDataModule):
         if batch_size < 1 or batches_per_epoch < 1:
             raise ValueError(f"data: batch_size={batch_size} and batches_per_epoch="
                              f"{batches_per_epoch} must both be >= 1")
+        check_frames(frames)
         self.root, self.image_size = Path(root), tuple(int(v) for v in image_size)
         self.info = load_info(self.root)
         self.objects, self.rooms = label_vocab(self.info)
@@ -296,7 +322,7 @@ class LabelledFrameDataModule(pl.LightningDataModule):
             self._urls(self.train_splits if train else [hp.val_split]), self.info, train=train,
             image_size=self.image_size, grid=grid, batch_size=hp.batch_size,
             batches_per_epoch=hp.batches_per_epoch, shuffle_buffer=hp.shuffle_buffer,
-            jitter=hp.jitter if hp.augment and train else 0.0, seed=hp.seed,
+            jitter=hp.jitter if hp.augment and train else 0.0, frames=hp.frames, seed=hp.seed,
             rank=self.trainer.global_rank if self.trainer else 0,
             world_size=self.trainer.world_size if self.trainer else 1)
         return EpochDataLoader(stream, lambda: epoch_about_to_run(self.trainer),
@@ -314,6 +340,17 @@ class LabelledFrameDataModule(pl.LightningDataModule):
 # the model
 
 
+def object_loss(logits: torch.Tensor, target: torch.Tensor, pos_weight: torch.Tensor,
+                gamma: float = 0.0) -> torch.Tensor:
+    """Mean binary cross-entropy of the cells, positives weighted by ``pos_weight``, each
+    term scaled by (1 - p_t)^``gamma`` (focal loss; p_t the probability of the right answer)."""
+    if gamma == 0:
+        return F.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)
+    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    weight = torch.where(target > 0, pos_weight, torch.ones_like(pos_weight))
+    return (weight * (1 - torch.exp(-ce)) ** gamma * ce).mean()
+
+
 def detection_counts(pred: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
     """(2, K, 3) long: hits, predictions and positives of each class over the cells (row 0) and
     over the frames, a frame counting a class when any of its cells does (row 1); ``pred`` and
@@ -323,6 +360,69 @@ def detection_counts(pred: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
     for p, a, dims in ((pred, actual, (0, 2, 3)), (frame_pred, frame_actual, (0,))):
         rows.append(torch.stack([(p & a).sum(dims), p.sum(dims), a.sum(dims)], dim=-1))
     return torch.stack(rows)
+
+
+def size_recall_counts(frame_pred: torch.Tensor, pixels: torch.Tensor,
+                       edges: tuple[int, ...] = SIZE_EDGES) -> torch.Tensor:
+    """(K, B, 2) long: per class and size bucket, the frames where the class is predicted and
+    shows with that many pixels (hits), and the frames where it shows so (positives).
+    ``frame_pred`` (N, K) bool, ``pixels`` (N, K) pixel counts, bucket b = [edges[b],
+    edges[b + 1])."""
+    bucket = torch.bucketize(pixels.long(), torch.tensor(edges, device=pixels.device),
+                             right=True) - 1  # (N, K); -1 below the first edge
+    onehot = bucket[..., None] == torch.arange(len(edges), device=pixels.device)  # (N, K, B)
+    hits = (onehot & frame_pred[..., None]).sum(0)
+    return torch.stack([hits, onehot.sum(0)], dim=-1)
+
+
+def score_histogram(scores: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+    """(K, 2, SCORE_BINS) long: per class, the histogram of the frames' scores (N, K) over the
+    frames without the class (row 0) and with at least ``AP_MIN_PIXELS`` of it (row 1)."""
+    lo, hi = SCORE_RANGE
+    k = scores.shape[1]
+    idx = ((scores.float().clamp(lo, hi) - lo) * (SCORE_BINS / (hi - lo))).long()
+    idx = idx.clamp(max=SCORE_BINS - 1)
+    positive = (pixels >= AP_MIN_PIXELS).long()
+    keep = (pixels == 0) | (pixels >= AP_MIN_PIXELS)
+    codes = ((torch.arange(k, device=scores.device) * 2 + positive) * SCORE_BINS + idx)[keep]
+    return torch.bincount(codes, minlength=k * 2 * SCORE_BINS).view(k, 2, SCORE_BINS)
+
+
+def average_precision(hist: torch.Tensor) -> float | None:
+    """Average precision from a (2, bins) negative/positive score histogram (frames in one bin
+    count as tied, ranked together); None without positives."""
+    neg, pos = hist.flip(-1).double()  # highest scores first
+    if pos.sum() == 0:
+        return None
+    tp, fp = pos.cumsum(0), neg.cumsum(0)
+    return float((pos * tp / (tp + fp).clamp(min=1)).sum() / pos.sum())
+
+
+def false_positive_causes(logits: torch.Tensor, maps: torch.Tensor, absent: torch.Tensor,
+                          num_types: int) -> torch.Tensor:
+    """(K, A + 1) long: for each target class k, the frames without it where some cell still
+    says k, counted by what the highest-scoring such cell mostly shows: object type a + 1 of
+    ``maps`` (column a + 1), or no object at all (column 0: walls, floor, doors).
+
+    ``logits`` (T, K, gh, gw) object scores; ``maps`` (T, h, w) uint8 object-type maps over
+    all ``num_types`` types (0 = none) at the training resolution (``resize_labels``), cells
+    as in ``cell_presence``; ``absent`` (T, K) bool, frames where class k shows no pixel."""
+    t, k, gh, gw = logits.shape
+    out = torch.zeros(k, num_types + 1, dtype=torch.long)
+    rows, cols = adaptive_bins(maps.shape[1], gh), adaptive_bins(maps.shape[2], gw)
+    best, where = logits.flatten(2).max(2)  # (T, K)
+    for f, c in zip(*torch.nonzero(absent & (best > 0), as_tuple=True)):
+        (r0, r1), (c0, c1) = rows[int(where[f, c]) // gw], cols[int(where[f, c]) % gw]
+        counts = torch.bincount(maps[f, r0:r1, c0:c1].flatten().long(),
+                                minlength=num_types + 1)
+        counts[0] = 0
+        out[c, int(counts.argmax()) if counts.any() else 0] += 1
+    return out
+
+
+def bucket_names(edges: tuple[int, ...] = SIZE_EDGES) -> list[str]:
+    """"12-49"-style names of the size buckets ("1000+" for the last)."""
+    return [f"{lo}-{hi - 1}" for lo, hi in zip(edges, edges[1:])] + [f"{edges[-1]}+"]
 
 
 class EncoderPretrainModule(pl.LightningModule):
@@ -336,6 +436,7 @@ class EncoderPretrainModule(pl.LightningModule):
         warmup_steps: int = 100,
         room_weight: float = 0.5,
         object_pos_weight: float = 5.0,
+        focal_gamma: float = 0.0,
         dataset_spec: dict | None = None,
     ):
         """
@@ -348,9 +449,15 @@ class EncoderPretrainModule(pl.LightningModule):
             room_weight: Weight of the room-type loss beside the per-cell object loss.
             object_pos_weight: Weight of the positive cells in the object loss (a target type
                 is in a cell a few times in a thousand; 1 = plain binary cross-entropy).
+            focal_gamma: Focal loss exponent of the object loss: each cell's term is scaled by
+                (1 - p)^gamma, p the probability it gives the right answer, so the many easy
+                cells stop drowning the few hard ones (0 = cross-entropy; 2 is the usual).
             dataset_spec: Set by the CLI from the datamodule (``LabelledFrameDataModule.spec``).
         """
         super().__init__()
+        if focal_gamma < 0:
+            raise ValueError(f"model.focal_gamma: {focal_gamma} must be >= 0 (0 = plain "
+                             "cross-entropy)")
         if dataset_spec is None:
             raise ValueError("model.dataset_spec: missing; build EncoderPretrainModule with "
                              "dataset_spec=LabelledFrameDataModule(...).spec (the CLI links it)")
@@ -374,12 +481,15 @@ class EncoderPretrainModule(pl.LightningModule):
     def _losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         objects, rooms = self(batch["frames"])
         target = batch["objects"]
-        out = {"object_loss": F.binary_cross_entropy_with_logits(
-            objects.float(), target, pos_weight=self.pos_weight)}
+        out = {"object_loss": object_loss(objects.float(), target, self.pos_weight,
+                                          self.hparams.focal_gamma)}
         out["room_loss"] = (F.cross_entropy(rooms.float(), batch["rooms"], ignore_index=-1)
                             if (batch["rooms"] >= 0).any() else rooms.sum() * 0)
         out["loss"] = out["object_loss"] + self.hparams.room_weight * out["room_loss"]
         out["counts"] = detection_counts(objects > 0, target > 0)
+        frame_scores = objects.detach().flatten(2).amax(2)  # (N, K) each type's best cell
+        out["sizes"] = size_recall_counts(frame_scores > 0, batch["pixels"])
+        out["scores"] = score_histogram(frame_scores, batch["pixels"])
         out["rooms"] = torch.stack([(rooms.argmax(-1) == batch["rooms"]).sum(),
                                     (batch["rooms"] >= 0).sum()])
         return out
@@ -395,6 +505,10 @@ class EncoderPretrainModule(pl.LightningModule):
         self._val_counts = torch.zeros(2, len(self.spec["objects"]), 3, dtype=torch.long,
                                        device=self.device)
         self._val_rooms = torch.zeros(2, dtype=torch.long, device=self.device)
+        self._val_sizes = torch.zeros(len(self.spec["objects"]), len(SIZE_EDGES), 2,
+                                      dtype=torch.long, device=self.device)
+        self._val_scores = torch.zeros(len(self.spec["objects"]), 2, SCORE_BINS,
+                                       dtype=torch.long, device=self.device)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         out = self._losses(batch)
@@ -404,19 +518,36 @@ class EncoderPretrainModule(pl.LightningModule):
                      prog_bar=name == "loss")
         self._val_counts += out["counts"]
         self._val_rooms += out["rooms"]
+        self._val_sizes += out["sizes"]
+        self._val_scores += out["scores"]
 
     def on_validation_epoch_end(self) -> None:
         """Micro precision and recall of the object cells and of "type k is in the frame",
-        that recall per type, and the accuracy of the room type."""
-        counts = self.trainer.strategy.reduce(self._val_counts, reduce_op="sum").float()
+        that recall per type and per size bucket, and the accuracy of the room type; the
+        per-type table goes to ``val_detection.json`` in the run's log folder."""
+        reduce = self.trainer.strategy.reduce
+        counts = reduce(self._val_counts, reduce_op="sum").float()
+        sizes = reduce(self._val_sizes, reduce_op="sum").float()
+        scores = reduce(self._val_scores, reduce_op="sum")
         for level, (hit, predicted, actual) in zip(("object", "frame"), counts.sum(1)):
             self.log(f"val/{level}_precision", hit / predicted.clamp(min=1))
             self.log(f"val/{level}_recall", hit / actual.clamp(min=1), prog_bar=True)
         for name, (hit, _, actual) in zip(self.spec["objects"], counts[1]):
             if actual > 0:
                 self.log(f"val/frame_recall_{name}", hit / actual)
-        room_hit, rooms = self.trainer.strategy.reduce(self._val_rooms, reduce_op="sum").float()
+        for bucket, (hit, actual) in zip(bucket_names(), sizes.sum(0)):
+            if actual > 0:
+                self.log(f"val/frame_recall_px{bucket}", hit / actual)
+        aps = [ap for ap in map(average_precision, scores) if ap is not None]
+        if aps:
+            self.log("val/frame_map", sum(aps) / len(aps), prog_bar=True)
+        room_hit, rooms = reduce(self._val_rooms, reduce_op="sum").float()
         self.log("val/room_acc", room_hit / rooms.clamp(min=1))
+        if not self.trainer.sanity_checking and self.trainer.is_global_zero \
+                and self.trainer.log_dir:
+            table = detection_table(self.spec["objects"], counts.long(), sizes.long(), scores)
+            write_atomic(Path(self.trainer.log_dir) / "val_detection.json", json_bytes(
+                {"epoch": self.current_epoch, "step": self.global_step, "types": table}))
 
     def configure_optimizers(self) -> dict[str, Any]:
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,
@@ -431,6 +562,87 @@ class EncoderPretrainModule(pl.LightningModule):
                                    "rooms": self.spec["rooms"],
                                    "state_dict": {k: v.detach().cpu() for k, v in
                                                   self.convs.state_dict().items()}}
+
+
+def detection_table(names: list[str], counts: torch.Tensor, sizes: torch.Tensor,
+                    scores: torch.Tensor) -> dict:
+    """Per type: cell and frame precision / recall with their counts, the frame recall per
+    size bucket (None where the bucket is empty) and the frame-level average precision with
+    its base rate (what ranking the frames at random scores); ``counts`` from
+    ``detection_counts``, ``sizes`` from ``size_recall_counts``, ``scores`` from
+    ``score_histogram``, all summed over the validation set."""
+    def ratio(a, b):
+        return round(a / b, 4) if b else None
+
+    out = {}
+    for k, name in enumerate(names):
+        row = {}
+        for level, (hit, predicted, actual) in zip(("cell", "frame"), counts[:, k].tolist()):
+            row[level] = {"precision": ratio(hit, predicted), "recall": ratio(hit, actual),
+                          "hits": hit, "predicted": predicted, "actual": actual}
+        row["frame_recall_by_pixels"] = [  # a list: JSON's sorted keys would misorder them
+            {"pixels": bucket, "recall": ratio(hit, actual), "frames": actual}
+            for bucket, (hit, actual) in zip(bucket_names(), sizes[k].tolist())]
+        ap = average_precision(scores[k])
+        negatives, positives = scores[k].sum(-1).tolist()
+        row[f"frame_ap_{AP_MIN_PIXELS}px"] = {
+            "ap": None if ap is None else round(ap, 4), "positives": positives,
+            "negatives": negatives, "base_rate": ratio(positives, positives + negatives)}
+        out[name] = row
+    return out
+
+
+def confusion_report(checkpoint: str | Path, root: str | Path, split: str = "val",
+                     top: int = 3) -> dict:
+    """What a ``spoc-pretrain`` checkpoint takes for each target type in the frames of
+    ``split`` that do not show it: per type, the false-positive frames (some cell scores the
+    type above 0) and the ``top`` object types their best cell mostly shows ("<none>": walls,
+    floor, doors), each with its share and its colour distance to the target in the
+    embedded renderer's palette (L1 of the chromaticities, ``sim.scene.type_color``)."""
+    from sim.assets import object_types
+    from sim.scene import type_color
+
+    module = EncoderPretrainModule.load_from_checkpoint(str(checkpoint), map_location="cpu")
+    module.eval()
+    root = Path(root)
+    info = load_info(root)
+    entry = info["splits"][split]["houses"]
+    every = object_types()
+    labeler = EpisodeLabeler(info, {split: HouseLines(entry["path"], entry["sha256"])},
+                             objects=every)
+    targets = module.spec["objects"]
+    columns = [every.index(t) for t in targets]  # pixel_counts column of each target
+    size = module.cfg.image_size
+    causes = torch.zeros(len(targets), len(every) + 1, dtype=torch.long)
+    frames_seen = 0
+    for url in shard_urls(root, split):
+        for sample in iter_episodes(Path(url)):
+            maps, _ = labeler(sample[KEY_META], split)
+            rgb = torch.from_numpy(decode_frames(sample[KEY_RGB], 0, len(maps)))
+            with torch.no_grad():
+                logits = module(resize_frames(rgb.permute(0, 3, 1, 2), size))[0].float()
+            maps = torch.from_numpy(maps)
+            absent = pixel_counts(maps, len(every))[:, columns] == 0
+            causes += false_positive_causes(logits, resize_labels(maps, size), absent,
+                                            len(every))
+            frames_seen += len(maps)
+
+    def chroma(rgb):
+        rgb = np.asarray(rgb, dtype=np.float64)
+        return rgb / max(rgb.sum(), 1.0)
+
+    names = ["<none>", *every]
+    report = {"checkpoint": str(checkpoint), "split": split, "frames": frames_seen,
+              "types": {}}
+    for k, target in enumerate(targets):
+        row, total = causes[k], int(causes[k].sum())
+        order = [int(a) for a in row.argsort(descending=True)[:top] if row[a] > 0]
+        report["types"][target] = {"false_positive_frames": total, "taken_for": [
+            {"type": names[a], "share": round(int(row[a]) / total, 3),
+             "colour_distance": None if a == 0 else round(float(np.abs(
+                 chroma(type_color(names[a])) - chroma(type_color(target))).sum()), 3)}
+            for a in order]}
+    return report
 
 
 def load_encoder(path: str | Path, cfg: PolicyConfig) -> dict[str, torch.Tensor]:

@@ -1,0 +1,86 @@
+"""How far colour alone goes: a training-free detector of the target types, as a ceiling for
+what an encoder could read from the pixels of the embedded renderer.
+
+    python scripts/colour_detector.py --data DATASET_DIR [--split val] [--eps 0.03 0.06 0.1]
+
+The score of type k in a frame is the number of its pixels whose chromaticity (r, g, b over
+their sum, which the renderer's lighting does not change) is within ``eps`` (L1) of the type's
+palette colour (``sim.scene.type_color``), counting pixels brighter than a sum of 60 only.
+For each type it prints the average precision of ranking the split's frames by that score,
+frames showing >= 50 pixels of the type against frames without it (the pretraining
+validation's ``frame_ap_50px``), once on the frames rendered at the stored poses (what
+evaluation sees) and once on the shards' decoded H.264 frames. It knows the palette, which no
+policy is told: it bounds what the pixels hold, it is not a navigation baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from datagen.constants import KEY_META, KEY_RGB
+from datagen.shards import decode_frames, iter_episodes
+from sim.scene import type_color
+from training.data import PoseRenderer, load_info, shard_urls
+from training.pretrain import AP_MIN_PIXELS, EpisodeLabeler, pixel_counts
+
+SMALL = ("AlarmClock", "Apple", "BaseballBat", "BasketBall", "Bowl", "Mug", "SprayBottle",
+         "Vase")
+"""The targets that cover a median <= 513 pixels of the oracle's final frame (README)."""
+
+
+def exact_ap(score: np.ndarray, positive: np.ndarray) -> float:
+    order = np.argsort(-score, kind="stable")
+    hits = positive[order]
+    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float((precision * hits).sum() / max(hits.sum(), 1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="dataset dir with its house files")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--eps", type=float, nargs="+", default=[0.03, 0.06, 0.1])
+    args = parser.parse_args()
+    root = Path(args.data)
+    info = load_info(root)
+    labeler = EpisodeLabeler(info, PoseRenderer.house_files(info, [args.split]))
+    objects = labeler.objects
+    palette = np.array([type_color(t) for t in objects], dtype=np.float32)
+    palette /= palette.sum(1, keepdims=True)
+    scores = {(src, eps): [] for src in ("rendered", "decoded") for eps in args.eps}
+    pixels = []
+    for url in shard_urls(root, args.split):
+        for sample in iter_episodes(Path(url)):
+            rgb, maps, _ = labeler.render(sample[KEY_META], args.split)
+            pixels.append(pixel_counts(torch.from_numpy(maps), len(objects)).numpy())
+            decoded = decode_frames(sample[KEY_RGB], 0, len(maps))
+            for src, frames in (("rendered", rgb), ("decoded", decoded)):
+                f = frames.reshape(len(frames), -1, 3).astype(np.float32)
+                total = f.sum(2, keepdims=True)
+                chroma = f / np.maximum(total, 1)
+                lit = total[..., 0] > 60
+                dist = np.abs(chroma[:, :, None, :] - palette[None, None]).sum(3)  # (T, P, K)
+                for eps in args.eps:
+                    scores[(src, eps)].append(((dist < eps) & lit[..., None]).sum(1))
+    pixels = np.concatenate(pixels)
+    print(f"{len(pixels)} frames of {root}/{args.split}; AP of frames with >= "
+          f"{AP_MIN_PIXELS} px of the type vs frames without it")
+    for (src, eps), per_episode in scores.items():
+        score = np.concatenate(per_episode)
+        aps = {}
+        for k, name in enumerate(objects):
+            keep = (pixels[:, k] == 0) | (pixels[:, k] >= AP_MIN_PIXELS)
+            if (pixels[keep, k] > 0).any():
+                aps[name] = exact_ap(score[keep, k], pixels[keep, k] > 0)
+        small = np.mean([v for k, v in aps.items() if k in SMALL])
+        large = np.mean([v for k, v in aps.items() if k not in SMALL])
+        print(f"{src:8s} eps {eps:.2f}: small mAP {small:.3f}, large mAP {large:.3f}; "
+              + ", ".join(f"{k} {v:.2f}" for k, v in aps.items()))
+
+
+if __name__ == "__main__":
+    main()
