@@ -100,8 +100,7 @@ def bench_training(module: EncoderPretrainModule, cfg: dict, steps: int, threads
     batch = {"frames": torch.randint(0, 256, (n, 3, h, w), dtype=torch.uint8, generator=gen),
              "objects": (torch.rand(n, len(module.spec["objects"]), *module.grid,
                                     generator=gen) < 0.01).float(),
-             "rooms": torch.randint(-1, len(module.spec["rooms"]), (n,), generator=gen),
-             "pixels": torch.zeros(n, len(module.spec["objects"]), dtype=torch.int32)}
+             "rooms": torch.randint(-1, len(module.spec["rooms"]), (n,), generator=gen)}
     opt = torch.optim.AdamW(module.parameters())
     for i in range(steps + 1):
         if i == 1:

@@ -486,12 +486,7 @@ class EncoderPretrainModule(pl.LightningModule):
         out["room_loss"] = (F.cross_entropy(rooms.float(), batch["rooms"], ignore_index=-1)
                             if (batch["rooms"] >= 0).any() else rooms.sum() * 0)
         out["loss"] = out["object_loss"] + self.hparams.room_weight * out["room_loss"]
-        out["counts"] = detection_counts(objects > 0, target > 0)
-        frame_scores = objects.detach().flatten(2).amax(2)  # (N, K) each type's best cell
-        out["sizes"] = size_recall_counts(frame_scores > 0, batch["pixels"])
-        out["scores"] = score_histogram(frame_scores, batch["pixels"])
-        out["rooms"] = torch.stack([(rooms.argmax(-1) == batch["rooms"]).sum(),
-                                    (batch["rooms"] >= 0).sum()])
+        out["object_logits"], out["room_logits"] = objects, rooms
         return out
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -516,10 +511,13 @@ class EncoderPretrainModule(pl.LightningModule):
         for name in ("loss", "object_loss", "room_loss"):
             self.log(f"val/{name}", out[name], batch_size=n, sync_dist=True,
                      prog_bar=name == "loss")
-        self._val_counts += out["counts"]
-        self._val_rooms += out["rooms"]
-        self._val_sizes += out["sizes"]
-        self._val_scores += out["scores"]
+        objects, rooms = out["object_logits"], out["room_logits"]  # validation-only counts
+        self._val_counts += detection_counts(objects > 0, batch["objects"] > 0)
+        frame_scores = objects.flatten(2).amax(2)  # (N, K) each type's best cell
+        self._val_sizes += size_recall_counts(frame_scores > 0, batch["pixels"])
+        self._val_scores += score_histogram(frame_scores, batch["pixels"])
+        self._val_rooms += torch.stack([(rooms.argmax(-1) == batch["rooms"]).sum(),
+                                        (batch["rooms"] >= 0).sum()])
 
     def on_validation_epoch_end(self) -> None:
         """Micro precision and recall of the object cells and of "type k is in the frame",
