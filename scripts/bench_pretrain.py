@@ -29,12 +29,11 @@ import torch.nn.functional as F
 import yaml
 
 from datagen.constants import KEY_META
-from training.data import load_info, shard_urls
+from training.data import PoseRenderer, load_info, shard_urls
 from training.policy import PolicyConfig, resize_labels
 from training.pretrain import (
     EncoderPretrainModule,
     EpisodeLabeler,
-    HouseLines,
     LabelledFrameStream,
     cell_presence,
     label_vocab,
@@ -64,8 +63,7 @@ def bench_labels(root: Path, info: dict, size, grid, episodes: int = 40) -> dict
     import webdataset as wds
 
     split = "train"
-    entry = info["splits"][split]["houses"]
-    labeler = EpisodeLabeler(info, {split: HouseLines(entry["path"], entry["sha256"])})
+    labeler = EpisodeLabeler(info, PoseRenderer.house_files(info, [split]))
     metas = [json.loads(s[KEY_META]) for s, _ in
              zip(wds.WebDataset(shard_urls(root, split)[0], shardshuffle=False), range(episodes))]
     labeler(metas[0], split)  # the house's scene and renderer built

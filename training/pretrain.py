@@ -604,10 +604,8 @@ def confusion_report(checkpoint: str | Path, root: str | Path, split: str = "val
     module.eval()
     root = Path(root)
     info = load_info(root)
-    entry = info["splits"][split]["houses"]
     every = object_types()
-    labeler = EpisodeLabeler(info, {split: HouseLines(entry["path"], entry["sha256"])},
-                             objects=every)
+    labeler = EpisodeLabeler(info, PoseRenderer.house_files(info, [split]), objects=every)
     targets = module.spec["objects"]
     columns = [every.index(t) for t in targets]  # pixel_counts column of each target
     size = module.cfg.image_size
