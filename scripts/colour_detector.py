@@ -6,10 +6,13 @@ what an encoder could read from the pixels of the embedded renderer.
 The score of type k in a frame is the number of its pixels whose chromaticity (r, g, b over
 their sum, which the renderer's lighting does not change) is within ``eps`` (L1) of the type's
 palette colour (``sim.scene.type_color``), counting pixels brighter than a sum of 60 only.
-For each type it prints the average precision of ranking the split's frames by that score,
-frames showing >= 50 pixels of the type against frames without it (the pretraining
-validation's ``frame_ap_50px``), once on the frames rendered at the stored poses (what
-evaluation sees) and once on the shards' decoded H.264 frames. It knows the palette, which no
+It first prints how far the shards' H.264 moves the small types' colours (decoded against
+rendered chromaticity over their pixels, at 12-49 and 50-199 px) and each target's nearest
+other type in the palette. Then, for each type, the
+average precision of ranking the split's frames by that score, frames showing >= 50 pixels of
+the type against frames without it (the pretraining validation's ``frame_ap_50px``), once on
+the frames rendered at the stored poses (what evaluation sees) and once on the shards'
+decoded H.264 frames. It knows the palette, which no
 policy is told: it bounds what the pixels hold, it is not a navigation baseline.
 """
 
@@ -23,6 +26,7 @@ import torch
 
 from datagen.constants import KEY_META, KEY_RGB
 from datagen.shards import decode_frames, iter_episodes
+from sim.assets import object_types
 from sim.scene import type_color
 from training.data import PoseRenderer, load_info, shard_urls
 from training.pretrain import AP_MIN_PIXELS, EpisodeLabeler, pixel_counts
@@ -39,6 +43,29 @@ def exact_ap(score: np.ndarray, positive: np.ndarray) -> float:
     return float((precision * hits).sum() / max(hits.sum(), 1))
 
 
+SIZE_BUCKETS = (12, 50)
+"""Lower edges of the two size buckets of the compression's colour shift: 12-49, 50-199 px."""
+
+
+def chroma_shift(rendered: np.ndarray, decoded: np.ndarray, maps: np.ndarray,
+                 classes: list[int], out: dict) -> None:
+    """Adds to ``out[lo]`` the mean L1 between the rendered and decoded chromaticity over the
+    pixels of each class of ``classes`` in each frame where it covers 12-49 or 50-199 px."""
+    def chroma(frames):
+        f = frames.astype(np.float64)
+        return f / np.maximum(f.sum(-1, keepdims=True), 1)
+
+    diff = np.abs(chroma(rendered) - chroma(decoded)).sum(-1)  # (T, H, W)
+    for t in range(len(maps)):
+        for k in classes:
+            mask = maps[t] == k + 1
+            n = int(mask.sum())
+            for lo, hi in zip(SIZE_BUCKETS, (*SIZE_BUCKETS[1:], 200)):
+                if lo <= n < hi:
+                    out[lo][0] += float(diff[t][mask].mean())
+                    out[lo][1] += 1
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="dataset dir with its house files")
@@ -53,11 +80,14 @@ def main() -> None:
     palette /= palette.sum(1, keepdims=True)
     scores = {(src, eps): [] for src in ("rendered", "decoded") for eps in args.eps}
     pixels = []
+    small = [objects.index(t) for t in SMALL if t in objects]
+    shift = {lo: [0.0, 0] for lo in SIZE_BUCKETS}  # decoded vs rendered chromaticity, L1
     for url in shard_urls(root, args.split):
         for sample in iter_episodes(Path(url)):
             rgb, maps, _ = labeler.render(sample[KEY_META], args.split)
             pixels.append(pixel_counts(torch.from_numpy(maps), len(objects)).numpy())
             decoded = decode_frames(sample[KEY_RGB], 0, len(maps))
+            chroma_shift(rgb, decoded, maps, small, shift)
             for src, frames in (("rendered", rgb), ("decoded", decoded)):
                 f = frames.reshape(len(frames), -1, 3).astype(np.float32)
                 total = f.sum(2, keepdims=True)
@@ -67,6 +97,19 @@ def main() -> None:
                 for eps in args.eps:
                     scores[(src, eps)].append(((dist < eps) & lit[..., None]).sum(1))
     pixels = np.concatenate(pixels)
+    every = object_types()
+    chroma_all = np.array([type_color(t) for t in every], dtype=np.float64)
+    chroma_all /= chroma_all.sum(1, keepdims=True)
+    nearest = {}
+    for name in objects:
+        gap = np.abs(chroma_all - chroma_all[every.index(name)]).sum(1)
+        gap[every.index(name)] = np.inf
+        nearest[name] = (every[int(gap.argmin())], float(gap.min()))
+    print("nearest other type in the palette (chromaticity L1): " + ", ".join(
+        f"{k} {v[0]} {v[1]:.3f}" for k, v in nearest.items()))
+    print("H.264 colour shift of the small types (mean chromaticity L1, decoded vs rendered): "
+          + ", ".join(f"{lo}-{hi - 1} px {total / max(n, 1):.3f} ({n} frames)" for
+                      (lo, (total, n)), hi in zip(shift.items(), (*SIZE_BUCKETS[1:], 200))))
     print(f"{len(pixels)} frames of {root}/{args.split}; AP of frames with >= "
           f"{AP_MIN_PIXELS} px of the type vs frames without it")
     for (src, eps), per_episode in scores.items():
