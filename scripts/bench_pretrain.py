@@ -9,8 +9,8 @@
   CPU-second of the process (``process_time``); then the same with the frames rendered again
   at the poses (``--data.frames rendered``, one renderer pass with the ids) instead of decoded.
 * labels alone: the renderer's ids pass and type map per CPU-second, and the per-cell labels
-  (``cell_presence``, one bincount per cell) side by side with adaptive max pooling of a
-  one-hot map (the same output).
+  (``cell_pixels``, one bincount per cell) side by side with adaptive average pooling of a
+  one-hot map times each cell's area (the same counts).
 * training: frames/s the conv blocks and heads consume (forward, backward, AdamW) on batches
   of the config's shape, with ``--threads`` torch threads.
 
@@ -35,7 +35,8 @@ from training.pretrain import (
     EncoderPretrainModule,
     EpisodeLabeler,
     LabelledFrameStream,
-    cell_presence,
+    adaptive_bins,
+    cell_pixels,
     label_vocab,
 )
 
@@ -75,7 +76,7 @@ def bench_labels(root: Path, info: dict, size, grid, episodes: int = 40) -> dict
         frames += len(maps)
     render = time.process_time() - cpu
     out = {"frames": frames, "render_per_cpu_s": frames / render}
-    for name, fn in (("cells", cell_presence), ("cells_pooled", pooled_cells)):
+    for name, fn in (("cells", cell_pixels), ("cells_pooled", pooled_cells)):
         cpu = time.process_time()
         for maps in all_maps:
             fn(maps, size, grid, k)
@@ -84,10 +85,19 @@ def bench_labels(root: Path, info: dict, size, grid, episodes: int = 40) -> dict
 
 
 def pooled_cells(maps: torch.Tensor, size, grid, num_classes: int) -> torch.Tensor:
-    """The reference for ``cell_presence``: adaptive max pooling of each class's mask."""
+    """The reference for ``cell_pixels``: adaptive average pooling of each class's mask, times
+    each window's area."""
     small = resize_labels(maps, size)
     classes = torch.arange(1, num_classes + 1, dtype=small.dtype)[None, :, None, None]
-    return (F.adaptive_max_pool2d((small[:, None] == classes).float(), grid) > 0).float()
+    onehot = (small[:, None] == classes).float()
+    return (F.adaptive_avg_pool2d(onehot, grid) * window_areas(small.shape[-2:], grid)).round()
+
+
+def window_areas(size, grid) -> torch.Tensor:
+    """(gh, gw) pixels in each adaptive pooling window over an image of ``size`` (h, w)."""
+    rows, cols = adaptive_bins(size[0], grid[0]), adaptive_bins(size[1], grid[1])
+    return torch.tensor([[(r1 - r0) * (c1 - c0) for c0, c1 in cols] for r0, r1 in rows],
+                        dtype=torch.float32)
 
 
 def bench_training(module: EncoderPretrainModule, cfg: dict, steps: int, threads: int) -> dict:
@@ -96,8 +106,10 @@ def bench_training(module: EncoderPretrainModule, cfg: dict, steps: int, threads
     n, (h, w) = data["batch_size"], data["image_size"]
     gen = torch.Generator().manual_seed(0)
     batch = {"frames": torch.randint(0, 256, (n, 3, h, w), dtype=torch.uint8, generator=gen),
-             "objects": (torch.rand(n, len(module.spec["objects"]), *module.grid,
-                                    generator=gen) < 0.01).float(),
+             "objects": torch.randint(0, 200, (n, len(module.spec["objects"]), *module.grid),
+                                      generator=gen).mul_(torch.rand(
+                                          n, len(module.spec["objects"]), *module.grid,
+                                          generator=gen) < 0.01).short(),
              "rooms": torch.randint(-1, len(module.spec["rooms"]), (n,), generator=gen)}
     opt = torch.optim.AdamW(module.parameters())
     for i in range(steps + 1):

@@ -2,7 +2,7 @@
 
     python scripts/bench_train.py [--data DATASET_DIR] [--config configs/train/cpu.yaml]
         [--device cpu|cuda] [--steps 10] [--batches 20] [--repeats 3] [--defer-colour]
-        [--seq-len L] [--batch-size B] [--image-size H W]
+        [--seq-len L] [--batch-size B] [--image-size H W] [--rendered]
     git show 1b93184~1:training/data.py > /tmp/data_base.py  # an older loader, side by side:
     python scripts/bench_train.py --baseline /tmp/data_base.py
 
@@ -14,6 +14,8 @@
   batches of the config's shape, on ``--device`` (bf16 autocast on cuda, like gpu.yaml).
 * ``--defer-colour``: also the loader as it runs for an accelerator (colour jitter left to the
   device), side by side with the CPU path, and training with the jitter applied on the device.
+* ``--rendered``: also the loader with ``--data.frames rendered`` (each chunk's frames rendered
+  again at the stored poses from the split's house file instead of decoded), side by side.
 
 Loader and decode rates are the best of ``--repeats`` runs; ``--baseline FILE`` also times
 another copy of ``training/data.py`` (its stream and ``decode_frames``), interleaved with the
@@ -69,21 +71,25 @@ def load_baseline(path: Path) -> ModuleType:
 
 
 def loader_stream(data: ModuleType, root: Path, data_cfg: dict, batches: int,
-                  defer_colour: bool = False):
-    """The training stream of ``data`` (a copy of ``training.data``) at the config's shape."""
+                  defer_colour: bool = False, rendered: bool = False):
+    """The training stream of ``data`` (a copy of ``training.data``) at the config's shape
+    (``rendered``: frames rendered at the poses from the train split's house file)."""
     augment = data_cfg.get("augment", True)
     extra = {"defer_colour": True} if defer_colour else {}
+    urls = shard_urls(root, "train")
+    if rendered:
+        extra["rendered"] = (load_info(root), {u: "train" for u in urls})
     return data.EpisodeChunkStream(
-        shard_urls(root, "train"), load_info(root)["goals"], train=True,
+        urls, load_info(root)["goals"], train=True,
         seq_len=data_cfg["seq_len"], image_size=tuple(data_cfg["image_size"]),
         batch_size=data_cfg["batch_size"], batches_per_epoch=batches, shuffle_buffer=8,
         jitter=0.2 if augment else 0.0, shift=4 if augment else 0, **extra)
 
 
 def bench_loader(data: ModuleType, root: Path, data_cfg: dict, batches: int,
-                 defer_colour: bool = False) -> dict:
+                 defer_colour: bool = False, rendered: bool = False) -> dict:
     """Frames decoded and delivered per wall-clock and per CPU-second by one loader process."""
-    stream = loader_stream(data, root, data_cfg, batches, defer_colour)
+    stream = loader_stream(data, root, data_cfg, batches, defer_colour, rendered)
     next(iter(stream))  # warm-up (imports, first shard)
     decoded = 0
     decode = data.decode_frames
@@ -126,10 +132,10 @@ def same_batches(a: ModuleType, b: ModuleType, root: Path, data_cfg: dict) -> bo
     return all(torch.equal(x[k], y[k]) for x, y in batches for k in x)
 
 
-def bench_loaders(loaders: dict[str, tuple[ModuleType, bool]], root: Path, data_cfg: dict,
-                  batches: int, repeats: int) -> dict[str, dict]:
-    """Best-of-``repeats`` loader and bare-decode rates of each (loader, defer_colour),
-    interleaved."""
+def bench_loaders(loaders: dict[str, tuple[ModuleType, bool, bool]], root: Path,
+                  data_cfg: dict, batches: int, repeats: int) -> dict[str, dict]:
+    """Best-of-``repeats`` loader and bare-decode rates of each (loader, defer_colour,
+    rendered), interleaved."""
     best: dict[str, dict] = {name: {} for name in loaders}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # like a DataLoader worker
@@ -137,8 +143,8 @@ def bench_loaders(loaders: dict[str, tuple[ModuleType, bool]], root: Path, data_
         for r in range(repeats):
             names = list(loaders) if r % 2 == 0 else list(loaders)[::-1]
             for name in names:
-                data, defer = loaders[name]
-                rates = {**bench_loader(data, root, data_cfg, batches, defer),
+                data, defer, rendered = loaders[name]
+                rates = {**bench_loader(data, root, data_cfg, batches, defer, rendered),
                          **{f"decode_{k}": v for k, v in bench_decode_only(data, root).items()}}
                 for key, value in rates.items():
                     best[name][key] = max(best[name].get(key, 0.0), value)
@@ -203,7 +209,10 @@ def print_loaders(best: dict[str, dict]) -> None:
     print("|---|" + "---|" * (2 * len(names) + (len(names) > 1)))
     for label, wall, cpu in rows:
         cells = " | ".join(f"{best[n][wall]:,.0f} | {best[n][cpu]:,.0f}" for n in names)
-        ratio = f" {best[names[0]][cpu] / best[names[1]][cpu]:.2f}x |" if len(names) > 1 else ""
+        ratio = ""
+        if len(names) > 1:  # a loader that renders its frames decodes none
+            a, b = best[names[0]][cpu], best[names[1]][cpu]
+            ratio = f" {a / b:.2f}x |" if a and b else " - |"
         print(f"| {label} | {cells} |{ratio}")
 
 
@@ -222,6 +231,8 @@ def main() -> None:
                         help="override the config's data.image_size")
     parser.add_argument("--defer-colour", action="store_true",
                         help="also the loader and training with the colour jitter on the device")
+    parser.add_argument("--rendered", action="store_true",
+                        help="also the loader with the frames rendered at the poses")
     parser.add_argument("--shards", type=int, default=2, help="shards to write without --data")
     parser.add_argument("--episodes", type=int, default=16, help="episodes per written shard")
     args = parser.parse_args()
@@ -230,11 +241,13 @@ def main() -> None:
                        ("image_size", args.image_size)]:
         if value is not None:
             cfg["data"][key] = value
-    loaders = {"current": (training.data, False)}
+    loaders = {"current": (training.data, False, False)}
     if args.baseline:
-        loaders["baseline"] = (load_baseline(args.baseline), False)
+        loaders["baseline"] = (load_baseline(args.baseline), False, False)
     if args.defer_colour:
-        loaders["colour on device"] = (training.data, True)
+        loaders["colour on device"] = (training.data, True, False)
+    if args.rendered:
+        loaders["frames rendered"] = (training.data, False, True)
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data or make_dataset(Path(tmp) / "ds", args.shards, args.episodes)
         info = load_info(root)

@@ -30,7 +30,8 @@ from training.pretrain import (
     LabelledFrameStream,
     average_precision,
     bucket_names,
-    cell_presence,
+    cell_pixels,
+    cell_targets,
     confusion_report,
     detection_counts,
     detection_table,
@@ -105,32 +106,39 @@ def test_labels_are_the_rendered_object_types_and_the_agents_room(dataset):
     assert seen_types and len(seen_rooms) > 1  # the check saw objects and rooms
 
 
-def test_cell_presence_marks_every_cell_a_class_touches():
+def test_cell_pixels_counts_each_class_in_each_cell():
     maps = torch.zeros(1, 12, 16, dtype=torch.uint8)
     maps[0, 0, 0] = 2  # one pixel of class 2 in the top-left cell
-    maps[0, 8:, 12:] = 1  # class 1 fills the bottom-right cell
+    maps[0, 8:, 12:] = 1  # class 1 fills the bottom-right cell (4 x 4)
     maps[0, 5, 7] = 1  # and one pixel of the cell at row 1, column 1
-    cells = cell_presence(maps, (12, 16), (3, 4), num_classes=2)
-    assert cells.shape == (1, 2, 3, 4)
-    want = torch.zeros(2, 3, 4)
-    want[1, 0, 0] = want[0, 2, 3] = want[0, 1, 1] = 1
+    cells = cell_pixels(maps, (12, 16), (3, 4), num_classes=2)
+    assert cells.shape == (1, 2, 3, 4) and cells.dtype == torch.int16
+    want = torch.zeros(2, 3, 4, dtype=torch.int16)
+    want[1, 0, 0], want[0, 2, 3], want[0, 1, 1] = 1, 16, 1
     assert torch.equal(cells[0], want)
     # resized like the frames (here a plain 2x downscale), the cells stay where they were
     big = maps.repeat_interleave(2, 1).repeat_interleave(2, 2)
-    assert torch.equal(cell_presence(big, (12, 16), (3, 4), num_classes=2), cells)
+    assert torch.equal(cell_pixels(big, (12, 16), (3, 4), num_classes=2), cells)
 
 
 @pytest.mark.parametrize("shape,size,grid", [((5, 48, 64), (24, 32), (3, 4)),
                                              ((4, 50, 70), (45, 77), (5, 7))],
                          ids=["divisible", "overlapping-windows"])
-def test_cell_presence_is_adaptive_max_pooling_of_each_class(shape, size, grid):
+def test_cell_pixels_is_adaptive_pooling_of_each_class(shape, size, grid):
+    """Present where max pooling of the class's mask says so; the count is average pooling
+    times the window's area (windows overlap when the grid does not divide the size)."""
     gen = torch.Generator().manual_seed(0)
     maps = torch.randint(0, 20, shape, dtype=torch.uint8, generator=gen)
     maps[maps > 6] = 0
     small = resize_labels(maps, size)
     onehot = (small[:, None] == torch.arange(1, 7, dtype=torch.uint8)[None, :, None, None])
-    want = (F.adaptive_max_pool2d(onehot.float(), grid) > 0).float()
-    assert torch.equal(cell_presence(maps, size, grid, num_classes=6), want)
+    cells = cell_pixels(maps, size, grid, num_classes=6)
+    assert torch.equal(cells > 0, F.adaptive_max_pool2d(onehot.float(), grid) > 0)
+    rows = [(i * size[0] // grid[0], -(-(i + 1) * size[0] // grid[0])) for i in range(grid[0])]
+    cols = [(j * size[1] // grid[1], -(-(j + 1) * size[1] // grid[1])) for j in range(grid[1])]
+    area = torch.tensor([[(r1 - r0) * (c1 - c0) for c0, c1 in cols] for r0, r1 in rows])
+    counts = (F.adaptive_avg_pool2d(onehot.float(), grid) * area).round()
+    assert torch.equal(cells.float(), counts)
 
 
 @pytest.mark.parametrize("size", [(32, 48), (84, 144), (45, 77)])
@@ -153,7 +161,7 @@ def test_validation_stream_is_every_frame_once_with_its_labels(dataset):
     for meta, rgb in episodes(dataset, "val"):
         want_frames.append(resize_frames(torch.from_numpy(rgb).permute(0, 3, 1, 2), (24, 32)))
         maps, _ = labeler(meta, "val")
-        want_cells.append(cell_presence(torch.from_numpy(maps), (24, 32), (3, 4), num_objects))
+        want_cells.append(cell_pixels(torch.from_numpy(maps), (24, 32), (3, 4), num_objects))
         want_pixels.append(torch.from_numpy((maps[:, None] == np.arange(
             1, num_objects + 1)[None, :, None, None]).sum((2, 3))))
     assert torch.equal(frames, torch.cat(want_frames))
@@ -280,7 +288,7 @@ def test_cli_pretrains_and_behaviour_cloning_starts_from_the_encoder(dataset, tm
 
 def test_encoder_init_refuses_another_encoder_in_one_line(dataset, tmp_path, monkeypatch):
     monkeypatch.setattr("sys.argv", ["spoc-pretrain"])
-    ckpt = pretrain(dataset, tmp_path / "pre")
+    ckpt = pretrain(dataset, tmp_path / "pre", "--model.object_min_pixels", "2")
     dm = ShardDataModule(str(dataset), image_size=(32, 48), num_workers=0)
     mismatch = r"policy.channels=\[8, 16, 16\], this run has \[8, 16, 32\]"
     with pytest.raises(ValueError, match=mismatch):
@@ -403,6 +411,33 @@ def test_focal_object_loss_is_cross_entropy_at_gamma_zero_and_spares_easy_cells(
     with pytest.raises(ValueError, match="model.focal_gamma: -1.0 must be >= 0"):
         EncoderPretrainModule(focal_gamma=-1.0, dataset_spec={"objects": ["Apple"], "rooms": [],
                                                               "image_size": [32, 48]})
+
+
+def test_cells_with_a_few_pixels_of_a_type_are_left_out_of_the_object_loss():
+    gen = torch.Generator().manual_seed(0)
+    pixels = torch.randint(0, 9, (4, 3, 2, 2), generator=gen).short()
+    pixels[pixels < 4] = 0  # cells with 0 or 4-8 pixels ...
+    pixels[0, 0, 0, 0], pixels[1, 2, 1, 1] = 1, 3  # ... and two with a few
+    logits = torch.randn(4, 3, 2, 2, generator=gen) * 3
+    w = torch.tensor(5.0)
+    # from one pixel (the default): every cell counts, positive wherever the type shows
+    target, mask = cell_targets(pixels, 1)
+    assert mask is None and torch.equal(target, (pixels > 0).float())
+    # from 4: the two cells with 1 and 3 pixels are neither positive nor negative
+    target, mask = cell_targets(pixels, 4)
+    assert torch.equal(target, (pixels >= 4).float())
+    assert (~mask).sum() == 2 and not mask[0, 0, 0, 0] and not mask[1, 2, 1, 1]
+    loss = object_loss(logits, target, w, mask=mask)
+    kept = F.binary_cross_entropy_with_logits(logits[mask], target[mask], pos_weight=w)
+    assert torch.allclose(loss, kept)
+    moved = logits.clone()
+    moved[~mask] += 10.0  # what the encoder says about the left-out cells does not matter
+    assert torch.equal(object_loss(moved, target, w, mask=mask), loss)
+    assert torch.allclose(object_loss(logits, target, w, mask=torch.ones_like(mask)),
+                          object_loss(logits, target, w))
+    with pytest.raises(ValueError, match="model.object_min_pixels: 0 must be >= 1"):
+        EncoderPretrainModule(object_min_pixels=0, dataset_spec={
+            "objects": ["Apple"], "rooms": [], "image_size": [32, 48]})
 
 
 def test_false_positives_are_counted_by_what_their_best_cell_shows():

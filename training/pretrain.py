@@ -14,7 +14,8 @@ only the training splits' houses are used.
         --model.encoder_init RUN_DIR/checkpoints/last.ckpt
 
 A batch is a dict of ``frames`` (N, 3, h, w) uint8 at the training resolution, ``objects``
-(N, K, gh, gw) float32 (1 where a cell of the conv grid shows a pixel of target type k),
+(N, K, gh, gw) int16 (how many pixels of target type k each cell of the conv grid shows, at the
+training resolution; the object loss counts a cell from ``model.object_min_pixels``),
 ``rooms`` (N,) long (index into the room types, -1 outside them), ``pixels`` (N, K) int32 (how
 many pixels of the rendered frame each target type covers, at the camera's resolution) and
 ``num_skipped`` ().
@@ -149,23 +150,23 @@ def adaptive_bins(n: int, bins: int) -> list[tuple[int, int]]:
     return [(i * n // bins, -(-(i + 1) * n // bins)) for i in range(bins)]
 
 
-def cell_presence(maps: torch.Tensor, size: tuple[int, int], grid: tuple[int, int],
-                  num_classes: int) -> torch.Tensor:
-    """(T, H, W) uint8 class maps (0 = none) -> (T, K, gh, gw) float32: 1 where a cell of the
-    ``grid`` over the frame resized to ``size`` shows at least one pixel of class k + 1.
+def cell_pixels(maps: torch.Tensor, size: tuple[int, int], grid: tuple[int, int],
+                num_classes: int) -> torch.Tensor:
+    """(T, H, W) uint8 class maps (0 = none) -> (T, K, gh, gw) int16: how many pixels of class
+    k + 1 each cell of the ``grid`` over the frame resized to ``size`` shows.
 
-    The cells are adaptive max pooling's windows; one ``bincount`` per cell over all frames
+    The cells are adaptive pooling's windows; one ``bincount`` per cell over all frames
     (~3x fewer CPU-seconds than pooling a one-hot map)."""
     maps = resize_labels(maps, size)  # (T, h, w)
     t, h, w = maps.shape
     k = num_classes + 1
     offset = torch.arange(t)[:, None] * k  # (T, 1): frame t counts into [t k, t k + k)
-    out = torch.empty(t, grid[0], grid[1], k, dtype=torch.bool)
+    out = torch.empty(t, grid[0], grid[1], k, dtype=torch.int16)
     for i, (r0, r1) in enumerate(adaptive_bins(h, grid[0])):
         for j, (c0, c1) in enumerate(adaptive_bins(w, grid[1])):
             codes = maps[:, r0:r1, c0:c1].reshape(t, -1).long() + offset  # (T, cell pixels)
-            out[:, i, j] = torch.bincount(codes.flatten(), minlength=t * k).view(t, k) > 0
-    return out[..., 1:].permute(0, 3, 1, 2).float()
+            out[:, i, j] = torch.bincount(codes.flatten(), minlength=t * k).view(t, k)
+    return out[..., 1:].permute(0, 3, 1, 2).contiguous()
 
 
 def pixel_counts(maps: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -230,7 +231,7 @@ class LabelledFrameStream(ShardStream):
         if rng is not None and self.jitter > 0:
             frames = apply_colour(frames, colour_jitter(frames, rng, self.jitter))
         maps = torch.from_numpy(maps)
-        cells = cell_presence(maps, self.image_size, self.grid, self.num_objects)
+        cells = cell_pixels(maps, self.image_size, self.grid, self.num_objects)
         return zip(frames, cells, torch.from_numpy(rooms), pixel_counts(maps, self.num_objects))
 
     def _shuffled(self, items: Iterator[tuple], rng: np.random.Generator) -> Iterator[tuple]:
@@ -341,14 +342,28 @@ class LabelledFrameDataModule(pl.LightningDataModule):
 
 
 def object_loss(logits: torch.Tensor, target: torch.Tensor, pos_weight: torch.Tensor,
-                gamma: float = 0.0) -> torch.Tensor:
+                gamma: float = 0.0, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Mean binary cross-entropy of the cells, positives weighted by ``pos_weight``, each
-    term scaled by (1 - p_t)^``gamma`` (focal loss; p_t the probability of the right answer)."""
-    if gamma == 0:
+    term scaled by (1 - p_t)^``gamma`` (focal loss; p_t the probability of the right answer);
+    ``mask`` (bool, like ``target``): the cells that count, the mean taken over them."""
+    if gamma == 0 and mask is None:
         return F.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)
     ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     weight = torch.where(target > 0, pos_weight, torch.ones_like(pos_weight))
-    return (weight * (1 - torch.exp(-ce)) ** gamma * ce).mean()
+    if gamma:
+        weight = weight * (1 - torch.exp(-ce)) ** gamma
+    if mask is None:
+        return (weight * ce).mean()
+    return (weight * ce * mask).sum() / mask.sum().clamp(min=1)
+
+
+def cell_targets(pixels: torch.Tensor, min_pixels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-cell pixel counts (N, K, gh, gw) -> (targets float32, the cells that count or None):
+    a cell is positive from ``min_pixels`` pixels of the type, negative at none, and left out
+    of the loss in between (a type's few pixels far away say little about what it looks
+    like)."""
+    target = (pixels >= min_pixels).float()
+    return target, (None if min_pixels <= 1 else (pixels == 0) | (pixels >= min_pixels))
 
 
 def detection_counts(pred: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
@@ -406,7 +421,7 @@ def false_positive_causes(logits: torch.Tensor, maps: torch.Tensor, absent: torc
 
     ``logits`` (T, K, gh, gw) object scores; ``maps`` (T, h, w) uint8 object-type maps over
     all ``num_types`` types (0 = none) at the training resolution (``resize_labels``), cells
-    as in ``cell_presence``; ``absent`` (T, K) bool, frames where class k shows no pixel."""
+    as in ``cell_pixels``; ``absent`` (T, K) bool, frames where class k shows no pixel."""
     t, k, gh, gw = logits.shape
     out = torch.zeros(k, num_types + 1, dtype=torch.long)
     rows, cols = adaptive_bins(maps.shape[1], gh), adaptive_bins(maps.shape[2], gw)
@@ -437,6 +452,7 @@ class EncoderPretrainModule(pl.LightningModule):
         room_weight: float = 0.5,
         object_pos_weight: float = 5.0,
         focal_gamma: float = 0.0,
+        object_min_pixels: int = 1,
         dataset_spec: dict | None = None,
     ):
         """
@@ -452,12 +468,18 @@ class EncoderPretrainModule(pl.LightningModule):
             focal_gamma: Focal loss exponent of the object loss: each cell's term is scaled by
                 (1 - p)^gamma, p the probability it gives the right answer, so the many easy
                 cells stop drowning the few hard ones (0 = cross-entropy; 2 is the usual).
+            object_min_pixels: Pixels of a type (at the training resolution) from which a cell
+                counts as showing it; cells with fewer but some are left out of the object
+                loss (1 = any pixel, every cell counted). Validation counts any pixel.
             dataset_spec: Set by the CLI from the datamodule (``LabelledFrameDataModule.spec``).
         """
         super().__init__()
         if focal_gamma < 0:
             raise ValueError(f"model.focal_gamma: {focal_gamma} must be >= 0 (0 = plain "
                              "cross-entropy)")
+        if object_min_pixels < 1:
+            raise ValueError(f"model.object_min_pixels: {object_min_pixels} must be >= 1 "
+                             "(1 = a cell shows a type from one pixel of it)")
         if dataset_spec is None:
             raise ValueError("model.dataset_spec: missing; build EncoderPretrainModule with "
                              "dataset_spec=LabelledFrameDataModule(...).spec (the CLI links it)")
@@ -480,9 +502,9 @@ class EncoderPretrainModule(pl.LightningModule):
 
     def _losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         objects, rooms = self(batch["frames"])
-        target = batch["objects"]
+        target, mask = cell_targets(batch["objects"], self.hparams.object_min_pixels)
         out = {"object_loss": object_loss(objects.float(), target, self.pos_weight,
-                                          self.hparams.focal_gamma)}
+                                          self.hparams.focal_gamma, mask)}
         out["room_loss"] = (F.cross_entropy(rooms.float(), batch["rooms"], ignore_index=-1)
                             if (batch["rooms"] >= 0).any() else rooms.sum() * 0)
         out["loss"] = out["object_loss"] + self.hparams.room_weight * out["room_loss"]
