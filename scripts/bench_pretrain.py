@@ -109,7 +109,7 @@ def bench_training(module: EncoderPretrainModule, cfg: dict, steps: int, threads
              "objects": torch.randint(0, 200, (n, len(module.spec["objects"]), *module.grid),
                                       generator=gen).mul_(torch.rand(
                                           n, len(module.spec["objects"]), *module.grid,
-                                          generator=gen) < 0.01).short(),
+                                          generator=gen) < 0.01).int(),
              "rooms": torch.randint(-1, len(module.spec["rooms"]), (n,), generator=gen)}
     opt = torch.optim.AdamW(module.parameters())
     for i in range(steps + 1):

@@ -112,8 +112,8 @@ def test_cell_pixels_counts_each_class_in_each_cell():
     maps[0, 8:, 12:] = 1  # class 1 fills the bottom-right cell (4 x 4)
     maps[0, 5, 7] = 1  # and one pixel of the cell at row 1, column 1
     cells = cell_pixels(maps, (12, 16), (3, 4), num_classes=2)
-    assert cells.shape == (1, 2, 3, 4) and cells.dtype == torch.int16
-    want = torch.zeros(2, 3, 4, dtype=torch.int16)
+    assert cells.shape == (1, 2, 3, 4) and cells.dtype == torch.int32
+    want = torch.zeros(2, 3, 4, dtype=torch.int32)
     want[1, 0, 0], want[0, 2, 3], want[0, 1, 1] = 1, 16, 1
     assert torch.equal(cells[0], want)
     # resized like the frames (here a plain 2x downscale), the cells stay where they were
@@ -415,7 +415,7 @@ def test_focal_object_loss_is_cross_entropy_at_gamma_zero_and_spares_easy_cells(
 
 def test_cells_with_a_few_pixels_of_a_type_are_left_out_of_the_object_loss():
     gen = torch.Generator().manual_seed(0)
-    pixels = torch.randint(0, 9, (4, 3, 2, 2), generator=gen).short()
+    pixels = torch.randint(0, 9, (4, 3, 2, 2), generator=gen).int()
     pixels[pixels < 4] = 0  # cells with 0 or 4-8 pixels ...
     pixels[0, 0, 0, 0], pixels[1, 2, 1, 1] = 1, 3  # ... and two with a few
     logits = torch.randn(4, 3, 2, 2, generator=gen) * 3

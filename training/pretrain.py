@@ -14,7 +14,7 @@ only the training splits' houses are used.
         --model.encoder_init RUN_DIR/checkpoints/last.ckpt
 
 A batch is a dict of ``frames`` (N, 3, h, w) uint8 at the training resolution, ``objects``
-(N, K, gh, gw) int16 (how many pixels of target type k each cell of the conv grid shows, at the
+(N, K, gh, gw) int32 (how many pixels of target type k each cell of the conv grid shows, at the
 training resolution; the object loss counts a cell from ``model.object_min_pixels``),
 ``rooms`` (N,) long (index into the room types, -1 outside them), ``pixels`` (N, K) int32 (how
 many pixels of the rendered frame each target type covers, at the camera's resolution) and
@@ -152,16 +152,16 @@ def adaptive_bins(n: int, bins: int) -> list[tuple[int, int]]:
 
 def cell_pixels(maps: torch.Tensor, size: tuple[int, int], grid: tuple[int, int],
                 num_classes: int) -> torch.Tensor:
-    """(T, H, W) uint8 class maps (0 = none) -> (T, K, gh, gw) int16: how many pixels of class
+    """(T, H, W) uint8 class maps (0 = none) -> (T, K, gh, gw) int32: how many pixels of class
     k + 1 each cell of the ``grid`` over the frame resized to ``size`` shows.
 
     The cells are adaptive pooling's windows; one ``bincount`` per cell over all frames
-    (~3x fewer CPU-seconds than pooling a one-hot map)."""
+    (~5-6x fewer CPU-seconds than average-pooling a one-hot map, ``scripts/bench_pretrain.py``)."""
     maps = resize_labels(maps, size)  # (T, h, w)
     t, h, w = maps.shape
     k = num_classes + 1
     offset = torch.arange(t)[:, None] * k  # (T, 1): frame t counts into [t k, t k + k)
-    out = torch.empty(t, grid[0], grid[1], k, dtype=torch.int16)
+    out = torch.empty(t, grid[0], grid[1], k, dtype=torch.int32)
     for i, (r0, r1) in enumerate(adaptive_bins(h, grid[0])):
         for j, (c0, c1) in enumerate(adaptive_bins(w, grid[1])):
             codes = maps[:, r0:r1, c0:c1].reshape(t, -1).long() + offset  # (T, cell pixels)
