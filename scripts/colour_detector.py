@@ -27,7 +27,7 @@ import torch
 from datagen.constants import KEY_META, KEY_RGB
 from datagen.shards import decode_frames, iter_episodes
 from sim.assets import object_types
-from sim.scene import type_color
+from sim.scene import chromaticity, type_color
 from training.data import PoseRenderer, load_info, shard_urls
 from training.pretrain import AP_MIN_PIXELS, EpisodeLabeler, pixel_counts
 
@@ -43,27 +43,24 @@ def exact_ap(score: np.ndarray, positive: np.ndarray) -> float:
     return float((precision * hits).sum() / max(hits.sum(), 1))
 
 
-SIZE_BUCKETS = (12, 50)
-"""Lower edges of the two size buckets of the compression's colour shift: 12-49, 50-199 px."""
+SIZE_BUCKETS = ((12, 50), (50, 200))
+"""[lo, hi) pixels of the two size buckets of the compression's colour shift: 12-49, 50-199."""
 
 
 def chroma_shift(rendered: np.ndarray, decoded: np.ndarray, maps: np.ndarray,
                  classes: list[int], out: dict) -> None:
-    """Adds to ``out[lo]`` the mean L1 between the rendered and decoded chromaticity over the
-    pixels of each class of ``classes`` in each frame where it covers 12-49 or 50-199 px."""
-    def chroma(frames):
-        f = frames.astype(np.float64)
-        return f / np.maximum(f.sum(-1, keepdims=True), 1)
-
-    diff = np.abs(chroma(rendered) - chroma(decoded)).sum(-1)  # (T, H, W)
+    """Adds to ``out[(lo, hi)]`` the mean L1 between the rendered and decoded chromaticity
+    over the pixels of each class of ``classes`` in each frame where it covers lo to hi - 1
+    px (``SIZE_BUCKETS``)."""
+    diff = np.abs(chromaticity(rendered) - chromaticity(decoded)).sum(-1)  # (T, H, W)
     for t in range(len(maps)):
         for k in classes:
             mask = maps[t] == k + 1
             n = int(mask.sum())
-            for lo, hi in zip(SIZE_BUCKETS, (*SIZE_BUCKETS[1:], 200)):
+            for lo, hi in SIZE_BUCKETS:
                 if lo <= n < hi:
-                    out[lo][0] += float(diff[t][mask].mean())
-                    out[lo][1] += 1
+                    out[(lo, hi)][0] += float(diff[t][mask].mean())
+                    out[(lo, hi)][1] += 1
 
 
 def main() -> None:
@@ -76,12 +73,11 @@ def main() -> None:
     info = load_info(root)
     labeler = EpisodeLabeler(info, PoseRenderer.house_files(info, [args.split]))
     objects = labeler.objects
-    palette = np.array([type_color(t) for t in objects], dtype=np.float32)
-    palette /= palette.sum(1, keepdims=True)
+    palette = chromaticity([type_color(t) for t in objects], np.float32)
     scores = {(src, eps): [] for src in ("rendered", "decoded") for eps in args.eps}
     pixels = []
     small = [objects.index(t) for t in SMALL if t in objects]
-    shift = {lo: [0.0, 0] for lo in SIZE_BUCKETS}  # decoded vs rendered chromaticity, L1
+    shift = {bucket: [0.0, 0] for bucket in SIZE_BUCKETS}  # decoded vs rendered chroma, L1
     for url in shard_urls(root, args.split):
         for sample in iter_episodes(Path(url)):
             rgb, maps, _ = labeler.render(sample[KEY_META], args.split)
@@ -89,17 +85,15 @@ def main() -> None:
             decoded = decode_frames(sample[KEY_RGB], 0, len(maps))
             chroma_shift(rgb, decoded, maps, small, shift)
             for src, frames in (("rendered", rgb), ("decoded", decoded)):
-                f = frames.reshape(len(frames), -1, 3).astype(np.float32)
-                total = f.sum(2, keepdims=True)
-                chroma = f / np.maximum(total, 1)
-                lit = total[..., 0] > 60
+                f = frames.reshape(len(frames), -1, 3)
+                chroma = chromaticity(f, np.float32)  # (T, P, 3)
+                lit = f.sum(2, dtype=np.float32) > 60  # (T, P)
                 dist = np.abs(chroma[:, :, None, :] - palette[None, None]).sum(3)  # (T, P, K)
                 for eps in args.eps:
                     scores[(src, eps)].append(((dist < eps) & lit[..., None]).sum(1))
     pixels = np.concatenate(pixels)
     every = object_types()
-    chroma_all = np.array([type_color(t) for t in every], dtype=np.float64)
-    chroma_all /= chroma_all.sum(1, keepdims=True)
+    chroma_all = chromaticity([type_color(t) for t in every])
     nearest = {}
     for name in objects:
         gap = np.abs(chroma_all - chroma_all[every.index(name)]).sum(1)
@@ -108,8 +102,8 @@ def main() -> None:
     print("nearest other type in the palette (chromaticity L1): " + ", ".join(
         f"{k} {v[0]} {v[1]:.3f}" for k, v in nearest.items()))
     print("H.264 colour shift of the small types (mean chromaticity L1, decoded vs rendered): "
-          + ", ".join(f"{lo}-{hi - 1} px {total / max(n, 1):.3f} ({n} frames)" for
-                      (lo, (total, n)), hi in zip(shift.items(), (*SIZE_BUCKETS[1:], 200))))
+          + ", ".join(f"{lo}-{hi - 1} px {total / max(n, 1):.3f} ({n} frames)"
+                      for (lo, hi), (total, n) in shift.items()))
     print(f"{len(pixels)} frames of {root}/{args.split}; AP of frames with >= "
           f"{AP_MIN_PIXELS} px of the type vs frames without it")
     for (src, eps), per_episode in scores.items():

@@ -17,6 +17,11 @@ from pathlib import Path
 
 from colour_detector import SMALL
 
+from training.pretrain import AP_MIN_PIXELS, SIZE_EDGES
+
+BIG = SIZE_EDGES.index(AP_MIN_PIXELS)
+"""The first size bucket of the frames the AP counts as showing a type (>= 50 px)."""
+
 
 def newest_table(run: Path) -> Path:
     tables = sorted(run.glob("logs/version_*/val_detection.json"),
@@ -34,7 +39,7 @@ def summary(table: dict) -> dict:
                          ("large", [t for t in table if t not in SMALL])):
         aps = [table[t]["frame_ap_50px"] for t in names if table[t]["frame_ap_50px"]["ap"]
                is not None]
-        big = [b for t in names for b in table[t]["frame_recall_by_pixels"][2:] if b["frames"]]
+        big = [b for t in names for b in table[t]["frame_recall_by_pixels"][BIG:] if b["frames"]]
         frames = sum(b["frames"] for b in big)
         out[group] = {
             "map": sum(a["ap"] for a in aps) / max(len(aps), 1),

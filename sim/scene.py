@@ -50,6 +50,14 @@ def type_color(object_type: str) -> tuple[int, int, int]:
     return _rgb(k * 0.618033988749895, (0.85, 0.6, 0.95)[band], (0.9, 0.75, 0.55)[band])
 
 
+def chromaticity(rgb, dtype=np.float64) -> np.ndarray:
+    """(..., 3) RGB -> (..., 3) r, g and b over their sum (0 for black), in ``dtype``: the
+    renderer's lighting scales a colour, which leaves this alone, so it names the type's
+    palette colour (:func:`type_color`) wherever the type is lit."""
+    rgb = np.asarray(rgb, dtype=dtype)
+    return rgb / np.maximum(rgb.sum(-1, keepdims=True), 1)
+
+
 def type_pattern(object_type: str) -> int:
     """A cheap texture code per type: 0 plain, 1 horizontal stripes, 2 vertical stripes,
     3 checker. Together with the base colour it separates neighbouring hues."""

@@ -620,7 +620,7 @@ def confusion_report(checkpoint: str | Path, root: str | Path, split: str = "val
     floor, doors), each with its share and its colour distance to the target in the
     embedded renderer's palette (L1 of the chromaticities, ``sim.scene.type_color``)."""
     from sim.assets import object_types
-    from sim.scene import type_color
+    from sim.scene import chromaticity, type_color
 
     module = EncoderPretrainModule.load_from_checkpoint(str(checkpoint), map_location="cpu")
     module.eval()
@@ -645,10 +645,6 @@ def confusion_report(checkpoint: str | Path, root: str | Path, split: str = "val
                                             len(every))
             frames_seen += len(maps)
 
-    def chroma(rgb):
-        rgb = np.asarray(rgb, dtype=np.float64)
-        return rgb / max(rgb.sum(), 1.0)
-
     names = ["<none>", *every]
     report = {"checkpoint": str(checkpoint), "split": split, "frames": frames_seen,
               "types": {}}
@@ -658,7 +654,7 @@ def confusion_report(checkpoint: str | Path, root: str | Path, split: str = "val
         report["types"][target] = {"false_positive_frames": total, "taken_for": [
             {"type": names[a], "share": round(int(row[a]) / total, 3),
              "colour_distance": None if a == 0 else round(float(np.abs(
-                 chroma(type_color(names[a])) - chroma(type_color(target))).sum()), 3)}
+                 chromaticity(type_color(names[a])) - chromaticity(type_color(target))).sum()), 3)}
             for a in order]}
     return report
 
