@@ -36,7 +36,8 @@ def main() -> None:
     info = load_info(args.data)
     urls = shard_urls(args.data, args.split)
     if not urls:
-        raise SystemExit(f"{args.data / args.split}: no shards")
+        raise SystemExit(f"{args.data / args.split}: no shards; name a split the dataset has "
+                         "(--split) or write it with `spoc-datagen episodes`")
     stream = LabelledFrameStream([(u, args.split) for u in urls], info, train=False,
                                  image_size=size, grid=grid, batch_size=256)
     cells = torch.cat([b["objects"] for b in stream])  # (N, K, gh, gw) pixels per cell
