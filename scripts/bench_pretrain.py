@@ -29,7 +29,7 @@ import torch.nn.functional as F
 import yaml
 
 from datagen.constants import KEY_META
-from training.data import PoseRenderer, load_info, shard_urls
+from training.data import PoseRenderer, load_info, shard_urls, split_urls
 from training.policy import PolicyConfig, resize_labels
 from training.pretrain import (
     EncoderPretrainModule,
@@ -47,7 +47,7 @@ def bench_loader(root: Path, info: dict, cfg: dict, grid, batches: int,
                  frames: str = "decoded") -> dict:
     torch.set_num_threads(1)  # as in a DataLoader worker
     data = cfg["data"]
-    stream = LabelledFrameStream([(u, "train") for u in shard_urls(root, "train")], info,
+    stream = LabelledFrameStream(split_urls(root, ["train"]), info,
                                  train=True, image_size=tuple(data["image_size"]), grid=grid,
                                  batch_size=data["batch_size"], batches_per_epoch=batches + 1,
                                  shuffle_buffer=data["shuffle_buffer"], jitter=0.2,

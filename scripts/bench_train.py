@@ -73,14 +73,20 @@ def load_baseline(path: Path) -> ModuleType:
 def loader_stream(data: ModuleType, root: Path, data_cfg: dict, batches: int,
                   defer_colour: bool = False, rendered: bool = False):
     """The training stream of ``data`` (a copy of ``training.data``) at the config's shape
-    (``rendered``: frames rendered at the poses from the train split's house file)."""
+    (``rendered``: frames rendered at the poses from the train split's house file). A
+    baseline copy from before the streams took (shard, split) pairs and info.json gets shard
+    paths and goals."""
     augment = data_cfg.get("augment", True)
     extra = {"defer_colour": True} if defer_colour else {}
-    urls = shard_urls(root, "train")
     if rendered:
-        extra["rendered"] = (load_info(root), {u: "train" for u in urls})
+        extra["frames"] = "rendered"
+    info = load_info(root)
+    if hasattr(data, "split_urls"):
+        head = (data.split_urls(root, ["train"]), info)
+    else:
+        head = (shard_urls(root, "train"), info["goals"])
     return data.EpisodeChunkStream(
-        urls, load_info(root)["goals"], train=True,
+        *head, train=True,
         seq_len=data_cfg["seq_len"], image_size=tuple(data_cfg["image_size"]),
         batch_size=data_cfg["batch_size"], batches_per_epoch=batches, shuffle_buffer=8,
         jitter=0.2 if augment else 0.0, shift=4 if augment else 0, **extra)

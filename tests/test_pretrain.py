@@ -19,10 +19,12 @@ from sim.camera import CameraConfig
 from sim.env import EmbeddedEnv, Pose
 from sim.lattice import AgentConfig
 from training.cli import build_cli
-from training.data import ShardDataModule, shard_urls
+from training.data import ShardDataModule, shard_urls, split_urls
 from training.module import PolicyModule
 from training.policy import PolicyConfig, conv_grid, conv_stack, resize_frames, resize_labels
 from training.pretrain import (
+    AP_MIN_PIXELS,
+    SIZE_EDGES,
     EncoderPretrainModule,
     EpisodeLabeler,
     HouseLines,
@@ -149,7 +151,7 @@ def test_conv_grid_is_the_conv_stacks_output(size):
 
 def test_validation_stream_is_every_frame_once_with_its_labels(dataset):
     info = info_of(dataset)
-    stream = LabelledFrameStream([(u, "val") for u in shard_urls(dataset, "val")], info,
+    stream = LabelledFrameStream(split_urls(dataset, ["val"]), info,
                                  train=False, image_size=(24, 32), grid=(3, 4), batch_size=5)
     batches = list(stream)
     frames = torch.cat([b["frames"] for b in batches])
@@ -186,7 +188,7 @@ def test_rendered_frames_come_with_the_same_labels(dataset):
     assert 0 < np.abs(rgb.astype(float) - decoded).mean() < 8  # H.264 is all that differs
 
     def batches(frames):
-        return list(LabelledFrameStream([(u, "val") for u in shard_urls(dataset, "val")], info,
+        return list(LabelledFrameStream(split_urls(dataset, ["val"]), info,
                                         train=False, image_size=(24, 32), grid=(3, 4),
                                         batch_size=5, frames=frames))
 
@@ -199,7 +201,7 @@ def test_rendered_frames_come_with_the_same_labels(dataset):
 
 def test_training_stream_is_a_function_of_seed_epoch_and_rank(dataset):
     def first(seed=0, epoch=0, rank=0):
-        stream = LabelledFrameStream([(u, "train") for u in shard_urls(dataset, "train")],
+        stream = LabelledFrameStream(split_urls(dataset, ["train"]),
                                      info_of(dataset), train=True, image_size=(24, 32),
                                      grid=(3, 4), batch_size=6, batches_per_epoch=2,
                                      shuffle_buffer=8, jitter=0.2, seed=seed, rank=rank,
@@ -223,7 +225,7 @@ def test_pretraining_fits_the_labels_of_a_few_frames(dataset):
     spec = {"objects": objects, "rooms": rooms, "image_size": [32, 48]}
     module = EncoderPretrainModule(PolicyConfig(channels=(16, 16, 32), groups=4),
                                    dataset_spec=spec)
-    stream = LabelledFrameStream([(u, "val") for u in shard_urls(dataset, "val")], info,
+    stream = LabelledFrameStream(split_urls(dataset, ["val"]), info,
                                  train=False, image_size=(32, 48), grid=module.grid,
                                  batch_size=32)
     batch = next(iter(stream))
@@ -264,8 +266,9 @@ def test_cli_pretrains_and_behaviour_cloning_starts_from_the_encoder(dataset, tm
         assert [b["pixels"] for b in by_size] == bucket_names()
         # every frame where a cell shows the type shows some of its pixels
         assert sum(b["frames"] for b in by_size) >= row["frame"]["actual"]
-        ap = row["frame_ap_50px"]
-        big = sum(b["frames"] for b in by_size[2:])  # the frames showing >= 50 px of it
+        ap = row[f"frame_ap_{AP_MIN_PIXELS}px"]
+        # the frames showing >= AP_MIN_PIXELS of it
+        big = sum(b["frames"] for b in by_size[SIZE_EDGES.index(AP_MIN_PIXELS):])
         assert ap["positives"] == big and (ap["ap"] is None) == (big == 0)
 
     dm = ShardDataModule(str(dataset), image_size=(32, 48), num_workers=0)

@@ -33,6 +33,7 @@ from training.data import (
     episode_chunks,
     shard_urls,
     shift_replicate,
+    split_urls,
 )
 from training.module import PolicyModule, class_weights, lr_factor
 from training.policy import PolicyConfig, load_policy, make_policy, resize_frames
@@ -370,7 +371,7 @@ def test_rendered_frames_are_the_simulators_at_the_stored_poses(dataset):
 
 def test_training_stream_is_a_function_of_seed_and_epoch(dataset):
     def first_batch(epoch, seed=0):
-        stream = EpisodeChunkStream(shard_urls(dataset, "train"), dm.goals, train=True,
+        stream = EpisodeChunkStream(split_urls(dataset, ["train"]), dm.info, train=True,
                                     seq_len=8, image_size=(32, 48), batch_size=4,
                                     batches_per_epoch=1, seed=seed, jitter=0.2, shift=2)
         stream.epoch = epoch
@@ -385,7 +386,7 @@ def test_training_stream_is_a_function_of_seed_and_epoch(dataset):
 @pytest.mark.parametrize("seq_len", [8, 64])  # 64: every chunk padded
 def test_colour_jitter_deferred_to_the_device_gives_the_same_batches(dataset, seq_len):
     def batches(defer_colour):
-        return list(EpisodeChunkStream(shard_urls(dataset, "train"), dm.goals, train=True,
+        return list(EpisodeChunkStream(split_urls(dataset, ["train"]), dm.info, train=True,
                                        seq_len=seq_len, image_size=(32, 48), batch_size=4,
                                        batches_per_epoch=3, jitter=0.2, shift=2,
                                        defer_colour=defer_colour))
@@ -424,6 +425,20 @@ def test_mismatched_info_is_refused(dataset, tmp_path, field, value):
         tiny_datamodule(root)
     message = str(err.value)
     assert "info.json" in message and f"'{field}'" in message and "\n" not in message
+
+
+def test_a_split_without_shards_is_one_line_naming_the_command(dataset, tmp_path):
+    root = tmp_path / "ds"
+    shutil.copytree(dataset, root)
+    assert split_urls(root, ["train", "val"]) == (
+        [(u, "train") for u in shard_urls(root, "train")]
+        + [(u, "val") for u in shard_urls(root, "val")])
+    dm = tiny_datamodule(root, train_splits=["train", "train-noise"])
+    with pytest.raises(DatasetMismatchError) as err:
+        dm._stream(train=True)
+    message = str(err.value)
+    assert "train-noise" in message and "`spoc-datagen episodes`" in message
+    assert "\n" not in message
 
 
 def test_corrupt_shard_and_sample_are_skipped_and_counted(tmp_path):

@@ -112,6 +112,20 @@ def shard_urls(root: str | Path, split: str) -> list[str]:
     return [str(p) for p in sorted((Path(root) / split).glob(SHARD_GLOB))]
 
 
+def split_urls(root: str | Path, splits: Iterable[str]) -> list[tuple[str, str]]:
+    """(shard, split) pairs of the splits, what the streams read; a split without shards is a
+    one-line DatasetMismatchError naming the command that writes it."""
+    out = []
+    for split in splits:
+        urls = shard_urls(root, split)
+        if not urls:
+            raise DatasetMismatchError(f"{Path(root) / split}: no {SHARD_GLOB} shards; "
+                                       f"generate the '{split}' split with "
+                                       "`spoc-datagen episodes`")
+        out += [(u, split) for u in urls]
+    return out
+
+
 def scan_split(urls: list[str], num_actions: int) -> dict:
     """House ids and action counts of a split, reading only the small members of each tar."""
     houses, counts = set(), np.zeros(num_actions, dtype=np.int64)
@@ -437,17 +451,21 @@ class ShardStream(IterableDataset):
     (:meth:`_train_items`), exactly ``batches_per_epoch`` batches per rank, split over the
     loader's workers. ``train=False``: every shard once (split over ranks when there are enough
     shards, else each rank reads all; then over workers), in order. A bad shard or sample is
-    skipped and counted (the next batch's ``num_skipped``). A subclass says what a sample
-    gives (:meth:`_sample_items`), how training draws (:meth:`_train_items`) and how items
-    become a batch (:meth:`_collate`).
+    skipped and counted (the next batch's ``num_skipped``). ``urls``: (shard, split) pairs
+    (:func:`split_urls`), the split naming the house file (in ``info``, the dataset's
+    info.json) that frames are rendered from with ``frames="rendered"``
+    (:class:`PoseRenderer`). A subclass says what a sample gives (:meth:`_sample_items`), how
+    training draws (:meth:`_train_items`) and how items become a batch (:meth:`_collate`).
     """
 
-    def __init__(self, urls: list[str], *, train: bool, batch_size: int,
-                 batches_per_epoch: int = 0, seed: int = 0, rank: int = 0, world_size: int = 1):
+    def __init__(self, urls: list[tuple[str, str]], info: dict, *, train: bool,
+                 batch_size: int, batches_per_epoch: int = 0, frames: str = "decoded",
+                 seed: int = 0, rank: int = 0, world_size: int = 1):
         super().__init__()
         if not urls:
             raise ValueError(f"{type(self).__name__} needs at least one shard")
-        self.urls, self.train = list(urls), train
+        self.urls, self.split_of = [u for u, _ in urls], dict(urls)
+        self.info, self.frames, self.train = info, check_frames(frames), train
         self.batch_size, self.batches_per_epoch = batch_size, batches_per_epoch
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.epoch = 0
@@ -477,6 +495,10 @@ class ShardStream(IterableDataset):
             return iter(())
         samples = self._samples(lambda: iter({"url": u} for u in urls))
         return self._batches(self._items(samples, None), None)
+
+    def _house_files(self) -> dict[str, HouseLines]:
+        """The house file of each split read (loaded in the worker that iterates)."""
+        return PoseRenderer.house_files(self.info, set(self.split_of.values()))
 
     def _train_items(self, seq: np.random.SeedSequence) -> Iterator:
         """The training items of one worker, its randomness spawned from ``seq``."""
@@ -526,33 +548,29 @@ class EpisodeChunkStream(ShardStream):
     when there are enough shards, else each rank reads all), every step once, no augmentation.
     """
 
-    def __init__(self, urls: list[str], goals: list[str], *, train: bool, seq_len: int,
+    def __init__(self, urls: list[tuple[str, str]], info: dict, *, train: bool, seq_len: int,
                  image_size: tuple[int, int], batch_size: int, batches_per_epoch: int = 0,
-                 shuffle_buffer: int = 32, jitter: float = 0.0, shift: int = 0, seed: int = 0,
-                 rank: int = 0, world_size: int = 1, defer_colour: bool = False,
-                 rendered: tuple[dict, dict[str, str]] | None = None):
-        """``rendered``: (info.json, {shard url: split}) to render the frames at the stored
-        poses instead of decoding them (:class:`PoseRenderer`)."""
-        super().__init__(urls, train=train, batch_size=batch_size,
-                         batches_per_epoch=batches_per_epoch, seed=seed, rank=rank,
-                         world_size=world_size)
-        self.goal_index = {g: i for i, g in enumerate(goals)}
+                 shuffle_buffer: int = 32, jitter: float = 0.0, shift: int = 0,
+                 frames: str = "decoded", seed: int = 0, rank: int = 0, world_size: int = 1,
+                 defer_colour: bool = False):
+        super().__init__(urls, info, train=train, batch_size=batch_size,
+                         batches_per_epoch=batches_per_epoch, frames=frames, seed=seed,
+                         rank=rank, world_size=world_size)
+        self.goal_index = {g: i for i, g in enumerate(info["goals"])}
         self.seq_len, self.image_size = seq_len, tuple(image_size)
         self.shuffle_buffer, self.jitter, self.shift = shuffle_buffer, jitter, shift
         self.defer_colour = defer_colour
-        self.rendered = rendered
         self.poses: PoseRenderer | None = None
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        if self.rendered is not None:  # in the worker that iterates
-            info, split_of = self.rendered
-            self.poses = PoseRenderer(info, PoseRenderer.house_files(info, set(split_of.values())))
+        if self.frames == "rendered":  # in the worker that iterates
+            self.poses = PoseRenderer(self.info, self._house_files())
         return super().__iter__()
 
     def _sample_items(self, sample: dict, rng: np.random.Generator | None) -> list[dict]:
         render = None
         if self.poses is not None:
-            split = self.rendered[1][sample["__url__"]]
+            split = self.split_of[sample["__url__"]]
             def render(meta, start, stop):
                 return self.poses.frames(meta, split, start, stop)
         return episode_chunks(sample, self.goal_index, self.seq_len, self.image_size, rng,
@@ -683,26 +701,16 @@ class ShardDataModule(pl.LightningDataModule):
 
     def _stream(self, train: bool) -> EpisodeChunkStream:
         hp = self.hparams
-        urls = self.train_urls if train else self.val_urls
-        for split in self.train_splits if train else [hp.val_split]:
-            if not shard_urls(self.root, split):
-                raise DatasetMismatchError(f"{self.root / split}: no {SHARD_GLOB} shards; "
-                                           f"generate the '{split}' split with "
-                                           "`spoc-datagen episodes`")
         trainer = self.trainer
-        rendered = None
-        if hp.frames == "rendered":
-            rendered = (self.info, {u: split for split in
-                                    (self.train_splits if train else [hp.val_split])
-                                    for u in shard_urls(self.root, split)})
         return EpisodeChunkStream(
-            urls, self.goals, train=train, seq_len=hp.seq_len, image_size=self.image_size,
+            split_urls(self.root, self.train_splits if train else [hp.val_split]), self.info,
+            train=train, seq_len=hp.seq_len, image_size=self.image_size,
             batch_size=hp.batch_size, batches_per_epoch=hp.batches_per_epoch,
             shuffle_buffer=hp.shuffle_buffer, jitter=hp.jitter if hp.augment else 0.0,
-            shift=hp.shift if hp.augment else 0, seed=hp.seed,
+            shift=hp.shift if hp.augment else 0, frames=hp.frames, seed=hp.seed,
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
-            defer_colour=train and self._on_accelerator, rendered=rendered)
+            defer_colour=train and self._on_accelerator)
 
     @property
     def _on_accelerator(self) -> bool:

@@ -57,6 +57,7 @@ from training.data import (
     epoch_about_to_run,
     load_info,
     shard_urls,
+    split_urls,
 )
 from training.module import lr_factor
 from training.policy import (
@@ -187,27 +188,24 @@ class LabelledFrameStream(ShardStream):
     ``train=True``: shards resampled from (seed, epoch, rank, worker), every frame of an
     episode with the episode's colour jitter, mixed through a frame shuffle buffer, exactly
     ``batches_per_epoch`` batches per rank. ``train=False``: every frame of every shard once,
-    in order (split over ranks when there are enough shards). ``urls``: (shard, split) pairs,
-    the split naming the house file its labels are rendered from.
+    in order (split over ranks when there are enough shards). The labels are rendered from
+    each split's house file, whichever ``frames`` the stream reads.
     """
 
     def __init__(self, urls: list[tuple[str, str]], info: dict, *, train: bool,
                  image_size: tuple[int, int], grid: tuple[int, int], batch_size: int,
                  batches_per_epoch: int = 0, shuffle_buffer: int = 1024, jitter: float = 0.0,
                  frames: str = "decoded", seed: int = 0, rank: int = 0, world_size: int = 1):
-        super().__init__([u for u, _ in urls], train=train, batch_size=batch_size,
-                         batches_per_epoch=batches_per_epoch, seed=seed, rank=rank,
-                         world_size=world_size)
-        self.split_of, self.info = dict(urls), info
+        super().__init__(urls, info, train=train, batch_size=batch_size,
+                         batches_per_epoch=batches_per_epoch, frames=frames, seed=seed,
+                         rank=rank, world_size=world_size)
         self.image_size, self.grid = tuple(image_size), tuple(grid)
         self.shuffle_buffer, self.jitter = shuffle_buffer, jitter
-        self.rendered = check_frames(frames) == "rendered"
         self.num_objects = len(label_vocab(info)[0])
         self.labeler: EpisodeLabeler | None = None
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        houses = PoseRenderer.house_files(self.info, set(self.split_of.values()))
-        self.labeler = EpisodeLabeler(self.info, houses)  # in the worker that iterates
+        self.labeler = EpisodeLabeler(self.info, self._house_files())  # in the worker that iterates
         return super().__iter__()
 
     def _train_items(self, seq: np.random.SeedSequence) -> Iterator[tuple]:
@@ -219,7 +217,7 @@ class LabelledFrameStream(ShardStream):
         """(frame (3, h, w) uint8, cell labels (K, gh, gw), room (), pixels (K,)) per step."""
         meta = json.loads(sample[KEY_META])
         split = self.split_of[sample["__url__"]]
-        if self.rendered:
+        if self.frames == "rendered":
             rgb, maps, rooms = self.labeler.render(meta, split)
         else:
             maps, rooms = self.labeler(meta, split)
@@ -306,22 +304,12 @@ class LabelledFrameDataModule(pl.LightningDataModule):
         return {"objects": self.objects, "rooms": self.rooms, "image_size": list(self.image_size),
                 "dataset": {"root": str(self.root.resolve()), "train_splits": self.train_splits}}
 
-    def _urls(self, splits: list[str]) -> list[tuple[str, str]]:
-        out = []
-        for split in splits:
-            urls = shard_urls(self.root, split)
-            if not urls:
-                raise DatasetMismatchError(f"{self.root / split}: no shards; generate the "
-                                           f"'{split}' split with `spoc-datagen episodes`")
-            out += [(u, split) for u in urls]
-        return out
-
     def _loader(self, train: bool) -> EpochDataLoader:
         hp = self.hparams
         grid = self.grid or self.trainer.lightning_module.grid
         stream = LabelledFrameStream(
-            self._urls(self.train_splits if train else [hp.val_split]), self.info, train=train,
-            image_size=self.image_size, grid=grid, batch_size=hp.batch_size,
+            split_urls(self.root, self.train_splits if train else [hp.val_split]), self.info,
+            train=train, image_size=self.image_size, grid=grid, batch_size=hp.batch_size,
             batches_per_epoch=hp.batches_per_epoch, shuffle_buffer=hp.shuffle_buffer,
             jitter=hp.jitter if hp.augment and train else 0.0, frames=hp.frames, seed=hp.seed,
             rank=self.trainer.global_rank if self.trainer else 0,
