@@ -131,6 +131,12 @@ def summarize(results: list[EpisodeResult]) -> dict:
     }
 
 
+def ended_away(r: EpisodeResult, max_steps: int) -> bool:
+    """Whether a failed episode ended by ``end`` before ``max_steps`` (away from any goal),
+    not by running out of steps."""
+    return not r.success and r.steps < max_steps
+
+
 def outcomes(results: list[EpisodeResult], max_steps: int) -> dict:
     """How the episodes ended, as fractions of all episodes: ``ended_away`` (``end`` away
     from any goal), ``timed_out`` (all ``max_steps`` used, not at a goal), ``left_goal``
@@ -141,8 +147,8 @@ def outcomes(results: list[EpisodeResult], max_steps: int) -> dict:
     (None without such rows)."""
     n = max(1, len(results))
     failed = [r for r in results if not r.success]
-    timed_out = [r for r in failed if r.steps >= max_steps]
-    away = [r for r in failed if r.steps < max_steps]
+    away = [r for r in failed if ended_away(r, max_steps)]
+    timed_out = [r for r in failed if not ended_away(r, max_steps)]
     ratios = [r.path_length / r.shortest_length for r in away if r.shortest_length > 0]
     viewed = [r.target_in_view for r in away if r.target_in_view is not None]
     seen = [r.target_view_distance for r in away if r.target_view_distance is not None]
@@ -199,7 +205,7 @@ def stopped_at(results: list[EpisodeResult], max_steps: int) -> dict[str, dict]:
     object type -> episodes, most first, :data:`NOTHING` included). Targets in name order."""
     groups: dict[str, list[EpisodeResult]] = defaultdict(list)
     for r in results:
-        if not r.success and r.steps < max_steps and r.stopped_at is not None:
+        if ended_away(r, max_steps) and r.stopped_at is not None:
             groups[r.target].append(r)
     return {target: {"ended_away": len(rows),
                      "target_in_view": sum(bool(r.target_in_view) for r in rows) / len(rows),
