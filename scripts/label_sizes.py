@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from training.data import load_info, shard_urls, split_urls
+from training.data import DatasetMismatchError, load_info, split_urls
 from training.policy import PolicyConfig, conv_grid
 from training.pretrain import LabelledFrameStream, label_vocab
 
@@ -34,11 +34,13 @@ def main() -> None:
     size = tuple(cfg["data"]["image_size"])
     grid = conv_grid(PolicyConfig(image_size=size, **cfg["model"]["policy"]))
     info = load_info(args.data)
-    if not shard_urls(args.data, args.split):
+    try:
+        urls = split_urls(args.data, [args.split])
+    except DatasetMismatchError:
         raise SystemExit(f"{args.data / args.split}: no shards; name a split the dataset has "
-                         "(--split) or write it with `spoc-datagen episodes`")
-    stream = LabelledFrameStream(split_urls(args.data, [args.split]), info, train=False,
-                                 image_size=size, grid=grid, batch_size=256)
+                         "(--split) or write it with `spoc-datagen episodes`") from None
+    stream = LabelledFrameStream(urls, info, train=False, image_size=size, grid=grid,
+                                 batch_size=256)
     cells = torch.cat([b["objects"] for b in stream])  # (N, K, gh, gw) pixels per cell
     print(f"{len(cells)} frames of {args.split} at {size[0]}x{size[1]}, grid {grid}")
     print("type | positive cells | " + " | ".join(f"< {t} px" for t in THRESHOLDS)

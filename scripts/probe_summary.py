@@ -21,6 +21,8 @@ from training.pretrain import AP_MIN_PIXELS, SIZE_EDGES
 
 BIG = SIZE_EDGES.index(AP_MIN_PIXELS)
 """The first size bucket of the frames the AP counts as showing a type (>= 50 px)."""
+AP_KEY = f"frame_ap_{AP_MIN_PIXELS}px"
+"""Each type's AP entry in ``val_detection.json``."""
 
 
 def newest_table(run: Path) -> Path:
@@ -37,8 +39,7 @@ def summary(table: dict) -> dict:
     out = {}
     for group, names in (("small", [t for t in table if t in SMALL]),
                          ("large", [t for t in table if t not in SMALL])):
-        aps = [table[t]["frame_ap_50px"] for t in names if table[t]["frame_ap_50px"]["ap"]
-               is not None]
+        aps = [table[t][AP_KEY] for t in names if table[t][AP_KEY]["ap"] is not None]
         big = [b for t in names for b in table[t]["frame_recall_by_pixels"][BIG:] if b["frames"]]
         frames = sum(b["frames"] for b in big)
         out[group] = {
