@@ -42,6 +42,7 @@ from datagen.workers import exit_with_parent
 from eval.metrics import NOTHING, EpisodeResult, spl
 from eval.report import video_name
 from sim.camera import CameraConfig
+from sim.detect import BOX_FEATURES, target_box, target_table
 from sim.env import EmbeddedEnv, Env, Pose, make_env
 from sim.lattice import ACTIONS, END, MOVE_AHEAD, AgentConfig
 
@@ -213,6 +214,8 @@ class EpisodeRun:
         self.first, self.collided, self.reached_goal = True, False, False
         self.rgb = env.reset(ctx.record.house, Pose(*ctx.pose(episode.start))).rgb
         self.state = self._lattice_state()
+        self.is_target = target_table(
+            ctx.scene.boxes.object_type, episode.target if episode.task == TASK_OBJECTNAV else None)
         self.video = None
         self.rng: np.random.Generator | None = None
         """Action sampling generator (``PolicySpec.sample``), set by the worker."""
@@ -227,6 +230,10 @@ class EpisodeRun:
 
     def expert_action(self) -> int:
         return self.oracle.expert_action(self.state)
+
+    def target_box(self) -> np.ndarray:
+        """(6,) the target's box in the current frame (:func:`sim.detect.target_box`)."""
+        return target_box(self.env.observation.ids, self.is_target)
 
     def advance(self, action: int, settings: RolloutSettings) -> EpisodeResult | None:
         """Apply one action; the episode's result when it is over (``end`` or the limit)."""
@@ -308,8 +315,15 @@ class HouseContexts:
         return EpisodeRun(env, self.get(slot.house), ep, slot, self.settings)
 
 
-def batch_obs(runs: list[EpisodeRun | None], camera: CameraConfig, expert: bool) -> dict:
-    """The policy's input for one step; idle slots are padded (black frame, goal 0)."""
+def wants_boxes(policy) -> bool:
+    """Whether a policy takes the target's box (``PolicyConfig.target_box``)."""
+    return bool(getattr(getattr(policy, "cfg", None), "target_box", False))
+
+
+def batch_obs(runs: list[EpisodeRun | None], camera: CameraConfig, expert: bool,
+              boxes: bool = False) -> dict:
+    """The policy's input for one step; idle slots are padded (black frame, goal 0, no box).
+    ``expert`` adds the oracle's actions, ``boxes`` the target's box (``target_box`` (B, 6))."""
     blank = np.zeros((camera.height, camera.width, 3), np.uint8)
     live = [r is not None for r in runs]
     obs = {
@@ -319,6 +333,10 @@ def batch_obs(runs: list[EpisodeRun | None], camera: CameraConfig, expert: bool)
         "seed": torch.tensor([r.episode.seed if r else 0 for r in runs], dtype=torch.long),
         "collided": torch.tensor([r.collided if r else False for r in runs], dtype=torch.bool),
     }
+    if boxes:
+        none = np.zeros(BOX_FEATURES, np.float32)
+        obs["target_box"] = torch.from_numpy(np.stack([r.target_box() if r else none
+                                                       for r in runs]))  # (B, 6)
     if expert:
         obs["expert"] = torch.tensor([r.expert_action() if ok else END
                                       for r, ok in zip(runs, live)], dtype=torch.long)
@@ -375,7 +393,7 @@ def run_slots(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[Epis
               ) -> list[Outcome]:
     """Evaluate ``spec``'s policy on ``slots`` with one batch of environments (one process)."""
     policy = spec.build()
-    expert = bool(getattr(policy, "uses_expert", False))
+    expert, boxes = bool(getattr(policy, "uses_expert", False)), wants_boxes(policy)
     outcomes: list[Outcome] = []
 
     def started(run: EpisodeRun) -> None:
@@ -383,7 +401,7 @@ def run_slots(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[Epis
             run.rng = action_rng(spec.seed, run.slot.index)
 
     def act(runs: list[EpisodeRun | None]) -> list[int]:
-        obs = batch_obs(runs, settings.camera, expert)
+        obs = batch_obs(runs, settings.camera, expert, boxes)
         if not spec.blocked_input:
             del obs["collided"]
         return policy_actions(policy, obs, runs, spec.end_threshold)

@@ -364,6 +364,61 @@ def test_blocked_input_can_be_withheld(houses, tmp_path, capsys, monkeypatch):
     assert "--blocked_input" in err
 
 
+def test_a_target_box_policy_is_given_the_targets_box(houses, monkeypatch):
+    """A policy whose config takes the target's box gets ``target_box`` (B, 6) at every step:
+    seen exactly where visible_objects counts a target pixel, sized by the largest instance;
+    other policies get none."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from datagen.houses.io import load_houses
+    from eval.rollout import PolicySpec, RolloutSettings, lockstep, plan_slots, run_slots
+    from sim.camera import CameraConfig
+    from sim.lattice import ROTATE_LEFT
+
+    records = dict(enumerate(load_houses(houses)))
+    settings = RolloutSettings(camera=CameraConfig(height=48, width=64), max_steps=8,
+                               envs_per_worker=2, goals=tuple(GOALS))
+    slots = plan_slots(len(records), 8, seed=0)
+    seen = []
+
+    def spin(runs):  # checks every live run's box against the env's own count, and turns
+        for run in filter(None, runs):
+            box = run.target_box()
+            pixels = [v.pixels for v in run.env.visible_objects().values()
+                      if run.episode.task == "objectnav" and v.object_type == run.episode.target]
+            assert box[0] == bool(pixels)
+            if pixels:
+                assert box[5] == pytest.approx(np.sqrt(max(pixels) / (48 * 64)))
+            seen.append(box[0])
+        return [ROTATE_LEFT] * len(runs)
+
+    lockstep(records, slots, settings, spin, lambda run, result: None, lambda slot, why: None)
+    assert 0 < sum(seen) < len(seen)
+
+    class Spinner:
+        def __init__(self, boxes: bool):
+            self.cfg, self.told = SimpleNamespace(target_box=boxes), []
+
+        def reset(self, batch):
+            pass
+
+        def act(self, obs):
+            self.told.append(obs.get("target_box"))
+            return torch.full((len(obs["goal"]),), ROTATE_LEFT)
+
+    for boxes in (True, False):
+        spinner = Spinner(boxes)
+        monkeypatch.setattr(PolicySpec, "build", lambda self, built=spinner: built)
+        run_slots(PolicySpec(checkpoint="x"), records, slots, settings)
+        if boxes:
+            assert all(t.shape == (2, 6) for t in spinner.told)
+            assert sum(int(t[:, 0].sum()) for t in spinner.told) > 0
+        else:
+            assert all(t is None for t in spinner.told)
+
+
 def test_baseline_with_dataset_meets_the_checkpoints_episodes(houses, tmp_path):
     """--dataset DIR takes camera, agent, tasks and goals from DIR/info.json, as a checkpoint
     trained on DIR does, so baselines and the policy are scored on the same episodes."""

@@ -21,6 +21,7 @@ from training_helpers import corrupt_video, truncate_file, write_dataset
 from datagen.episodes import HouseFile
 from datagen.shards import iter_episodes
 from sim.camera import CameraConfig
+from sim.detect import target_box, target_table
 from sim.env import EmbeddedEnv, Pose
 from sim.lattice import AgentConfig
 from training.cli import build_cli
@@ -31,6 +32,7 @@ from training.data import (
     chunk_starts,
     decode_frames,
     episode_chunks,
+    load_info,
     shard_urls,
     shift_replicate,
     split_urls,
@@ -92,12 +94,16 @@ def film_policy(seed: int = 0):
     return policy
 
 
-@pytest.mark.parametrize("goal_film", [False, True])
-def test_forward_equals_step_by_step_act(goal_film):
+@pytest.mark.parametrize("goal_film,target_box", [(False, False), (True, False), (True, True)],
+                         ids=["plain", "goal-film", "goal-film+box"])
+def test_forward_equals_step_by_step_act(goal_film, target_box):
     torch.manual_seed(0)
     policy = film_policy() if goal_film else make_policy(TINY_POLICY).eval()
+    if target_box:
+        policy = make_policy(replace(policy.cfg, target_box=True)).eval()
     b, t = 3, 7
     rgb = torch.randint(0, 256, (b, t, 64, 96, 3), dtype=torch.uint8)  # sim resolution
+    boxes = torch.rand(b, t, 6) if target_box else None
     goals = torch.tensor([0, 5, 19])
     first = torch.zeros(b, t, dtype=torch.bool)
     first[:, 0] = True
@@ -107,8 +113,11 @@ def test_forward_equals_step_by_step_act(goal_film):
     policy.reset(b)
     step_logits, taken = [], []
     for i in range(t):
-        action, logits = policy.act({"rgb": rgb[:, i], "goal": goals, "first": first[:, i],
-                                     "collided": collided[:, i]}, return_logits=True)
+        obs = {"rgb": rgb[:, i], "goal": goals, "first": first[:, i],
+               "collided": collided[:, i]}
+        if target_box:
+            obs["target_box"] = boxes[:, i]
+        action, logits = policy.act(obs, return_logits=True)
         step_logits.append(logits)
         taken.append(action)
     step_logits = torch.stack(step_logits, 1)  # (B, T, A)
@@ -119,6 +128,8 @@ def test_forward_equals_step_by_step_act(goal_film):
         prev[:, 1:][collided[rows, start + 1:stop]] = 5  # the blocked token
         batch = {"frames": rgb[rows, start:stop].permute(0, 1, 4, 2, 3), "goals": goals[rows],
                  "prev_actions": prev}
+        if target_box:
+            batch["target_box"] = boxes[rows, start:stop]
         with torch.no_grad():
             return policy(batch)
 
@@ -148,12 +159,37 @@ def test_goal_film_conditions_the_frame_features_on_the_goal():
         torch.testing.assert_close(conditioned, fresh.encoder(frames[1]))
 
 
+def test_cli_trains_a_target_box_policy_from_the_data_flag(dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["spoc-train"])
+    cli_fit(dataset, tmp_path, 1, "--data.target_box", "true")
+    policy, info = load_policy(tmp_path / "checkpoints" / "last.ckpt")
+    assert info.config["target_box"] and policy.box_embed is not None
+    spec = tiny_datamodule(dataset).spec  # no boxes in the data
+    with pytest.raises(ValueError, match="add --data.target_box true"):
+        PolicyModule(policy=replace(TINY_POLICY, target_box=True), dataset_spec=spec)
+    assert not PolicyModule(policy=TINY_POLICY, dataset_spec=spec).policy.cfg.target_box
+
+
 def test_cli_trains_and_reloads_a_goal_film_policy(dataset, tmp_path, monkeypatch):
     monkeypatch.setattr("sys.argv", ["spoc-train"])
     cli_fit(dataset, tmp_path, 1, "--model.policy.goal_film", "true")
     policy, info = load_policy(tmp_path / "checkpoints" / "last.ckpt")
     assert info.config["goal_film"] and policy.encoder.film is not None
     assert any(layer.weight.abs().sum() > 0 for layer in policy.encoder.film)  # it was trained
+
+
+def test_a_target_box_policy_reads_the_box_and_needs_it():
+    torch.manual_seed(0)
+    policy = make_policy(replace(TINY_POLICY, target_box=True)).eval()
+    frames = torch.randint(0, 256, (2, 3, 3, 32, 48), dtype=torch.uint8)
+    batch = {"frames": frames, "goals": torch.tensor([1, 1]),
+             "prev_actions": torch.full((2, 3), 4), "target_box": torch.zeros(2, 3, 6)}
+    with torch.no_grad():
+        unseen = policy(batch)
+        batch["target_box"][:, :, :] = torch.tensor([1, 0.4, 0.5, 0.6, 0.7, 0.1])
+        assert not torch.allclose(unseen, policy(batch))
+        with pytest.raises(ValueError, match="data.target_box true"):
+            policy({k: v for k, v in batch.items() if k != "target_box"})
 
 
 def test_act_is_the_argmax_and_feeds_it_back():
@@ -367,6 +403,36 @@ def test_rendered_frames_are_the_simulators_at_the_stored_poses(dataset):
     assert 0 < (compressed - frames.float()).abs().mean() < 8
     with pytest.raises(ValueError, match="data.frames: 'png' is not one of decoded, rendered"):
         tiny_datamodule(dataset, frames="png")
+
+
+def test_target_boxes_are_the_targets_in_the_frames_at_the_stored_poses(dataset):
+    """--data.target_box true: every step's box is the one the embedded env's instance ids give
+    at the stored pose (what a rollout passes), zeros for RoomNav; the rest of the batch is the
+    plain one's; every ObjectNav episode ends with its target in view."""
+    boxed = list(tiny_datamodule(dataset, target_box=True).val_dataloader())
+    plain = list(tiny_datamodule(dataset).val_dataloader())
+    for a, b in zip(boxed, plain):
+        assert set(a) - set(b) == {"target_box"} and all(torch.equal(a[k], b[k]) for k in b)
+        assert not a["target_box"][~a["mask"]].any()  # padding
+    info = load_info(dataset)
+    env = EmbeddedEnv(CameraConfig(**info["camera"]), AgentConfig(**info["agent"]))
+    house = HouseFile.scan(info["splits"]["val"]["houses"]["path"]).read([0])[0].house
+    scene, _ = env.load(house)
+    want, last_seen = [], []
+    for url in shard_urls(dataset, "val"):
+        for sample in iter_episodes(Path(url)):
+            meta = sample["meta.json"]
+            objectnav = meta["task"] == "objectnav"
+            table = target_table(scene.boxes.object_type, meta["target"] if objectnav else None)
+            for x, z, yaw in meta["poses"]:
+                want.append(target_box(env.reset(house, Pose(x, z, yaw)).ids, table))
+            if objectnav:
+                last_seen.append(want[-1][0])
+            else:
+                assert not np.any(want[-len(meta["poses"]):])
+    boxes = torch.cat([b["target_box"][b["mask"]] for b in boxed])  # (steps, 6)
+    assert torch.equal(boxes, torch.from_numpy(np.stack(want)))
+    assert last_seen and all(seen == 1 for seen in last_seen)
 
 
 def test_training_stream_is_a_function_of_seed_and_epoch(dataset):

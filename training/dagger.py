@@ -76,6 +76,7 @@ from eval.rollout import (
     lockstep,
     plan_slots,
     policy_actions,
+    wants_boxes,
 )
 from sim.camera import CameraConfig
 from sim.lattice import END, AgentConfig
@@ -299,7 +300,8 @@ def mixed_rollouts(policy, houses: dict, slots: list[EpisodeSlot], settings: Rol
         traces[run.slot.index] = Trace(run, coin_rng(seed, round_, run.slot.index))
 
     def act(runs: list[EpisodeRun | None]) -> list[int]:
-        proposed = policy_actions(policy, batch_obs(runs, settings.camera, expert=False), runs)
+        obs = batch_obs(runs, settings.camera, expert=False, boxes=wants_boxes(policy))
+        proposed = policy_actions(policy, obs, runs)
         executed = [traces[r.slot.index].choose(int(p), beta) if r else END
                     for r, p in zip(runs, proposed)]
         _feed_back(policy, executed)

@@ -9,7 +9,9 @@ the per-step auxiliary labels ``goal_dist`` (B, L) float32 (metres to the goal s
 ``target_pixels`` (B, L) long (most pixels of one target instance in the frame), -1 where a
 step has none (padding, RoomNav pixels, episodes written without them: DAgger rounds, datasets
 from before the labels), and ``num_skipped`` () long (bad shards or samples skipped while this
-batch was assembled);
+batch was assembled); with ``target_box``, ``target_box`` (B, L, 6) float32, the simulator's
+box of the target in each frame (:mod:`sim.detect`, zeros for padding and RoomNav), from the
+instance ids rendered at the stored poses (:class:`PoseRenderer`);
 training batches for an accelerator also carry ``colour`` (B, 2, 3) float32, each chunk's
 colour jitter, which the model applies on the device (``PolicyModule.on_after_batch_transfer``):
 the jitter's float arithmetic is ~40% of a loader worker's time at 112x192
@@ -52,12 +54,14 @@ from datagen.constants import (
     KEY_RGB,
     KEY_TARGET_PIXELS,
     SHARD_GLOB,
+    TASK_OBJECTNAV,
 )
 from datagen.episodes import HouseFile
 from datagen.files import sha256_file
 from datagen.houses.io import HouseError, iter_house_lines
 from datagen.shards import decode_frames
 from sim.camera import CameraConfig
+from sim.detect import BOX_FEATURES, target_box, target_table
 from sim.env import EmbeddedEnv
 from sim.lattice import MOVE_AHEAD, AgentConfig
 from training.policy import previous_action_tokens, resize_frames
@@ -253,13 +257,15 @@ def episode_aux_labels(sample: dict, num_steps: int) -> tuple[np.ndarray, np.nda
 def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
                    image_size: tuple[int, int], rng: np.random.Generator | None,
                    jitter: float = 0.0, shift: int = 0, defer_colour: bool = False,
-                   render: Callable[[dict, int, int], np.ndarray] | None = None
+                   render: Callable[[dict, int, int], np.ndarray] | None = None,
+                   boxes: Callable[[dict, int, int], np.ndarray] | None = None
                    ) -> list[dict[str, Any]]:
     """Turn one webdataset sample into training chunks (one random one when ``rng`` is given).
 
     With ``defer_colour`` each augmented chunk carries its colour jitter as ``colour`` (2, 3)
     instead of having it applied (see :func:`augment`). ``render(meta, start, stop)``, when
-    given, makes the frames instead of the shard's video (:class:`PoseRenderer`).
+    given, makes the frames instead of the shard's video (:class:`PoseRenderer`);
+    ``boxes(meta, start, stop)``, when given, the chunks' ``target_box`` (n, 6).
 
     Raises on anything malformed; the caller skips and counts the sample.
     """
@@ -284,6 +290,7 @@ def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
         rgb = decode_frames(sample[KEY_RGB], first, stop)  # (stop - first, H, W, 3)
     else:
         rgb = render(meta, first, stop)
+    box_all = None if boxes is None else torch.from_numpy(boxes(meta, first, stop))  # (n, 6)
     chunks = []
     for start in starts:
         end = min(len(actions), start + seq_len)
@@ -299,6 +306,8 @@ def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
                        "target_pixels": torch.from_numpy(pixels_all[start:end])})
         if colour is not None:
             chunks[-1]["colour"] = colour
+        if box_all is not None:
+            chunks[-1]["target_box"] = box_all[start - first:end - first]
     return chunks
 
 
@@ -326,6 +335,11 @@ def collate_chunks(chunks: list[dict[str, Any]], seq_len: int, num_skipped: int 
     batch = {"frames": frames, "actions": actions, "prev_actions": prev, "goals": goals,
              "mask": mask, "goal_dist": dist, "target_pixels": pixels,
              "num_skipped": torch.tensor(num_skipped)}
+    if "target_box" in chunks[0]:
+        boxes = torch.zeros(b, seq_len, BOX_FEATURES)
+        for i, chunk in enumerate(chunks):
+            boxes[i, :len(chunk["actions"])] = chunk["target_box"]
+        batch["target_box"] = boxes
     if "colour" in chunks[0]:
         batch["colour"] = torch.stack([chunk["colour"] for chunk in chunks])  # (B, 2, 3)
     return batch
@@ -406,6 +420,18 @@ class PoseRenderer:
         self.load(meta, split)
         render = self.env.renderer.render_rgb
         return np.stack([render(x, z, yaw) for x, z, yaw in meta["poses"][start:stop]])
+
+    def boxes(self, meta: dict, split: str, start: int = 0, stop: int | None = None
+              ) -> np.ndarray:
+        """(n, 6) float32: the target's box (:func:`sim.detect.target_box`) in the episode's
+        frames ``start:stop``, from instance ids rendered at the stored poses (all zeros for
+        RoomNav)."""
+        scene, _ = self.load(meta, split)
+        target = meta["target"] if meta["task"] == TASK_OBJECTNAV else None
+        table = target_table(scene.boxes.object_type, target)
+        render = self.env.renderer.render_ids
+        return np.stack([target_box(render(x, z, yaw), table)
+                         for x, z, yaw in meta["poses"][start:stop]])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -546,35 +572,39 @@ class EpisodeChunkStream(ShardStream):
     ``batches_per_epoch`` batches per rank (``defer_colour``: the colour jitter is left to the
     consumer, as ``colour``). ``train=False``: every shard once (split over ranks
     when there are enough shards, else each rank reads all), every step once, no augmentation.
+    ``target_box``: each chunk also carries the target's box, from ids rendered at its poses.
     """
 
     def __init__(self, urls: list[tuple[str, str]], info: dict, *, train: bool, seq_len: int,
                  image_size: tuple[int, int], batch_size: int, batches_per_epoch: int = 0,
                  shuffle_buffer: int = 32, jitter: float = 0.0, shift: int = 0,
                  frames: str = "decoded", seed: int = 0, rank: int = 0, world_size: int = 1,
-                 defer_colour: bool = False):
+                 defer_colour: bool = False, target_box: bool = False):
         super().__init__(urls, info, train=train, batch_size=batch_size,
                          batches_per_epoch=batches_per_epoch, frames=frames, seed=seed,
                          rank=rank, world_size=world_size)
         self.goal_index = {g: i for i, g in enumerate(info["goals"])}
         self.seq_len, self.image_size = seq_len, tuple(image_size)
         self.shuffle_buffer, self.jitter, self.shift = shuffle_buffer, jitter, shift
-        self.defer_colour = defer_colour
+        self.defer_colour, self.target_box = defer_colour, target_box
         self.poses: PoseRenderer | None = None
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        if self.frames == "rendered":  # in the worker that iterates
+        if self.frames == "rendered" or self.target_box:  # in the worker that iterates
             self.poses = PoseRenderer(self.info, self._house_files())
         return super().__iter__()
 
     def _sample_items(self, sample: dict, rng: np.random.Generator | None) -> list[dict]:
-        render = None
-        if self.poses is not None:
-            split = self.split_of[sample["__url__"]]
+        render = boxes = None
+        split = self.split_of[sample["__url__"]]
+        if self.frames == "rendered":
             def render(meta, start, stop):
                 return self.poses.frames(meta, split, start, stop)
+        if self.target_box:
+            def boxes(meta, start, stop):
+                return self.poses.boxes(meta, split, start, stop)
         return episode_chunks(sample, self.goal_index, self.seq_len, self.image_size, rng,
-                              self.jitter, self.shift, self.defer_colour, render)
+                              self.jitter, self.shift, self.defer_colour, render, boxes)
 
     def _collate(self, chunks: list[dict]) -> dict[str, torch.Tensor]:
         return collate_chunks(chunks, self.seq_len, self.skips.take_pending())
@@ -630,6 +660,7 @@ class ShardDataModule(pl.LightningDataModule):
         frames: str = "decoded",
         val_split: str = "val",
         train_splits: list[str] | None = None,
+        target_box: bool = False,
         seed: int = 0,
     ):
         """
@@ -650,6 +681,9 @@ class ShardDataModule(pl.LightningDataModule):
             val_split: Split read for validation.
             train_splits: Splits trained on, together (default ``["train"]``); e.g. add a
                 split of noise-injected expert episodes (``spoc-datagen --action_noise``).
+            target_box: Give the policy the simulator's box of the target in every frame
+                (``policy.target_box``, SPOC's "GT detection"), from instance ids rendered at
+                the stored poses with the splits' house files.
             seed: Seed of the training streams (with epoch, rank and worker).
         """
         super().__init__()
@@ -691,6 +725,7 @@ class ShardDataModule(pl.LightningDataModule):
             "actions": self.actions,
             "goals": self.goals,
             "image_size": list(self.image_size),
+            "target_box": bool(self.hparams.target_box),
             "train_house_ids": self.train_scan["house_ids"],
             "train_action_counts": self.train_scan["action_counts"],
             "dataset": {"root": str(self.root.resolve()), "info": self.info,
@@ -710,7 +745,7 @@ class ShardDataModule(pl.LightningDataModule):
             shift=hp.shift if hp.augment else 0, frames=hp.frames, seed=hp.seed,
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
-            defer_colour=train and self._on_accelerator)
+            defer_colour=train and self._on_accelerator, target_box=hp.target_box)
 
     @property
     def _on_accelerator(self) -> bool:

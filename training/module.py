@@ -80,7 +80,8 @@ class PolicyModule(pl.LightningModule):
     ):
         """
         Args:
-            policy: Policy architecture; vocabulary sizes and resolution are taken from the data.
+            policy: Policy architecture; vocabulary sizes, resolution and ``target_box`` are
+                taken from the data.
             lr: AdamW learning rate.
             weight_decay: AdamW weight decay.
             warmup_steps: Steps of linear learning-rate warm-up.
@@ -118,9 +119,13 @@ class PolicyModule(pl.LightningModule):
         self.actions = list(dataset_spec["actions"])
         self.aux = aux_visible_weight > 0 or aux_distance_weight > 0
         self.min_pixels = target_min_pixels(dataset_spec) if aux_visible_weight > 0 else 0
-        cfg = replace(policy or PolicyConfig(), num_actions=len(self.actions),
-                      num_goals=len(dataset_spec["goals"]),
-                      image_size=tuple(dataset_spec["image_size"]))
+        cfg = policy or PolicyConfig()
+        boxes = bool(dataset_spec.get("target_box", False))
+        if cfg.target_box and not boxes:
+            raise ValueError("model.policy.target_box: the policy takes the target's box but the "
+                             "data gives none; add --data.target_box true")
+        cfg = replace(cfg, num_actions=len(self.actions), num_goals=len(dataset_spec["goals"]),
+                      image_size=tuple(dataset_spec["image_size"]), target_box=boxes)
         if self.aux:
             cfg = replace(cfg, aux_heads=True)
         self.policy = make_policy(cfg)

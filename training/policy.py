@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sim.detect import BOX_FEATURES
 from sim.lattice import MOVE_AHEAD
 
 CHECKPOINT_KEY = "spoc_policy"
@@ -63,6 +64,13 @@ class PolicyConfig:
     blocked_input: bool = True
     """Tell the policy when its last ``move_ahead`` was blocked (a previous-action token of
     its own): a blocked move leaves the frame unchanged, so the image alone cannot say so."""
+    target_box: bool = False
+    """Give the LSTM the simulator's box of the target in each frame (:mod:`sim.detect`:
+    seen, corners, size), embedded by a small MLP: SPOC's "GT detection" input, which measures
+    what navigation reaches once the target is seen. ``PolicyModule`` sets it from
+    ``data.target_box``; rollouts pass ``obs["target_box"]``."""
+    box_dim: int = 32
+    """Box embedding size (with ``target_box``)."""
     aux_heads: bool = False
     """Two auxiliary heads for training (``forward_aux``; acting never uses them): whether
     the target is in view, a logit from each frame's (goal-conditioned) feature and the goal
@@ -205,7 +213,12 @@ class LSTMPolicy(nn.Module):
         self.goal_embed = nn.Embedding(cfg.num_goals, cfg.goal_dim)
         self.action_embed = nn.Embedding(cfg.num_actions + 1 + cfg.blocked_input,
                                          cfg.action_dim)
-        self.lstm = nn.LSTM(cfg.feature_dim + cfg.goal_dim + cfg.action_dim, cfg.hidden_dim,
+        self.box_embed = None
+        if cfg.target_box:
+            self.box_embed = nn.Sequential(nn.Linear(BOX_FEATURES, 64), nn.ReLU(inplace=True),
+                                           nn.Linear(64, cfg.box_dim), nn.ReLU(inplace=True))
+        inputs = cfg.feature_dim + cfg.goal_dim + cfg.action_dim
+        self.lstm = nn.LSTM(inputs + cfg.box_dim * cfg.target_box, cfg.hidden_dim,
                             num_layers=cfg.num_layers, batch_first=True)
         self.head = nn.Linear(cfg.hidden_dim, cfg.num_actions)
         if cfg.aux_heads:
@@ -218,10 +231,11 @@ class LSTMPolicy(nn.Module):
     def device(self) -> torch.device:
         return self.head.weight.device
 
-    def _inputs(self, frames: torch.Tensor, goals: torch.Tensor,
-                prev_actions: torch.Tensor) -> torch.Tensor:
-        """frames (B, L, 3, H, W) uint8, goals (B,), prev_actions (B, L) -> LSTM input (B, L, I):
-        the frame feature (D), goal embedding (G) and previous-action embedding, concatenated."""
+    def _inputs(self, frames: torch.Tensor, goals: torch.Tensor, prev_actions: torch.Tensor,
+                boxes: torch.Tensor | None = None) -> torch.Tensor:
+        """frames (B, L, 3, H, W) uint8, goals (B,), prev_actions (B, L), boxes (B, L, 6) (with
+        ``target_box``) -> LSTM input (B, L, I): the frame feature (D), goal embedding (G),
+        previous-action embedding and box embedding, concatenated."""
         b, l = frames.shape[:2]
         frames = resize_frames(frames.flatten(0, 1), self.cfg.image_size)  # (B*L, 3, h, w)
         goal = self.goal_embed(goals)[:, None].expand(b, l, -1)  # (B, L, G)
@@ -231,21 +245,28 @@ class LSTMPolicy(nn.Module):
             prev_actions = prev_actions.masked_fill(prev_actions == self.blocked_token,
                                                     MOVE_AHEAD)
         prev = self.action_embed(prev_actions)  # (B, L, A')
-        return torch.cat([feats, goal, prev], dim=-1)
+        if self.box_embed is None:
+            return torch.cat([feats, goal, prev], dim=-1)
+        if boxes is None:
+            raise ValueError("this policy takes the target's box (policy.target_box): the batch "
+                             "needs target_box (data.target_box true; rollouts pass it)")
+        return torch.cat([feats, goal, prev, self.box_embed(boxes.float())], dim=-1)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits (B, L, num_actions) for a batch of chunks.
 
         ``batch``: ``frames`` (B, L, 3, H, W) uint8, ``prev_actions`` (B, L) long (start token
         = num_actions at an episode's first step, num_actions + 1 after a blocked move),
-        ``goals`` (B,) long. Each chunk starts from
+        ``goals`` (B,) long, and with ``target_box`` ``target_box`` (B, L, 6) float. Each chunk
+        starts from
         a zero LSTM state (truncated BPTT).
         """
         return self.head(self._run(batch)[1])  # (B, L, A)
 
     def _run(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """LSTM inputs (B, L, I) and outputs (B, L, hidden) of a batch of chunks."""
-        x = self._inputs(batch["frames"], batch["goals"], batch["prev_actions"])  # (B, L, I)
+        x = self._inputs(batch["frames"], batch["goals"], batch["prev_actions"],
+                         batch.get("target_box"))  # (B, L, I)
         return x, self.lstm(x)[0]
 
     def forward_aux(self, batch: dict[str, torch.Tensor]
@@ -274,7 +295,8 @@ class LSTMPolicy(nn.Module):
         ``obs``: ``rgb`` uint8 (B, H, W, 3) at simulator resolution (tensor or ndarray),
         ``goal`` long (B,), ``first`` bool (B,) (True where an episode starts: that row's state
         and previous action are reset), optionally ``collided`` bool (B,) (True where the
-        previous action was a blocked ``move_ahead``). Does not record an action: ``act`` calls
+        previous action was a blocked ``move_ahead``), and with ``target_box`` ``target_box``
+        float (B, 6) (:func:`sim.detect.target_box`). Does not record an action: ``act`` calls
         this and feeds its action back as the next previous action.
         """
         rgb = torch.as_tensor(np.asarray(obs["rgb"]) if not torch.is_tensor(obs["rgb"])
@@ -293,7 +315,11 @@ class LSTMPolicy(nn.Module):
         self._prev_action = prev
         frames = rgb.permute(0, 3, 1, 2)[:, None]  # (B, 1, 3, H, W)
         goals = torch.as_tensor(obs["goal"], dtype=torch.long, device=self.device)
-        x = self._inputs(frames, goals, self._prev_action[:, None])  # (B, 1, I)
+        boxes = obs.get("target_box")
+        if boxes is not None:
+            boxes = torch.as_tensor(np.asarray(boxes) if not torch.is_tensor(boxes) else boxes,
+                                    device=self.device)[:, None]  # (B, 1, 6)
+        x = self._inputs(frames, goals, self._prev_action[:, None], boxes)  # (B, 1, I)
         out, self._state = self.lstm(x, self._state)  # (B, 1, hidden)
         return self.head(out[:, 0])  # (B, A)
 
