@@ -8,6 +8,7 @@ included).
 
 from __future__ import annotations
 
+import gzip
 import html
 import json
 from pathlib import Path
@@ -39,12 +40,16 @@ def write_eval_info(out_dir: Path, info: dict) -> Path:
 
 
 def read_eval_info(run_dir: Path) -> dict:
-    """The ``eval_info.json`` of a run directory (or the file itself)."""
+    """The ``eval_info.json`` of a run directory, or the file itself (gzipped if it ends in
+    ``.gz``, as the published runs under ``results/`` are)."""
     path = Path(run_dir)
     path = path / EVAL_INFO if path.is_dir() else path
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no {EVAL_INFO}; give a directory written by "
                                 "`spoc-eval run`")
+    if path.suffix == ".gz":
+        with gzip.open(path, "rt") as f:
+            return json.load(f)
     return json.loads(path.read_text())
 
 

@@ -2,7 +2,7 @@
 
     python scripts/bench_train.py [--data DATASET_DIR] [--config configs/train/cpu.yaml]
         [--device cpu|cuda] [--steps 10] [--batches 20] [--repeats 3] [--defer-colour]
-        [--seq-len L] [--batch-size B] [--image-size H W] [--rendered]
+        [--seq-len L] [--batch-size B] [--image-size H W] [--rendered] [--target-box]
     git show 1b93184~1:training/data.py > /tmp/data_base.py  # an older loader, side by side:
     python scripts/bench_train.py --baseline /tmp/data_base.py
 
@@ -16,6 +16,8 @@
   device), side by side with the CPU path, and training with the jitter applied on the device.
 * ``--rendered``: also the loader with ``--data.frames rendered`` (each chunk's frames rendered
   again at the stored poses from the split's house file instead of decoded), side by side.
+* ``--target-box``: also the loader with ``--data.target_box true`` (each step's instance ids
+  rendered at its pose for the target's box), side by side.
 
 Loader and decode rates are the best of ``--repeats`` runs; ``--baseline FILE`` also times
 another copy of ``training/data.py`` (its stream and ``decode_frames``), interleaved with the
@@ -70,16 +72,12 @@ def load_baseline(path: Path) -> ModuleType:
     return module
 
 
-def loader_stream(data: ModuleType, root: Path, data_cfg: dict, batches: int,
-                  defer_colour: bool = False, rendered: bool = False):
-    """The training stream of ``data`` (a copy of ``training.data``) at the config's shape
-    (``rendered``: frames rendered at the poses from the train split's house file). A
-    baseline copy from before the streams took (shard, split) pairs and info.json gets shard
-    paths and goals."""
+def loader_stream(data: ModuleType, root: Path, data_cfg: dict, batches: int, **extra):
+    """The training stream of ``data`` (a copy of ``training.data``) at the config's shape,
+    with ``extra`` stream options (``defer_colour``, ``frames``, ``target_box``). A baseline
+    copy from before the streams took (shard, split) pairs and info.json gets shard paths and
+    goals."""
     augment = data_cfg.get("augment", True)
-    extra = {"defer_colour": True} if defer_colour else {}
-    if rendered:
-        extra["frames"] = "rendered"
     info = load_info(root)
     if hasattr(data, "split_urls"):
         head = (data.split_urls(root, ["train"]), info)
@@ -92,10 +90,9 @@ def loader_stream(data: ModuleType, root: Path, data_cfg: dict, batches: int,
         jitter=0.2 if augment else 0.0, shift=4 if augment else 0, **extra)
 
 
-def bench_loader(data: ModuleType, root: Path, data_cfg: dict, batches: int,
-                 defer_colour: bool = False, rendered: bool = False) -> dict:
+def bench_loader(data: ModuleType, root: Path, data_cfg: dict, batches: int, **extra) -> dict:
     """Frames decoded and delivered per wall-clock and per CPU-second by one loader process."""
-    stream = loader_stream(data, root, data_cfg, batches, defer_colour, rendered)
+    stream = loader_stream(data, root, data_cfg, batches, **extra)
     next(iter(stream))  # warm-up (imports, first shard)
     decoded = 0
     decode = data.decode_frames
@@ -138,10 +135,10 @@ def same_batches(a: ModuleType, b: ModuleType, root: Path, data_cfg: dict) -> bo
     return all(torch.equal(x[k], y[k]) for x, y in batches for k in x)
 
 
-def bench_loaders(loaders: dict[str, tuple[ModuleType, bool, bool]], root: Path,
+def bench_loaders(loaders: dict[str, tuple[ModuleType, dict]], root: Path,
                   data_cfg: dict, batches: int, repeats: int) -> dict[str, dict]:
-    """Best-of-``repeats`` loader and bare-decode rates of each (loader, defer_colour,
-    rendered), interleaved."""
+    """Best-of-``repeats`` loader and bare-decode rates of each (loader, stream options),
+    interleaved."""
     best: dict[str, dict] = {name: {} for name in loaders}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # like a DataLoader worker
@@ -149,8 +146,8 @@ def bench_loaders(loaders: dict[str, tuple[ModuleType, bool, bool]], root: Path,
         for r in range(repeats):
             names = list(loaders) if r % 2 == 0 else list(loaders)[::-1]
             for name in names:
-                data, defer, rendered = loaders[name]
-                rates = {**bench_loader(data, root, data_cfg, batches, defer, rendered),
+                data, extra = loaders[name]
+                rates = {**bench_loader(data, root, data_cfg, batches, **extra),
                          **{f"decode_{k}": v for k, v in bench_decode_only(data, root).items()}}
                 for key, value in rates.items():
                     best[name][key] = max(best[name].get(key, 0.0), value)
@@ -239,6 +236,8 @@ def main() -> None:
                         help="also the loader and training with the colour jitter on the device")
     parser.add_argument("--rendered", action="store_true",
                         help="also the loader with the frames rendered at the poses")
+    parser.add_argument("--target-box", action="store_true",
+                        help="also the loader with the target's box from ids at the poses")
     parser.add_argument("--shards", type=int, default=2, help="shards to write without --data")
     parser.add_argument("--episodes", type=int, default=16, help="episodes per written shard")
     args = parser.parse_args()
@@ -247,13 +246,15 @@ def main() -> None:
                        ("image_size", args.image_size)]:
         if value is not None:
             cfg["data"][key] = value
-    loaders = {"current": (training.data, False, False)}
+    loaders = {"current": (training.data, {})}
     if args.baseline:
-        loaders["baseline"] = (load_baseline(args.baseline), False, False)
+        loaders["baseline"] = (load_baseline(args.baseline), {})
     if args.defer_colour:
-        loaders["colour on device"] = (training.data, True, False)
+        loaders["colour on device"] = (training.data, {"defer_colour": True})
     if args.rendered:
-        loaders["frames rendered"] = (training.data, False, True)
+        loaders["frames rendered"] = (training.data, {"frames": "rendered"})
+    if args.target_box:
+        loaders["target box"] = (training.data, {"target_box": True})
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data or make_dataset(Path(tmp) / "ds", args.shards, args.episodes)
         info = load_info(root)

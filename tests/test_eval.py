@@ -490,6 +490,11 @@ def test_report_files_videos_and_compare(houses, tmp_path, capsys):
     assert table.splitlines()[-1] == (f"{random_out} vs {out}: only {random_out} succeeds in 0 "
                                       f"episodes, only {out} in {4 - wins}; exact McNemar "
                                       f"p = {p:.3g}")
+    published = tmp_path / "random.json.gz"  # a run kept as results/ keeps it: gzipped
+    published.write_bytes(gzip.compress((random_out / "eval_info.json").read_bytes()))
+    main(["compare", str(out), str(published)])
+    assert capsys.readouterr().out.splitlines()[-1].startswith(
+        f"{published} vs {out}: only {published} succeeds in 0 episodes")
     other = tmp_path / "other"  # other episodes: not paired
     run_eval(other, houses, "--policy", "random", "--episodes", "3", "--videos", "0")
     capsys.readouterr()
