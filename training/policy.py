@@ -258,8 +258,7 @@ class LSTMPolicy(nn.Module):
         ``batch``: ``frames`` (B, L, 3, H, W) uint8, ``prev_actions`` (B, L) long (start token
         = num_actions at an episode's first step, num_actions + 1 after a blocked move),
         ``goals`` (B,) long, and with ``target_box`` ``target_box`` (B, L, 6) float. Each chunk
-        starts from
-        a zero LSTM state (truncated BPTT).
+        starts from a zero LSTM state (truncated BPTT).
         """
         return self.head(self._run(batch)[1])  # (B, L, A)
 
