@@ -41,4 +41,3 @@ def target_box(ids: np.ndarray, is_target: np.ndarray) -> np.ndarray:
     out[:] = (1.0, cols[0] / w, rows[0] / h, (cols[-1] + 1) / w, (rows[-1] + 1) / h,
               np.sqrt(counts[k] / (h * w)))
     return out
-

@@ -31,6 +31,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 import tarfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -60,6 +61,7 @@ from datagen.episodes import HouseFile
 from datagen.files import sha256_file
 from datagen.houses.io import HouseError, iter_house_lines
 from datagen.shards import decode_frames
+from datagen.tasks import box_corners, outside_frustum
 from sim.camera import CameraConfig
 from sim.detect import BOX_FEATURES, target_box, target_table
 from sim.env import EmbeddedEnv
@@ -426,12 +428,19 @@ class PoseRenderer:
         """(n, 6) float32: the target's box (:func:`sim.detect.target_box`) in the episode's
         frames ``start:stop``, from instance ids rendered at the stored poses (all zeros for
         RoomNav)."""
+        poses = meta["poses"][start:stop]
+        out = np.zeros((len(poses), BOX_FEATURES), dtype=np.float32)
+        if meta["task"] != TASK_OBJECTNAV:
+            return out
         scene, _ = self.load(meta, split)
-        target = meta["target"] if meta["task"] == TASK_OBJECTNAV else None
-        table = target_table(scene.boxes.object_type, target)
-        render = self.env.renderer.render_ids
-        return np.stack([target_box(render(x, z, yaw), table)
-                         for x, z, yaw in meta["poses"][start:stop]])
+        table = target_table(scene.boxes.object_type, meta["target"])
+        # a pose from which every target instance is outside the view frustum sees none of
+        # them: no need to render (as datagen's target_pixels labels skip it)
+        corners = box_corners(scene.boxes, np.flatnonzero(table[1:]))  # (K, 8, 3)
+        for t, (x, z, yaw) in enumerate(poses):
+            if not outside_frustum(corners, x, z, math.radians(yaw), self.env.camera).all():
+                out[t] = target_box(self.env.renderer.render_ids(x, z, yaw), table)
+        return out
 
 
 # ---------------------------------------------------------------------------------------------
