@@ -72,6 +72,9 @@ class EvalConfig:
     end_threshold: float | None = None
     """Checkpoints only: take ``end`` only when the policy gives it at least this probability,
     else its most probable other action (None: argmax, as trained)."""
+    detector: str | None = None
+    """Checkpoints trained with the target's box only: a detector (``spoc-detector fit``)
+    whose box, read from the RGB frame, replaces the simulator's (None: the simulator's)."""
     progress: bool = True
     """Show a progress bar."""
     camera: CameraConfig | None = None
@@ -110,6 +113,9 @@ def validate_config(cfg: EvalConfig) -> None:
                              "--checkpoint policy; baselines act as they are defined, so drop them")
     if cfg.end_threshold is not None and not 0 < cfg.end_threshold <= 1:
         raise EvalInputError(f"--end_threshold {cfg.end_threshold} must be in (0, 1]")
+    if cfg.detector is not None and cfg.checkpoint is None:
+        raise EvalInputError("--detector applies to a --checkpoint policy trained with the "
+                             "target's box; baselines take no box, so drop it")
     if cfg.end_threshold is not None and cfg.sample:
         raise EvalInputError("--end_threshold applies to argmax actions; drop --sample")
 
@@ -219,6 +225,7 @@ def build_run(cfg: EvalConfig):
     from eval.rollout import PolicySpec, RolloutSettings
 
     camera, agent, tasks, goals, train_ids = cfg.camera, cfg.agent, cfg.tasks, None, set()
+    detector = None
     steps = None
     if cfg.checkpoint is not None:
         info = checkpoint_info(cfg.checkpoint)
@@ -228,6 +235,7 @@ def build_run(cfg: EvalConfig):
         agent = agent or _dataclass_from(AgentConfig, data.get("agent"))
         tasks = tasks or dataset_tasks(data)
         goals, train_ids = list(info.goals), set(info.train_house_ids)
+        detector = load_detector(cfg.detector, info) if cfg.detector else None
     elif cfg.dataset is not None:
         data = dataset_info(cfg.dataset)
         camera = camera or _dataclass_from(CameraConfig, data.get("camera"))
@@ -241,8 +249,29 @@ def build_run(cfg: EvalConfig):
     settings = RolloutSettings(
         camera=camera or CameraConfig(), agent=agent or AgentConfig(), tasks=tasks,
         backend=cfg.backend, max_steps=cfg.max_steps, envs_per_worker=cfg.envs_per_worker,
-        sample_attempts=cfg.sample_attempts, goals=tuple(goals or tasks.goals()))
+        sample_attempts=cfg.sample_attempts, goals=tuple(goals or tasks.goals()),
+        detector=detector)
     return spec, settings, train_ids, steps
+
+
+def load_detector(path: str, info):
+    """The ``--detector`` of a checkpoint trained with the target's box (EvalInputError if
+    the file is no detector, the policy takes no box or the detector lacks its targets)."""
+    from sim.detect import ColourDetector
+
+    if not info.config.get("target_box"):
+        raise EvalInputError(f"--detector {path}: the checkpoint's policy takes no target box "
+                             "(train it with --data.target_box true), so drop --detector")
+    try:
+        detector = ColourDetector.load(path)
+    except ValueError as e:
+        raise EvalInputError(f"--detector {e}") from None
+    targets = {g.split("/", 1)[1] for g in info.goals if g.startswith("objectnav/")}
+    missing = sorted(targets - set(detector.centre))
+    if missing:
+        raise EvalInputError(f"--detector {path}: has no colour for {', '.join(missing)}; fit "
+                             "it on the policy's training data with `spoc-detector fit`")
+    return detector
 
 
 def check_backend(settings) -> None:
@@ -310,7 +339,7 @@ def run_record(cfg: EvalConfig, spec, settings, num_houses: int, seconds: float,
         "baseline": cfg.policy,
         "houses": cfg.houses, "num_houses": num_houses, "episodes": cfg.episodes,
         "seed": cfg.seed, "sample": cfg.sample, "blocked_input": cfg.blocked_input,
-        "end_threshold": cfg.end_threshold,
+        "end_threshold": cfg.end_threshold, "detector": cfg.detector,
         "max_steps": cfg.max_steps,
         "backend": cfg.backend, "workers": cfg.workers, "envs_per_worker": cfg.envs_per_worker,
         "seconds": round(seconds, 2), "camera": asdict(settings.camera),

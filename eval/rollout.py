@@ -42,7 +42,7 @@ from datagen.workers import exit_with_parent
 from eval.metrics import NOTHING, EpisodeResult, spl
 from eval.report import video_name
 from sim.camera import CameraConfig
-from sim.detect import BOX_FEATURES, target_box, target_table
+from sim.detect import BOX_FEATURES, ColourDetector, target_box, target_table
 from sim.env import EmbeddedEnv, Env, Pose, make_env
 from sim.lattice import ACTIONS, END, MOVE_AHEAD, AgentConfig
 
@@ -105,6 +105,9 @@ class RolloutSettings:
     run_dir: str | None = None
     """Run directory the episode videos go under (None: no videos)."""
     video_slots: frozenset[int] = frozenset()
+    detector: ColourDetector | None = None
+    """Where the target's box comes from: this detector reading the frame, else the
+    simulator's instance ids (:meth:`EpisodeRun.target_box`)."""
 
 
 @dataclass(frozen=True)
@@ -214,8 +217,9 @@ class EpisodeRun:
         self.first, self.collided, self.reached_goal = True, False, False
         self.rgb = env.reset(ctx.record.house, Pose(*ctx.pose(episode.start))).rgb
         self.state = self._lattice_state()
-        self.is_target = target_table(
-            ctx.scene.boxes.object_type, episode.target if episode.task == TASK_OBJECTNAV else None)
+        self.target = episode.target if episode.task == TASK_OBJECTNAV else None
+        self.is_target = target_table(ctx.scene.boxes.object_type, self.target)
+        self.detector = settings.detector
         self.video = None
         self.rng: np.random.Generator | None = None
         """Action sampling generator (``PolicySpec.sample``), set by the worker."""
@@ -232,7 +236,10 @@ class EpisodeRun:
         return self.oracle.expert_action(self.state)
 
     def target_box(self) -> np.ndarray:
-        """(6,) the target's box in the current frame (:func:`sim.detect.target_box`)."""
+        """(6,) the target's box in the current frame (:func:`sim.detect.target_box`): the
+        detector's from the RGB frame where the settings give one, else from the ids."""
+        if self.detector is not None:
+            return self.detector.box(self.rgb, self.target)
         return target_box(self.env.observation.ids, self.is_target)
 
     def advance(self, action: int, settings: RolloutSettings) -> EpisodeResult | None:

@@ -1,16 +1,26 @@
-"""Ground-truth detections of the target: where in the frame the goal's object is.
+"""Detections of the target: where in the frame the goal's object is.
 
 SPOC (Ehsani et al. 2023) trains a variant of its policy on the simulator's bounding box of
 the target ("GT detection"), which measures what navigation reaches once perception is
-solved; a detector can take the simulator's place at deployment. Here the box comes from the
-instance-id image every backend renders (:class:`sim.env.Observation`): ids number the house
-JSON's objects the same way in both backends (:mod:`sim.thor`), so one table of object types
-per house turns ids into "is a target".
+solved; a detector takes the simulator's place at deployment. The simulator's box comes from
+the instance-id image every backend renders (:class:`sim.env.Observation`): ids number the
+house JSON's objects the same way in both backends (:mod:`sim.thor`), so one table of object
+types per house turns ids into "is a target" (:func:`target_box`). The detector's comes from
+the RGB frame alone (:class:`ColourDetector`, fitted on training frames by
+``spoc-detector fit``).
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
 import numpy as np
+from scipy import ndimage
+
+from datagen.files import json_bytes, write_atomic
+from sim.scene import chromaticity
 
 BOX_FEATURES = 6
 """Length of a box feature: seen, x0, y0, x1, y1 (fractions of the frame's width and
@@ -41,3 +51,156 @@ def target_box(ids: np.ndarray, is_target: np.ndarray) -> np.ndarray:
     out[:] = (1.0, cols[0] / w, rows[0] / h, (cols[-1] + 1) / w, (rows[-1] + 1) / h,
               np.sqrt(counts[k] / (h * w)))
     return out
+
+
+# --------------------------------------------------------------------------- a colour detector
+
+MIN_BRIGHTNESS = 60
+"""A pixel takes part in detection when its R + G + B is at least this: the chromaticity of
+a dark pixel is noise."""
+
+RADII = tuple(np.round(np.arange(0.01, 0.161, 0.01), 3))
+"""Candidate chromaticity radii (L1) a type's colour is fitted over."""
+
+MIN_PIXELS = (1, 2, 3, 4, 6, 8, 12, 16)
+"""Candidate smallest detections (pixels of one connected region)."""
+
+F1_SLACK = 0.03
+"""A type's radius is the widest whose frame F1 on the fit frames is this close to the best."""
+
+
+def lit_chromaticity(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(..., 3) uint8 RGB -> ((..., 3) float32 chromaticity, (...) bool lit: at least
+    :data:`MIN_BRIGHTNESS`)."""
+    return chromaticity(rgb, np.float32), rgb.sum(-1, dtype=np.int32) >= MIN_BRIGHTNESS
+
+
+@dataclass(frozen=True)
+class ColourDetector:
+    """A detector of the target types fitted on training frames: a type is the pixels within
+    ``radius[type]`` (L1 in chromaticity) of its colour ``centre[type]``, and its box is the
+    largest 8-connected region of them with at least ``min_pixels``; the box feature is
+    :func:`target_box`'s. It reads only the RGB frame, so it stands where the simulator's
+    box stands in a policy trained with ``target_box``, on any house."""
+
+    centre: dict[str, tuple[float, float, float]]
+    radius: dict[str, float]
+    min_pixels: dict[str, int]
+    fitted_on: dict = field(default_factory=dict)
+    """Where the fit came from (dataset, split, frames) and its scores on those frames."""
+
+    def mask(self, rgb: np.ndarray, target: str) -> np.ndarray:
+        """(H, W) bool: the pixels of ``rgb`` ((H, W, 3) uint8) taken for ``target``: lit, and
+        within the radius of its colour in chromaticity, compared times the pixel's sum
+        (no division; per channel, 11x faster than over a last axis of 3)."""
+        f = rgb.reshape(-1, 3).astype(np.float32)  # (P, 3)
+        total = f[:, 0] + f[:, 1] + f[:, 2]  # (P,)
+        centre = self.centre[target]
+        dist = np.abs(f[:, 0] - centre[0] * total)
+        dist += np.abs(f[:, 1] - centre[1] * total)
+        dist += np.abs(f[:, 2] - centre[2] * total)
+        return ((total >= MIN_BRIGHTNESS) & (dist <= self.radius[target] * total)
+                ).reshape(rgb.shape[:2])
+
+    def box(self, rgb: np.ndarray, target: str | None) -> np.ndarray:
+        """(6,) float32 box feature (:data:`BOX_FEATURES`) of ``target`` in ``rgb``, all zeros
+        when it is not detected (or ``target`` is None, a RoomNav goal)."""
+        out = np.zeros(BOX_FEATURES, dtype=np.float32)
+        if target is None or target not in self.centre:
+            return out
+        least = self.min_pixels[target]
+        mask = self.mask(rgb, target)
+        if mask.sum() < least:
+            return out
+        regions, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+        sizes = np.bincount(regions.ravel(), minlength=n + 1)
+        sizes[0] = 0
+        k = int(sizes.argmax())
+        if sizes[k] < least:
+            return out
+        return target_box(regions, np.arange(n + 1) == k)
+
+    def to_json(self) -> dict:
+        return {"kind": "colour", "centre": {k: list(v) for k, v in self.centre.items()},
+                "radius": self.radius, "min_pixels": self.min_pixels,
+                "fitted_on": self.fitted_on}
+
+    @classmethod
+    def from_json(cls, data: dict, where: str = "detector") -> ColourDetector:
+        try:
+            if data.get("kind") != "colour":
+                raise KeyError("kind")
+            centre = {str(k): tuple(float(x) for x in v) for k, v in data["centre"].items()}
+            radius = {k: float(data["radius"][k]) for k in centre}
+            least = {k: int(data["min_pixels"][k]) for k in centre}
+            return cls(centre, radius, least, dict(data.get("fitted_on", {})))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ValueError(f"{where}: field {e} is missing or malformed; write the file "
+                             "with `spoc-detector fit`") from None
+
+    def save(self, path: str | Path) -> None:
+        """Write the detector as JSON, atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json_bytes(self.to_json()))
+
+    @classmethod
+    def load(cls, path: str | Path) -> ColourDetector:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: not a readable detector ({e}); write one with "
+                             "`spoc-detector fit`") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: not a detector; write one with `spoc-detector fit`")
+        return cls.from_json(data, str(path))
+
+
+def fit_colour_detector(frames: list[tuple[np.ndarray, np.ndarray]], targets: list[str],
+                        fitted_on: dict | None = None) -> ColourDetector:
+    """Fit a :class:`ColourDetector` of ``targets`` on ``frames``: (rgb (H, W, 3) uint8,
+    type map (H, W) with k + 1 where ``targets[k]`` is and 0 elsewhere) pairs.
+
+    A type's colour is the median chromaticity of its lit pixels; its radius and smallest
+    detection are the pair of :data:`RADII` x :data:`MIN_PIXELS` that best tells the frames
+    showing the type from the others (F1 of "at least that many pixels within the radius"
+    against "any pixel of the type"). A type never seen lit keeps no colour and is never
+    detected."""
+    pixels: list[list[np.ndarray]] = [[] for _ in targets]
+    for rgb, types in frames:
+        c, lit = lit_chromaticity(rgb)
+        for k in np.unique(types[lit]):
+            if k > 0:
+                pixels[k - 1].append(c[lit & (types == k)])
+    fitted = [k for k in range(len(targets)) if pixels[k]]
+    centres = np.array([np.median(np.concatenate(pixels[k]), axis=0) for k in fitted],
+                       np.float32).reshape(-1, 3)  # (K, 3)
+    radii = np.asarray(RADII, np.float32)
+    within = np.zeros((len(frames), len(fitted), len(radii)), np.int64)  # pixels within r
+    shown = np.zeros((len(frames), len(fitted)), bool)
+    for f, (rgb, types) in enumerate(frames):
+        c, lit = lit_chromaticity(rgb)
+        dist = np.abs(c[lit][:, None, :] - centres[None]).sum(-1)  # (P, K)
+        bins = np.searchsorted(radii, dist)  # (P, K): first radius that holds the pixel
+        for j in range(len(fitted)):
+            within[f, j] = np.cumsum(np.bincount(bins[:, j], minlength=len(radii) + 1))[:-1]
+        shown[f] = np.isin(np.asarray(fitted) + 1, types)
+    centre, radius, least, f1s = {}, {}, {}, {}
+    for j, k in enumerate(fitted):
+        scores = {}  # (radius index, min pixels) -> F1
+        for r in range(len(radii)):
+            for m in MIN_PIXELS:
+                said = within[:, j, r] >= m
+                tp = int((said & shown[:, j]).sum())
+                scores[(r, m)] = 2 * tp / max(int(said.sum()) + int(shown[:, j].sum()), 1)
+        best = max(scores.values())
+        # the widest radius within F1_SLACK of the best: new assets' colours vary about the
+        # fitted ones, so a margin costs little on the fit frames and keeps them detected
+        r, m = max((pair for pair, f1 in scores.items() if f1 >= best - F1_SLACK),
+                   key=lambda pair: (pair[0], -pair[1]))
+        name = targets[k]
+        centre[name] = tuple(float(x) for x in centres[j])
+        radius[name], least[name] = round(float(radii[r]), 3), int(m)
+        f1s[name] = round(scores[(r, m)], 4)
+    info = dict(fitted_on or {}, frames=len(frames), frame_f1=f1s)
+    return ColourDetector(centre, radius, least, info)

@@ -1,10 +1,22 @@
-"""Ground-truth target boxes from instance-id images (sim.detect)."""
+"""Target boxes (sim.detect): the simulator's, from instance-id images, and the colour
+detector's, from the RGB frame."""
 
 from __future__ import annotations
 
-import numpy as np
+import json
 
-from sim.detect import BOX_FEATURES, target_box, target_table
+import numpy as np
+import pytest
+
+from sim.detect import (
+    BOX_FEATURES,
+    MIN_BRIGHTNESS,
+    ColourDetector,
+    fit_colour_detector,
+    target_box,
+    target_table,
+)
+from sim.scene import chromaticity
 
 
 def test_target_table_marks_the_target_type_and_never_structure():
@@ -34,3 +46,79 @@ def test_no_target_in_view_is_all_zeros():
     assert not target_box(ids, target_table(["Mug", "Table"], "Mug")).any()
     assert not target_box(ids, target_table(["Mug", "Table"], None)).any()
     assert target_box(ids, target_table(["Mug", "Table"], "Table"))[0] == 1
+
+
+# --------------------------------------------------------------------------- colour detector
+
+
+def painted(shape=(20, 30), regions=(), background=(40, 40, 40)) -> np.ndarray:
+    """(H, W, 3) uint8 frame of ``background`` with (rows, cols, rgb) rectangles painted."""
+    rgb = np.empty(shape + (3,), np.uint8)
+    rgb[:] = background
+    for rows, cols, colour in regions:
+        rgb[rows, cols] = colour
+    return rgb
+
+
+RED, GREEN, ORANGE = (200, 40, 40), (40, 200, 40), (200, 60, 40)
+DETECTOR = ColourDetector(centre={"Mug": tuple(chromaticity(RED)),
+                                  "Bed": tuple(chromaticity(GREEN))},
+                          radius={"Mug": 0.05, "Bed": 0.05}, min_pixels={"Mug": 3, "Bed": 3})
+
+
+def test_detector_boxes_the_largest_region_of_the_targets_colour():
+    rgb = painted(regions=[(slice(2, 4), slice(3, 5), RED),  # 4 px
+                           (slice(10, 13), slice(20, 26), (100, 20, 20)),  # 18 px, in shade
+                           (slice(0, 20), slice(0, 2), GREEN)])  # another type
+    box = DETECTOR.box(rgb, "Mug")
+    np.testing.assert_allclose(box, [1, 20 / 30, 10 / 20, 26 / 30, 13 / 20, np.sqrt(18 / 600)],
+                               rtol=1e-6)
+    assert DETECTOR.box(rgb, "Bed")[0] == 1
+    assert not DETECTOR.box(rgb, None).any()  # a RoomNav goal
+    assert not DETECTOR.box(rgb, "Apple").any()  # a type it has no colour for
+
+
+def test_detector_ignores_specks_and_dark_pixels():
+    speck = painted(regions=[(slice(2, 3), slice(3, 5), RED)])  # 2 px < min_pixels 3
+    assert not DETECTOR.box(speck, "Mug").any()
+    dark = painted(regions=[(slice(2, 6), slice(3, 8), (40, 8, 8))], background=(0, 0, 0))
+    assert dark.sum(-1).max() < MIN_BRIGHTNESS and not DETECTOR.box(dark, "Mug").any()
+    # diagonal neighbours are one region (8-connected)
+    diagonal = painted(regions=[(slice(k, k + 1), slice(k, k + 1), RED) for k in range(4)])
+    assert DETECTOR.box(diagonal, "Mug")[0] == 1
+
+
+def test_fit_finds_each_types_colour_and_a_radius_that_rejects_the_others():
+    """Frames with a red mug at varying light and, in every frame, an orange-red distractor
+    that is no target: the fit centres on red, and its radius takes the mug in every light
+    but not the distractor."""
+    rng = np.random.default_rng(0)
+    frames = []
+    for k in range(40):
+        light = rng.uniform(0.5, 1.0)
+        regions = [(slice(0, 4), slice(25, 30), ORANGE)]  # in every frame, not a target
+        types = np.zeros((20, 30), np.uint8)
+        if k % 2:
+            regions.append((slice(5, 9), slice(5, 10), tuple(int(c * light) for c in RED)))
+            types[5:9, 5:10] = 1
+        frames.append((painted(regions=regions), types))
+    detector = fit_colour_detector(frames, ["Mug", "Bed"], {"split": "synthetic"})
+    assert set(detector.centre) == {"Mug"}  # Bed never seen: no colour, never detected
+    np.testing.assert_allclose(detector.centre["Mug"], chromaticity(RED), atol=0.01)
+    gap = np.abs(chromaticity(ORANGE) - chromaticity(RED)).sum()  # 0.11: inside RADII
+    assert 0.02 <= detector.radius["Mug"] < gap
+    assert detector.fitted_on["frame_f1"]["Mug"] == 1.0 and detector.fitted_on["frames"] == 40
+    for rgb, types in frames:
+        assert DETECTOR.box(rgb, "Mug")[0] == types.any() == detector.box(rgb, "Mug")[0]
+
+
+def test_detector_file_round_trip_and_clear_errors(tmp_path):
+    path = tmp_path / "d" / "detector.json"
+    DETECTOR.save(path)
+    assert ColourDetector.load(path) == DETECTOR
+    (tmp_path / "bad.json").write_text(json.dumps({"kind": "colour", "centre": {"Mug": [1, 0, 0]}}))
+    with pytest.raises(ValueError, match=r"bad.json: field 'radius' is missing.*spoc-detector fit"):
+        ColourDetector.load(tmp_path / "bad.json")
+    (tmp_path / "text.json").write_text("not json")
+    with pytest.raises(ValueError, match="text.json: not a readable detector"):
+        ColourDetector.load(tmp_path / "text.json")

@@ -10,6 +10,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -239,13 +240,14 @@ def test_same_episodes_for_every_policy(houses, tmp_path):
 # --------------------------------------------------------------------------- checkpoints
 
 
-def write_checkpoint(path: Path, train_house_ids: list[str], version: str = DATASET_VERSION
-                     ) -> Path:
+def write_checkpoint(path: Path, train_house_ids: list[str], version: str = DATASET_VERSION,
+                     target_box: bool = False) -> Path:
     """An untrained tiny policy checkpoint trained on 48x64 frames of "train" houses."""
     from eval.baselines import write_untrained_checkpoint
 
     policy = {"image_size": (32, 48), "channels": (8, 16), "groups": 4, "pool_size": (2, 2),
-              "feature_dim": 32, "goal_dim": 8, "action_dim": 8, "hidden_dim": 32}
+              "feature_dim": 32, "goal_dim": 8, "action_dim": 8, "hidden_dim": 32,
+              "target_box": target_box, "box_dim": 8}
     info = {"version": version, "actions": list(ACTIONS), "goals": GOALS,
             "camera": {"height": 48, "width": 64, "vfov": 59.0, "eye_height": 1.5,
                        "pitch": 30.0},
@@ -370,8 +372,6 @@ def test_a_target_box_policy_is_given_the_targets_box(houses, monkeypatch):
     other policies get none."""
     from types import SimpleNamespace
 
-    import numpy as np
-
     from datagen.houses.io import load_houses
     from eval.rollout import PolicySpec, RolloutSettings, lockstep, plan_slots, run_slots
     from sim.camera import CameraConfig
@@ -417,6 +417,70 @@ def test_a_target_box_policy_is_given_the_targets_box(houses, monkeypatch):
             assert sum(int(t[:, 0].sum()) for t in spinner.told) > 0
         else:
             assert all(t is None for t in spinner.told)
+
+
+def palette_detector(targets=OBJECTNAV_TARGETS):
+    """A colour detector centred on the renderer's palette colour of each target type."""
+    from sim.detect import ColourDetector
+    from sim.scene import chromaticity, type_color
+
+    return ColourDetector(centre={t: tuple(chromaticity(type_color(t))) for t in targets},
+                          radius={t: 0.06 for t in targets}, min_pixels={t: 1 for t in targets})
+
+
+def test_a_detector_gives_the_box_read_from_the_frame(houses):
+    """With a detector in the settings, a run's box is the detector's of the frame the policy
+    sees (not the simulator's ids), and on these renders it sees what the simulator sees."""
+    from datagen.houses.io import load_houses
+    from eval.rollout import RolloutSettings, lockstep, plan_slots
+    from sim.camera import CameraConfig
+    from sim.detect import target_box
+    from sim.lattice import ROTATE_LEFT
+
+    detector = palette_detector()
+    records = dict(enumerate(load_houses(houses)))
+    settings = RolloutSettings(camera=CameraConfig(height=48, width=64), max_steps=8,
+                               envs_per_worker=2, goals=tuple(GOALS), detector=detector)
+    said, truth = [], []
+
+    def spin(runs):
+        for run in filter(None, runs):
+            box = run.target_box()
+            target = run.episode.target if run.episode.task == "objectnav" else None
+            assert np.array_equal(box, detector.box(run.rgb, target))
+            said.append(box[0])
+            truth.append(target_box(run.env.observation.ids, run.is_target)[0])
+        return [ROTATE_LEFT] * len(runs)
+
+    lockstep(records, slots=plan_slots(len(records), 8, seed=0), settings=settings, act=spin,
+             finished=lambda run, result: None, skipped=lambda slot, why: None)
+    said, truth = np.array(said), np.array(truth)
+    assert truth.sum() > 0 and (said == truth).mean() >= 0.9
+
+
+def test_detector_is_recorded_and_checked(houses, tmp_path, capsys):
+    ckpt = write_checkpoint(tmp_path / "box.ckpt", ["train-0-0"], target_box=True)
+    detector = tmp_path / "detector.json"
+    palette_detector().save(detector)
+    base = ["--houses", str(houses), "--episodes", "2", "--videos", "0", "--max-steps", "10",
+            "--progress", "false"]
+    main(["run", *base, "--checkpoint", str(ckpt), "--detector", str(detector),
+          "--out", str(tmp_path / "det")])
+    info = json.loads((tmp_path / "det" / "eval_info.json").read_text())
+    assert info["run"]["detector"] == str(detector)
+    plain = write_checkpoint(tmp_path / "plain.ckpt", ["train-0-0"])
+    assert "takes no target box" in bad_input(capsys, [
+        "run", *base, "--checkpoint", str(plain), "--detector", str(detector), "--out", "x"])
+    assert "--detector applies to a --checkpoint" in bad_input(capsys, [
+        "run", *base, "--policy", "forward", "--detector", str(detector), "--out", "x"])
+    palette_detector(["Mug"]).save(tmp_path / "mug.json")
+    assert "has no colour for" in bad_input(capsys, [
+        "run", *base, "--checkpoint", str(ckpt), "--detector", str(tmp_path / "mug.json"),
+        "--out", "x"])
+    (tmp_path / "bad.json").write_text("[]")
+    assert "bad.json: not a detector" in bad_input(capsys, [
+        "run", *base, "--checkpoint", str(ckpt), "--detector", str(tmp_path / "bad.json"),
+        "--out", "x"])
 
 
 def test_baseline_with_dataset_meets_the_checkpoints_episodes(houses, tmp_path):

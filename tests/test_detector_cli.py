@@ -1,0 +1,53 @@
+"""spoc-detector: fit the colour detector on a dataset's rendered frames, score it on another
+split against the simulator's boxes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from training_helpers import write_dataset
+
+from sim.detect import ColourDetector
+from training.detector import main
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("shards"), {"train": (2, 4), "val": (1, 8)},
+                         size=(48, 64))
+
+
+def test_fit_on_train_then_score_on_val(dataset, tmp_path, capsys):
+    out = tmp_path / "detector.json"
+    main(["fit", "--data", str(dataset), "--split", "train", "--stride", "1", "--out", str(out)])
+    detector = ColourDetector.load(out)
+    info = json.loads((dataset / "info.json").read_text())
+    assert set(detector.centre) <= set(info["config"]["tasks"]["objectnav_targets"])
+    assert detector.fitted_on["split"] == "train" and detector.fitted_on["frames"] > 50
+    assert "types fitted on" in capsys.readouterr().out
+    main(["fit", "--data", str(dataset), "--split", "train", "--stride", "1",
+          "--out", str(tmp_path / "again.json")])
+    assert (tmp_path / "again.json").read_bytes() == out.read_bytes()  # same data, same bytes
+    scores = tmp_path / "scores.json"
+    main(["score", "--data", str(dataset), "--split", "val", "--detector", str(out),
+          "--out", str(scores)])
+    result = json.loads(scores.read_text())
+    total = result["all"]
+    # the val episodes' targets, in frames rendered at their poses: found, and boxed where
+    # the simulator boxes them
+    assert total["frames_shown"] >= 20 and len(result["per_type"]) >= 2
+    assert total["recall"] >= 0.9 and total["precision"] >= 0.7 and total["iou"] >= 0.8
+    assert "all" in capsys.readouterr().out
+
+
+def test_bad_input_is_one_line(dataset, tmp_path, capsys):
+    for argv in (["fit", "--data", str(dataset), "--split", "test", "--out", str(tmp_path / "d")],
+                 ["score", "--data", str(dataset), "--detector", str(tmp_path / "missing.json")],
+                 ["fit", "--data", str(tmp_path), "--out", str(tmp_path / "d")]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("spoc-detector: "), err
+    assert not (tmp_path / "d").exists()

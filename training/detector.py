@@ -1,0 +1,209 @@
+"""``spoc-detector``: fit the colour detector of the target types on training frames, and score
+it against the simulator's boxes.
+
+    spoc-detector fit --data DATASET_DIR --split train --out runs/detector.json
+    spoc-detector score --data DATASET_DIR --split val --detector runs/detector.json
+
+A policy trained with the simulator's box of its target (``--data.target_box true``) needs the
+box at deployment too; ``spoc-eval run --detector FILE`` gives it this detector's box instead,
+computed from the RGB frame alone (:class:`sim.detect.ColourDetector`). The frames are rendered
+again at the shards' stored poses (what evaluation sees), with their instance ids for the
+labels; the fit sees only the split it is given, so fit on a training split and score on
+``val``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from datagen.constants import KEY_META, TASK_OBJECTNAV
+from datagen.files import json_bytes, write_atomic
+from datagen.shards import iter_episodes
+from sim.cliargs import underscore_options
+from sim.detect import ColourDetector, fit_colour_detector, target_box, target_table
+from training.data import DatasetMismatchError, PoseRenderer, load_info, shard_urls
+from training.pretrain import label_vocab
+
+EXIT_BAD_INPUT = 2
+SEEN_PIXELS = 50
+"""The score also reports recall on frames showing at least this many target pixels."""
+
+
+@dataclass
+class FitConfig:
+    """Fit the colour detector on the frames of a dataset's split."""
+
+    data: str = "data/dataset"
+    """Dataset directory written by `spoc-datagen episodes` (its house files at hand)."""
+    split: str = "train"
+    """Split to fit on: a training split, never the one it is scored on."""
+    episodes: int = 2000
+    """Episodes read (the split's first, in shard order): many houses, many assets."""
+    stride: int = 12
+    """Every stride-th frame of an episode is used."""
+    out: str = "runs/detector.json"
+    """Where the detector is written (JSON)."""
+
+
+@dataclass
+class ScoreConfig:
+    """Score a detector's boxes of each ObjectNav episode's target against the simulator's."""
+
+    data: str = "data/dataset"
+    """Dataset directory written by `spoc-datagen episodes`."""
+    split: str = "val"
+    """Split to score on."""
+    detector: str = "runs/detector.json"
+    """A detector written by `spoc-detector fit`."""
+    episodes: int = 200
+    """Episodes read (the split's first, in shard order; ObjectNav ones are scored)."""
+    stride: int = 1
+    """Every stride-th frame of an episode is scored."""
+    out: str | None = None
+    """Also write the scores here (JSON)."""
+
+
+def open_split(root: str, split: str) -> tuple[dict, PoseRenderer]:
+    """(info.json, a renderer of the split's houses), or DatasetMismatchError naming what is
+    missing."""
+    if not (Path(root) / "info.json").is_file():
+        raise DatasetMismatchError(f"{root}/info.json: not found; give --data a directory "
+                                   "written by `spoc-datagen episodes`")
+    if not shard_urls(root, split):
+        raise DatasetMismatchError(f"{root}/{split}: no shards; give --split a split that "
+                                   "`spoc-datagen episodes` wrote")
+    info = load_info(root)
+    houses = info.get("splits", {}).get(split, {}).get("houses")
+    if not houses:
+        raise DatasetMismatchError(f"{root}/info.json: splits.{split}.houses is missing; the "
+                                   "frames are rendered from the split's house file")
+    return info, PoseRenderer(info, PoseRenderer.house_files(info, [split]))
+
+
+def split_episodes(root: str, split: str, episodes: int) -> Iterator[dict]:
+    """The ``meta.json`` of the split's first ``episodes`` episodes."""
+    n = 0
+    for url in shard_urls(root, split):
+        for sample in iter_episodes(Path(url)):
+            if n == episodes:
+                return
+            n += 1
+            yield sample[KEY_META]
+
+
+def rendered_frames(renderer: PoseRenderer, meta: dict, split: str, stride: int
+                    ) -> Iterator[tuple[np.ndarray, np.ndarray, list[str]]]:
+    """(rgb (H, W, 3) uint8, instance ids (H, W), the house's object types) at every
+    ``stride``-th stored pose of an episode."""
+    scene, _ = renderer.load(meta, split)
+    for x, z, yaw in meta["poses"][::stride]:
+        frame = renderer.env.renderer.render(x, z, yaw)
+        yield frame.rgb, frame.ids, scene.boxes.object_type
+
+
+def fit(cfg: FitConfig) -> ColourDetector:
+    """Fit a detector of the dataset's ObjectNav targets on ``cfg.split`` and write it."""
+    info, renderer = open_split(cfg.data, cfg.split)
+    targets, _ = label_vocab(info)
+    index = {t: k + 1 for k, t in enumerate(targets)}
+    frames = []
+    for meta in split_episodes(cfg.data, cfg.split, cfg.episodes):
+        for rgb, ids, types in rendered_frames(renderer, meta, cfg.split, cfg.stride):
+            lut = np.array([0] + [index.get(t, 0) for t in types], dtype=np.uint8)
+            frames.append((rgb, lut[ids]))
+    fitted_on = {"data": str(cfg.data), "split": cfg.split, "episodes": cfg.episodes,
+                 "stride": cfg.stride}
+    detector = fit_colour_detector(frames, targets, fitted_on)
+    detector.save(cfg.out)
+    return detector
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two box features' boxes (x0, y0, x1, y1 at 1:5)."""
+    x0, y0 = max(a[1], b[1]), max(a[2], b[2])
+    x1, y1 = min(a[3], b[3]), min(a[4], b[4])
+    inter = max(x1 - x0, 0.0) * max(y1 - y0, 0.0)
+    union = (a[3] - a[1]) * (a[4] - a[2]) + (b[3] - b[1]) * (b[4] - b[2]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def score(cfg: ScoreConfig) -> dict:
+    """Per target type and overall: of the frames showing the target, how many the detector
+    sees (recall; also at >= :data:`SEEN_PIXELS` pixels), how many of its detections show
+    it (precision), and the mean IoU of its boxes with the simulator's where both see it."""
+    detector = ColourDetector.load(cfg.detector)
+    info, renderer = open_split(cfg.data, cfg.split)
+    frame_pixels = info["camera"]["height"] * info["camera"]["width"]
+    counts: dict[str, np.ndarray] = {}  # type -> [shown, shown big, said, hit, hit big, iou sum]
+    for meta in split_episodes(cfg.data, cfg.split, cfg.episodes):
+        if meta["task"] != TASK_OBJECTNAV:
+            continue
+        row = counts.setdefault(meta["target"], np.zeros(6))
+        for rgb, ids, types in rendered_frames(renderer, meta, cfg.split, cfg.stride):
+            truth = target_box(ids, target_table(types, meta["target"]))
+            said = detector.box(rgb, meta["target"])
+            big = truth[5] ** 2 * frame_pixels >= SEEN_PIXELS
+            hit = bool(truth[0] and said[0])
+            row += (truth[0], truth[0] and big, said[0], hit, hit and big,
+                    box_iou(truth, said) if hit else 0.0)
+    total = sum(counts.values(), np.zeros(6))
+    return {"detector": cfg.detector, "data": cfg.data, "split": cfg.split,
+            "episodes": cfg.episodes, "stride": cfg.stride,
+            "all": score_row(total),
+            "per_type": {t: score_row(v) for t, v in sorted(counts.items())}}
+
+
+def score_row(row: np.ndarray) -> dict:
+    shown, shown_big, said, hit, hit_big, iou = row
+    return {"frames_shown": int(shown), "recall": round(hit / max(shown, 1), 4),
+            f"recall_{SEEN_PIXELS}px": round(hit_big / max(shown_big, 1), 4),
+            "precision": round(hit / max(said, 1), 4), "iou": round(iou / max(hit, 1), 4)}
+
+
+def build_parser():
+    from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
+
+    set_parsing_settings(docstring_parse_attribute_docstrings=True)
+    parser = ArgumentParser(prog="spoc-detector", description=__doc__.strip().splitlines()[0])
+    sub = parser.add_subcommands(dest="command")
+    for name, cls in (("fit", FitConfig), ("score", ScoreConfig)):
+        cmd = ArgumentParser(description=cls.__doc__)
+        cmd.add_argument("--config", action=ActionConfigFile, help="A YAML file of options.")
+        cmd.add_class_arguments(cls, as_group=False)
+        sub.add_subcommand(name, cmd, help=cls.__doc__)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(underscore_options(sys.argv[1:] if argv is None else argv))
+    init = parser.instantiate_classes(args)
+    values = {k: v for k, v in vars(init[args.command]).items()
+              if k not in ("config", "__path__")}
+    try:
+        if args.command == "fit":
+            detector = fit(FitConfig(**values))
+            f1 = detector.fitted_on["frame_f1"]
+            print(f"{len(detector.centre)} types fitted on {detector.fitted_on['frames']} "
+                  f"frames (frame F1 {min(f1.values()):.2f}-{max(f1.values()):.2f}) "
+                  f"-> {values['out']}")
+            return
+        result = score(ScoreConfig(**values))
+    except (DatasetMismatchError, ValueError) as e:
+        print(f"spoc-detector: {e}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT) from None
+    if values["out"]:
+        write_atomic(Path(values["out"]), json_bytes(result))
+    print(f"{'type':14s} {'shown':>7s} {'recall':>7s} {'>=50px':>7s} {'prec':>6s} {'iou':>6s}")
+    for name, row in [*result["per_type"].items(), ("all", result["all"])]:
+        print(f"{name:14s} {row['frames_shown']:7d} {row['recall']:7.3f} "
+              f"{row[f'recall_{SEEN_PIXELS}px']:7.3f} {row['precision']:6.3f} {row['iou']:6.3f}")
+
+
+if __name__ == "__main__":
+    main()
