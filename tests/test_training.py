@@ -168,6 +168,12 @@ def test_cli_trains_a_target_box_policy_from_the_data_flag(dataset, tmp_path, mo
     with pytest.raises(ValueError, match="add --data.target_box true"):
         PolicyModule(policy=replace(TINY_POLICY, target_box=True), dataset_spec=spec)
     assert not PolicyModule(policy=TINY_POLICY, dataset_spec=spec).policy.cfg.target_box
+    with pytest.raises(ValueError, match="takes the target's box and this run's does not"):
+        cli_fit(dataset, tmp_path, 2, "--ckpt_path", "last")  # a resume without the data flag
+    plain = tmp_path / "plain"
+    cli_fit(dataset, plain, 1)
+    with pytest.raises(ValueError, match="takes no target box and this run's does; set --data"):
+        cli_fit(dataset, plain, 2, "--ckpt_path", "last", "--data.target_box", "true")
 
 
 def test_cli_trains_and_reloads_a_goal_film_policy(dataset, tmp_path, monkeypatch):

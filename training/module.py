@@ -264,15 +264,23 @@ class PolicyModule(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse, in one line, a checkpoint whose policy has other auxiliary heads than this
-        run's (the state dicts would not match)."""
-        has = any(k.startswith("policy.visible_head.") for k in checkpoint.get("state_dict", {}))
-        if has != self.policy.cfg.aux_heads:
-            state = ("has auxiliary heads and this run's has none" if has
-                     else "has no auxiliary heads and this run's has them")
-            raise ValueError(f"--ckpt_path: the checkpoint's policy {state}; set "
-                             "model.aux_visible_weight / model.aux_distance_weight as in that "
-                             "run (0 = no heads)")
+        """Refuse, in one line, a checkpoint whose policy has other auxiliary heads or another
+        target-box input than this run's (the state dicts would not match)."""
+        keys = checkpoint.get("state_dict", {})
+        for prefix, wanted, (has, lacks), fix in (
+                ("policy.visible_head.", self.policy.cfg.aux_heads,
+                 ("has auxiliary heads and this run's has none",
+                  "has no auxiliary heads and this run's has them"),
+                 "model.aux_visible_weight / model.aux_distance_weight as in that run (0 = no "
+                 "heads)"),
+                ("policy.box_embed.", self.policy.cfg.target_box,
+                 ("takes the target's box and this run's does not",
+                  "takes no target box and this run's does"),
+                 "--data.target_box as in that run")):
+            found = any(k.startswith(prefix) for k in keys)
+            if found != wanted:
+                raise ValueError(f"--ckpt_path: the checkpoint's policy {has if found else lacks}"
+                                 f"; set {fix}")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CHECKPOINT_KEY] = policy_record(self.policy, self.spec)
