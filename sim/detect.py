@@ -75,6 +75,20 @@ def lit_chromaticity(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return chromaticity(rgb, np.float32), rgb.sum(-1, dtype=np.int32) >= MIN_BRIGHTNESS
 
 
+def region_box(mask: np.ndarray, least: int) -> np.ndarray:
+    """(6,) float32 box feature (:data:`BOX_FEATURES`) of the largest 8-connected region of
+    the (H, W) bool ``mask``, all zeros when it has fewer than ``least`` pixels."""
+    if mask.sum() < least:
+        return np.zeros(BOX_FEATURES, dtype=np.float32)
+    regions, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    sizes = np.bincount(regions.ravel(), minlength=n + 1)
+    sizes[0] = 0
+    k = int(sizes.argmax())
+    if sizes[k] < least:
+        return np.zeros(BOX_FEATURES, dtype=np.float32)
+    return target_box(regions, np.arange(n + 1) == k)
+
+
 @dataclass(frozen=True)
 class ColourDetector:
     """A detector of the target types fitted on training frames: a type is the pixels within
@@ -105,20 +119,9 @@ class ColourDetector:
     def box(self, rgb: np.ndarray, target: str | None) -> np.ndarray:
         """(6,) float32 box feature (:data:`BOX_FEATURES`) of ``target`` in ``rgb``, all zeros
         when it is not detected (or ``target`` is None, a RoomNav goal)."""
-        out = np.zeros(BOX_FEATURES, dtype=np.float32)
         if target is None or target not in self.centre:
-            return out
-        least = self.min_pixels[target]
-        mask = self.mask(rgb, target)
-        if mask.sum() < least:
-            return out
-        regions, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
-        sizes = np.bincount(regions.ravel(), minlength=n + 1)
-        sizes[0] = 0
-        k = int(sizes.argmax())
-        if sizes[k] < least:
-            return out
-        return target_box(regions, np.arange(n + 1) == k)
+            return np.zeros(BOX_FEATURES, dtype=np.float32)
+        return region_box(self.mask(rgb, target), self.min_pixels[target])
 
     def to_json(self) -> dict:
         return {"kind": "colour", "centre": {k: list(v) for k, v in self.centre.items()},
