@@ -44,7 +44,8 @@ def test_fit_on_train_then_score_on_val(dataset, tmp_path, capsys):
 def test_bad_input_is_one_line(dataset, tmp_path, capsys):
     for argv in (["fit", "--data", str(dataset), "--split", "test", "--out", str(tmp_path / "d")],
                  ["score", "--data", str(dataset), "--detector", str(tmp_path / "missing.json")],
-                 ["fit", "--data", str(tmp_path), "--out", str(tmp_path / "d")]):
+                 ["fit", "--data", str(tmp_path), "--out", str(tmp_path / "d")],
+                 ["fit", "--data", str(dataset), "--episodes", "0", "--out", str(tmp_path / "d")]):
         with pytest.raises(SystemExit) as e:
             main(argv)
         assert e.value.code == 2

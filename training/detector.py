@@ -119,6 +119,10 @@ def fit(cfg: FitConfig) -> ColourDetector:
     fitted_on = {"data": str(cfg.data), "split": cfg.split, "episodes": cfg.episodes,
                  "stride": cfg.stride}
     detector = fit_colour_detector(frames, targets, fitted_on)
+    if not detector.centre:
+        raise DatasetMismatchError(f"{cfg.data}/{cfg.split}: no target type is in view in the "
+                                   f"{len(frames)} frames read; raise --episodes or lower "
+                                   "--stride")
     detector.save(cfg.out)
     return detector
 
@@ -147,7 +151,7 @@ def score(cfg: ScoreConfig) -> dict:
         for rgb, ids, types in rendered_frames(renderer, meta, cfg.split, cfg.stride):
             truth = target_box(ids, target_table(types, meta["target"]))
             said = detector.box(rgb, meta["target"])
-            big = truth[5] ** 2 * frame_pixels >= SEEN_PIXELS
+            big = round(float(truth[5]) ** 2 * frame_pixels) >= SEEN_PIXELS
             hit = bool(truth[0] and said[0])
             row += (truth[0], truth[0] and big, said[0], hit, hit and big,
                     box_iou(truth, said) if hit else 0.0)
