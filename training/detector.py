@@ -26,7 +26,7 @@ from datagen.files import json_bytes, write_atomic
 from datagen.shards import iter_episodes
 from sim.cliargs import underscore_options
 from sim.detect import ColourDetector, fit_colour_detector, target_box, target_table
-from training.data import DatasetMismatchError, PoseRenderer, load_info, shard_urls
+from training.data import DatasetMismatchError, PoseRenderer, load_info, shard_urls, split_urls
 from training.pretrain import label_vocab
 
 EXIT_BAD_INPUT = 2
@@ -74,9 +74,7 @@ def open_split(root: str, split: str) -> tuple[dict, PoseRenderer]:
     if not (Path(root) / "info.json").is_file():
         raise DatasetMismatchError(f"{root}/info.json: not found; give --data a directory "
                                    "written by `spoc-datagen episodes`")
-    if not shard_urls(root, split):
-        raise DatasetMismatchError(f"{root}/{split}: no shards; give --split a split that "
-                                   "`spoc-datagen episodes` wrote")
+    split_urls(root, [split])  # a split without shards: its one-line error
     info = load_info(root)
     houses = info.get("splits", {}).get(split, {}).get("houses")
     if not houses:
