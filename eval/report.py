@@ -338,17 +338,33 @@ def paired_line(name_a: str, a: dict, name_b: str, b: dict) -> str:
             f"in {only_a}; exact McNemar p = {mcnemar_p(only_a, only_b):.3g}")
 
 
+def acting(run: dict) -> str:
+    """How a run's policy chose its actions: argmax, sampled or with a stopping rule, and the
+    detector that gave it the target's box (none: the simulator's, when the policy takes one)."""
+    if run.get("checkpoint") is None:
+        return "-"  # a baseline acts by its own rule
+    how = "sampled" if run.get("sample") else "argmax"
+    if run.get("end_threshold") is not None:
+        how += f", end >= {run['end_threshold']:g}"
+    if run.get("blocked_input") is False:
+        how += ", no blocked input"
+    if run.get("detector"):
+        how += f", detector {Path(run['detector']).name}"
+    return how
+
+
 def compare_table(runs: dict[str, dict]) -> str:
     """A plain-text side-by-side table of runs (name -> eval_info dict), each run after the
     first paired with the one before it on their shared episodes."""
-    header = ["run", "policy", "batches", "episodes", "success %", "95% CI", "SPL",
+    header = ["run", "policy", "acting", "batches", "episodes", "success %", "95% CI", "SPL",
               "reached goal %", "ended away %", "timed out %", "collisions", "steps"]
     rows = []
     for name, info in runs.items():
         agg, run = analysis(info), info.get("run", {})
         lo, hi = agg["success_ci95"]
         steps = run.get("trained_steps")
-        rows.append([name, str(run.get("policy", "?")), "-" if steps is None else str(steps),
+        rows.append([name, str(run.get("policy", "?")), acting(run),
+                     "-" if steps is None else str(steps),
                      str(agg["num_episodes"]), _pct(agg["success_rate"]),
                      f"[{_pct(lo)}, {_pct(hi)}]", f"{agg['spl']:.3f}",
                      _pct(agg["reached_goal_rate"]), _pct(agg["outcomes"]["ended_away"]),

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from training_helpers import palette_detector
 
 from datagen.constants import DATASET_VERSION, OBJECTNAV_TARGETS, ROOMNAV_TARGETS
 from eval.cli import main
@@ -419,15 +420,6 @@ def test_a_target_box_policy_is_given_the_targets_box(houses, monkeypatch):
             assert all(t is None for t in spinner.told)
 
 
-def palette_detector(targets=OBJECTNAV_TARGETS):
-    """A colour detector centred on the renderer's palette colour of each target type."""
-    from sim.detect import ColourDetector
-    from sim.scene import chromaticity, type_color
-
-    return ColourDetector(centre={t: tuple(chromaticity(type_color(t))) for t in targets},
-                          radius={t: 0.06 for t in targets}, min_pixels={t: 1 for t in targets})
-
-
 def test_a_detector_gives_the_box_read_from_the_frame(houses):
     """With a detector in the settings, a run's box is the detector's of the frame the policy
     sees (not the simulator's ids), and on these renders it sees what the simulator sees."""
@@ -468,6 +460,13 @@ def test_detector_is_recorded_and_checked(houses, tmp_path, capsys):
           "--out", str(tmp_path / "det")])
     info = json.loads((tmp_path / "det" / "eval_info.json").read_text())
     assert info["run"]["detector"] == str(detector)
+    main(["run", *base, "--checkpoint", str(ckpt), "--detector", str(detector),
+          "--end_threshold", "0.7", "--out", str(tmp_path / "det-end")])
+    capsys.readouterr()
+    main(["compare", str(tmp_path / "det"), str(tmp_path / "det-end")])
+    rows = capsys.readouterr().out.splitlines()[2:4]  # compare says how each run acted
+    assert "argmax, detector detector.json" in rows[0] and "end >= 0.7" not in rows[0]
+    assert "argmax, end >= 0.7, detector detector.json" in rows[1]
     plain = write_checkpoint(tmp_path / "plain.ckpt", ["train-0-0"])
     assert "takes no target box" in bad_input(capsys, [
         "run", *base, "--checkpoint", str(plain), "--detector", str(detector), "--out", "x"])
@@ -547,7 +546,7 @@ def test_report_files_videos_and_compare(houses, tmp_path, capsys):
     main(["compare", str(out), str(random_out)])
     table = capsys.readouterr().out
     assert "oracle" in table and "random" in table and "100.0" in table and "1.000" in table
-    assert table.splitlines()[0].split()[:4] == ["run", "policy", "batches", "episodes"]
+    assert table.splitlines()[0].split()[:5] == ["run", "policy", "acting", "batches", "episodes"]
     random_info = json.loads((random_out / "eval_info.json").read_text())
     wins = sum(r["success"] for r in random_info["per_episode"])
     p = mcnemar_p(4 - wins, 0)

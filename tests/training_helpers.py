@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from datagen.constants import OBJECTNAV_TARGETS
 from datagen.episodes import HouseFile
 from datagen.shards import DatagenConfig, open_dataset, write_shard
 from datagen.tasks import TaskConfig
@@ -49,3 +50,12 @@ def corrupt_video(path: str | Path) -> None:
     start = data.index(b"ftyp")
     data[start + 200:start + 2000] = bytes(1800)
     path.write_bytes(bytes(data))
+
+
+def palette_detector(targets=OBJECTNAV_TARGETS):
+    """A colour detector centred on the renderer's palette colour of each target type."""
+    from sim.detect import ColourDetector
+    from sim.scene import chromaticity, type_color
+
+    return ColourDetector(centre={t: tuple(chromaticity(type_color(t))) for t in targets},
+                          radius={t: 0.06 for t in targets}, min_pixels={t: 1 for t in targets})
