@@ -704,7 +704,7 @@ class ShardDataModule(pl.LightningDataModule):
         self.root, self.image_size = Path(root), tuple(int(v) for v in image_size)
         self.info = load_info(self.root)
         self.train_splits = list(train_splits or ["train"])
-        self.train_urls = [u for split in self.train_splits for u in shard_urls(self.root, split)]
+        self.train_urls = [u for u, _ in split_urls(self.root, self.train_splits)]
         self.val_urls = shard_urls(self.root, val_split)
         self._train_scan: dict | None = None
 
