@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from training_helpers import write_dataset
+from training_helpers import palette_detector, write_dataset
 
 from datagen.episodes import HouseContext, HouseFile
 from datagen.shards import META_KEYS, iter_episodes, read_info, shard_paths
@@ -253,3 +253,45 @@ def test_bc_arm_gets_as_many_expert_labels(run, tmp_path):
     sources = {s["meta.json"]["source"] for p in sorted((bc_data / "train").glob("*.tar"))
                for s in iter_episodes(p)}
     assert sources == {"expert"}
+
+
+def test_a_box_policy_rolls_out_and_is_evaluated_with_its_detector(tmp_path, capsys):
+    """--detector: a policy trained with the target's box reads it from the detector in the
+    rollouts and the evaluations (as deployed), with --end_threshold there too."""
+    data = write_dataset(tmp_path / "data", {"train": (1, 3), "val": (1, 2)})
+    detector = tmp_path / "detector.json"
+    palette_detector().save(detector)
+    argv = tiny_argv(data, tmp_path / "run")
+    argv[argv.index("--sample") + 1] = "false"
+    argv[argv.index("--train_args") + 1] = json.dumps(TRAIN_ARGS + ["--data.target_box", "true"])
+    assert main(argv + ["--detector", str(tmp_path / "none.json")]) == 2
+    assert "detector: " in capsys.readouterr().err
+    assert main(argv + ["--detector", str(detector), "--end_threshold", "0.5"]) == 0
+    rounds = json.loads((tmp_path / "run" / "dagger_info.json").read_text())["rounds"]
+    for row in rounds:
+        run = json.loads((Path(row["eval_dir"]) / "eval_info.json").read_text())["run"]
+        assert run["detector"] == str(detector) and run["end_threshold"] == 0.5
+
+    class Spy:  # the detector's box for every frame the policy is given
+        def __init__(self):
+            self.frames = []
+
+        def box(self, rgb, target):
+            self.frames.append((rgb.shape, target))
+            return palette_detector().box(rgb, target)
+
+    policy, pinfo = load_policy(rounds[1]["checkpoint"])
+    view = open_view(data, None, pinfo.goals, max_steps=10, envs=2)
+    from eval.rollout import plan_slots
+
+    spy = Spy()
+    settings = dataclasses.replace(view.settings, detector=spy)
+    episodes, _ = mixed_rollouts(policy, view.houses.read([0]), plan_slots(1, 2, 3), settings,
+                                 0.0, 1, 0, end_threshold=0.5)
+    steps = sum(len(e.episode.path.actions) for e in episodes)
+    camera = view.settings.camera
+    assert len(spy.frames) == steps  # one box per step the policy acted on
+    assert {shape for shape, _ in spy.frames} == {(camera.height, camera.width, 3)}
+    assert {t for _, t in spy.frames} <= {e.episode.target for e in episodes}
+    with pytest.raises(DaggerError, match="end_threshold"):
+        DaggerConfig(end_threshold=0.5, sample=True)

@@ -30,6 +30,11 @@ EXPERT episodes (on the same training houses) with at least as many labels as th
 added, to a copy of the round-0 dataset under ``DAGGER_DIR/bc/data`` (hard links), trains
 for the same epochs from the same round-0 checkpoint and is evaluated on the same episodes; its
 numbers land in the same rows (``bc_*``), so both arms are compared at equal label counts.
+
+A policy trained with the target's box (``--data.target_box true`` in ``train_args``) can be
+rolled out and evaluated as deployed: ``--detector FILE`` gives it the box a ``spoc-detector``
+reads from each frame instead of the simulator's, and ``--end_threshold`` overrules its unsure
+``end``s, in the rollouts and the evaluations alike; training reads the simulator's box.
 """
 
 from __future__ import annotations
@@ -134,6 +139,13 @@ class DaggerConfig:
     sample: bool = False
     """Sample the policy's actions from its softmax instead of taking the argmax (seeded per
     episode and round, like ``spoc-eval --sample``: independent of ``envs``)."""
+    end_threshold: float | None = None
+    """The policy's ``end`` only where its probability is at least this, in the rollouts and
+    the evaluations (``spoc-eval --end_threshold``; argmax actions only)."""
+    detector: str | None = None
+    """A policy trained with the target's box reads it with this detector (``spoc-detector
+    fit``) in the rollouts and the evaluations, as deployed, instead of from the simulator;
+    training still takes the simulator's box (``--data.target_box true`` in train_args)."""
     seed: int = 0
     """Seed of the rollout episodes, the beta coins and policy sampling."""
     eval_houses: str = "data/houses/val.jsonl.gz"
@@ -164,6 +176,10 @@ class DaggerConfig:
             if not 0.0 <= beta <= 1.0:
                 raise DaggerError(f"beta of round {r}: {beta} must be in [0, 1] (check beta0, "
                                   "beta_decay, betas)")
+        if self.end_threshold is not None and not 0 < self.end_threshold <= 1:
+            raise DaggerError(f"end_threshold: {self.end_threshold} must be in (0, 1]")
+        if self.end_threshold is not None and self.sample:
+            raise DaggerError("end_threshold applies to argmax actions; set sample false")
 
 
 def beta_schedule(cfg: DaggerConfig) -> list[float]:
@@ -286,10 +302,12 @@ def _feed_back(policy, executed: list[int]) -> None:
 
 
 def mixed_rollouts(policy, houses: dict, slots: list[EpisodeSlot], settings: RolloutSettings,
-                   beta: float, round_: int, seed: int, sample: bool = False
+                   beta: float, round_: int, seed: int, sample: bool = False,
+                   end_threshold: float | None = None
                    ) -> tuple[list[LabelledEpisode], Counter]:
     """Roll out the beta-mixture on ``slots`` (in lockstep batches); every visited state is
-    labelled by the oracle. Returns the episodes in slot order and the skipped slots' reasons."""
+    labelled by the oracle. Returns the episodes in slot order and the skipped slots' reasons.
+    The policy's box comes from ``settings.detector`` when it has one."""
     traces: dict[int, Trace] = {}
     done: dict[int, LabelledEpisode] = {}
     skipped: Counter = Counter()
@@ -301,7 +319,7 @@ def mixed_rollouts(policy, houses: dict, slots: list[EpisodeSlot], settings: Rol
 
     def act(runs: list[EpisodeRun | None]) -> list[int]:
         obs = batch_obs(runs, settings.camera, expert=False, boxes=wants_boxes(policy))
-        proposed = policy_actions(policy, obs, runs)
+        proposed = policy_actions(policy, obs, runs, end_threshold)
         executed = [traces[r.slot.index].choose(int(p), beta) if r else END
                     for r, p in zip(runs, proposed)]
         _feed_back(policy, executed)
@@ -433,6 +451,7 @@ def evaluate_round(cfg: DaggerConfig, ckpt: Path, out: Path) -> dict:
     info = evaluate(EvalConfig(houses=cfg.eval_houses, out=str(out), checkpoint=str(ckpt),
                                episodes=cfg.eval_episodes, seed=cfg.eval_seed,
                                workers=cfg.eval_workers, max_steps=cfg.eval_max_steps,
+                               end_threshold=cfg.end_threshold, detector=cfg.detector,
                                videos=0, progress=False))
     agg = info["aggregated"]
     return {"success": agg["success_rate"], "success_ci95": agg["success_ci95"],
@@ -498,6 +517,7 @@ def run_round0(run: DaggerRun) -> dict:
 
 def run_round(run: DaggerRun, r: int, beta: float) -> dict:
     """One DAgger round (and its BC-arm twin): collect, write, train, evaluate."""
+    from eval.cli import load_detector
     from training.policy import load_policy
 
     cfg = run.cfg
@@ -505,10 +525,13 @@ def run_round(run: DaggerRun, r: int, beta: float) -> dict:
     prev = run.checkpoint("dagger", r - 1)
     policy, pinfo = load_policy(prev)
     view = open_view(data, cfg.train_houses, pinfo.goals, cfg.max_steps, cfg.envs)
+    settings = view.settings
+    if cfg.detector is not None:
+        settings = dataclasses.replace(settings, detector=load_detector(cfg.detector, pinfo))
     records = view.houses.read(list(range(len(view.houses))))
     slots = plan_slots(len(records), cfg.episodes_per_round, round_seed(cfg.seed, r))
-    episodes, skipped = mixed_rollouts(policy, records, slots, view.settings, beta, r,
-                                       cfg.seed, cfg.sample)
+    episodes, skipped = mixed_rollouts(policy, records, slots, settings, beta, r,
+                                       cfg.seed, cfg.sample, cfg.end_threshold)
     if not episodes:
         raise DaggerError(f"round {r}: no rollout episode on {view.houses.path} (skipped: "
                           f"{dict(skipped)}); check the training houses and tasks")
@@ -560,6 +583,13 @@ def check_inputs(cfg: DaggerConfig) -> None:
         path = getattr(cfg, name)
         if path is not None and not Path(path).is_file():
             raise DaggerError(f"{name}: {path}: no such file")
+    if cfg.detector is not None:
+        from sim.detect import ColourDetector
+
+        try:
+            ColourDetector.load(cfg.detector)
+        except ValueError as e:
+            raise DaggerError(f"detector: {e}") from None
     HouseFile.scan(cfg.eval_houses)
 
 
