@@ -75,6 +75,11 @@ class EvalConfig:
     detector: str | None = None
     """Checkpoints trained with the target's box only: a detector (``spoc-detector fit``)
     whose box, read from the RGB frame, replaces the simulator's (None: the simulator's)."""
+    memory_steps: int | None = None
+    """Checkpoints only, a probe: clear the policy's recurrent state every this many steps of
+    an episode (its previous action is kept), as a training chunk of that length starts
+    mid-episode; how much worse it gets says how far back the policy uses its memory (None:
+    the whole episode, as deployed)."""
     progress: bool = True
     """Show a progress bar."""
     camera: CameraConfig | None = None
@@ -118,6 +123,9 @@ def validate_config(cfg: EvalConfig) -> None:
                              "target's box; baselines take no box, so drop it")
     if cfg.end_threshold is not None and cfg.sample:
         raise EvalInputError("--end_threshold applies to argmax actions; drop --sample")
+    if cfg.memory_steps is not None and (cfg.checkpoint is None or cfg.memory_steps < 1):
+        raise EvalInputError(f"--memory_steps {cfg.memory_steps}: give a number of steps >= 1, "
+                             "with a --checkpoint policy (baselines have no memory to clear)")
 
 
 def _dataclass_from(cls, values: dict | None):
@@ -245,7 +253,7 @@ def build_run(cfg: EvalConfig):
     tasks = tasks or TaskConfig()
     spec = PolicySpec(checkpoint=cfg.checkpoint, baseline=cfg.policy, seed=cfg.seed,
                       sample=cfg.sample, blocked_input=cfg.blocked_input,
-                      end_threshold=cfg.end_threshold)
+                      end_threshold=cfg.end_threshold, memory_steps=cfg.memory_steps)
     settings = RolloutSettings(
         camera=camera or CameraConfig(), agent=agent or AgentConfig(), tasks=tasks,
         backend=cfg.backend, max_steps=cfg.max_steps, envs_per_worker=cfg.envs_per_worker,
@@ -340,6 +348,7 @@ def run_record(cfg: EvalConfig, spec, settings, num_houses: int, seconds: float,
         "houses": cfg.houses, "num_houses": num_houses, "episodes": cfg.episodes,
         "seed": cfg.seed, "sample": cfg.sample, "blocked_input": cfg.blocked_input,
         "end_threshold": cfg.end_threshold, "detector": cfg.detector,
+        "memory_steps": cfg.memory_steps,
         "max_steps": cfg.max_steps,
         "backend": cfg.backend, "workers": cfg.workers, "envs_per_worker": cfg.envs_per_worker,
         "seconds": round(seconds, 2), "camera": asdict(settings.camera),

@@ -124,6 +124,8 @@ class PolicySpec:
     """Pass the policy ``collided`` (its last move was blocked); False withholds it."""
     end_threshold: float | None = None
     """Take ``end`` only at this probability or more, else the most probable other action."""
+    memory_steps: int | None = None
+    """Clear the policy's recurrent state every this many steps of an episode (``forget``)."""
 
     @property
     def name(self) -> str:
@@ -411,6 +413,9 @@ def run_slots(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[Epis
         obs = batch_obs(runs, settings.camera, expert, boxes)
         if not spec.blocked_input:
             del obs["collided"]
+        if spec.memory_steps is not None:
+            obs["forget"] = torch.tensor([r is not None and r.steps > 0
+                                          and r.steps % spec.memory_steps == 0 for r in runs])
         return policy_actions(policy, obs, runs, spec.end_threshold)
 
     def finished(run: EpisodeRun, result: EpisodeResult) -> None:

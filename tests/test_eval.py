@@ -327,6 +327,66 @@ def test_end_threshold_is_recorded_and_checked(houses, tmp_path, capsys):
     assert "--end_threshold" in err
 
 
+def test_forget_clears_the_memory_and_keeps_the_previous_action(tmp_path):
+    """obs["forget"] (--memory_steps): that row steps as from a zero state with its previous
+    action kept, like a training chunk that starts mid-episode; other rows remember."""
+    from training.policy import load_policy
+
+    policy, _ = load_policy(write_checkpoint(tmp_path / "tiny.ckpt", ["train-0-0"]))
+    rng = np.random.default_rng(0)
+    obs = [{"rgb": rng.integers(0, 256, (2, 48, 64, 3), dtype=np.uint8),
+            "goal": torch.tensor([0, 1]), "first": torch.tensor([t == 0] * 2)} for t in range(3)]
+    policy.reset(2)
+    for o in obs[:2]:
+        policy.act(o)
+    prev = policy._prev_action.clone()
+    forgot = policy.step({**obs[2], "forget": torch.tensor([True, False])})
+    policy.reset(2)
+    policy._prev_action = prev
+    fresh = policy.step(obs[2])
+    assert torch.equal(forgot[0], fresh[0]) and not torch.allclose(forgot[1], fresh[1])
+
+
+def test_memory_steps_is_recorded_and_checked(houses, tmp_path, capsys, monkeypatch):
+    from datagen.houses.io import load_houses
+    from eval.rollout import PolicySpec, RolloutSettings, plan_slots, run_slots
+    from sim.camera import CameraConfig
+    from sim.lattice import ROTATE_LEFT
+
+    class Turner:  # turns in place, recording which steps it was told to forget
+        def __init__(self):
+            self.forget = []
+
+        def reset(self, batch):
+            pass
+
+        def act(self, obs):
+            self.forget.append(obs["forget"].tolist())
+            return torch.full((len(obs["goal"]),), ROTATE_LEFT)
+
+    with monkeypatch.context() as m:
+        turners = []
+        m.setattr(PolicySpec, "build", lambda self: turners.append(Turner()) or turners[-1])
+        settings = RolloutSettings(camera=CameraConfig(height=48, width=64), max_steps=10,
+                                   envs_per_worker=1, goals=tuple(GOALS))
+        outcomes = run_slots(PolicySpec(checkpoint="x", memory_steps=4),
+                             dict(enumerate(load_houses(houses))), plan_slots(2, 2, seed=0),
+                             settings)
+        ran = sum(o.result is not None for o in outcomes)  # each runs out its 10 steps
+        assert ran > 0
+        assert [f[0] for f in turners[0].forget] == [t in (4, 8) for t in range(10)] * ran
+    ckpt = write_checkpoint(tmp_path / "tiny.ckpt", ["train-0-0", "train-0-1"])
+    base = ["--checkpoint", str(ckpt), "--episodes", "4", "--videos", "0", "--max-steps", "30"]
+    whole = run_eval(tmp_path / "whole", houses, *base)
+    longer = run_eval(tmp_path / "longer", houses, *base, "--memory_steps", "30")
+    assert longer["run"]["memory_steps"] == 30 and whole["run"]["memory_steps"] is None
+    assert longer["per_episode"] == whole["per_episode"]  # never cleared within 30 steps
+    for args in (["--memory_steps", "0"], ["--policy", "forward", "--memory_steps", "8"]):
+        argv = ["run", "--houses", str(houses), *(base if "--policy" not in args else []),
+                *args, "--out", str(tmp_path / "x")]
+        assert "--memory_steps" in bad_input(capsys, argv)
+
+
 def test_blocked_input_can_be_withheld(houses, tmp_path, capsys, monkeypatch):
     """--blocked_input false (an ablation) hides collisions from a checkpoint policy; by
     default it sees them."""

@@ -295,8 +295,9 @@ class LSTMPolicy(nn.Module):
         ``goal`` long (B,), ``first`` bool (B,) (True where an episode starts: that row's state
         and previous action are reset), optionally ``collided`` bool (B,) (True where the
         previous action was a blocked ``move_ahead``), and with ``target_box`` ``target_box``
-        float (B, 6) (:func:`sim.detect.target_box`). Does not record an action: ``act`` calls
-        this and feeds its action back as the next previous action.
+        float (B, 6) (:func:`sim.detect.target_box`); ``forget`` bool (B,) clears those rows'
+        state but keeps their previous action (a memory probe). Does not record an action:
+        ``act`` calls this and feeds its action back as the next previous action.
         """
         rgb = torch.as_tensor(np.asarray(obs["rgb"]) if not torch.is_tensor(obs["rgb"])
                               else obs["rgb"], device=self.device)
@@ -305,7 +306,10 @@ class LSTMPolicy(nn.Module):
             self.reset(b)
         first = torch.as_tensor(obs.get("first", torch.zeros(b, dtype=torch.bool)),
                                 dtype=torch.bool, device=self.device)
-        keep = (~first).float()[None, :, None]  # (1, B, 1)
+        keep = ~first
+        if "forget" in obs:  # a memory probe (spoc-eval --memory_steps): the state only
+            keep &= ~torch.as_tensor(obs["forget"], dtype=torch.bool, device=self.device)
+        keep = keep.float()[None, :, None]  # (1, B, 1)
         self._state = (self._state[0] * keep, self._state[1] * keep)
         prev = torch.where(first, self.start_token, self._prev_action)
         if "collided" in obs:
