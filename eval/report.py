@@ -339,8 +339,9 @@ def paired_line(name_a: str, a: dict, name_b: str, b: dict) -> str:
 
 
 def acting(run: dict) -> str:
-    """How a run's policy chose its actions: argmax, sampled or with a stopping rule, and the
-    detector that gave it the target's box (none: the simulator's, when the policy takes one)."""
+    """How a run's policy chose its actions: argmax, sampled or with a stopping rule, the
+    detector that gave it the target's box (none: the simulator's, when the policy takes one)
+    and the memory probe."""
     if run.get("checkpoint") is None:
         return "-"  # a baseline acts by its own rule
     how = "sampled" if run.get("sample") else "argmax"
@@ -350,6 +351,8 @@ def acting(run: dict) -> str:
         how += ", no blocked input"
     if run.get("detector"):
         how += f", detector {Path(run['detector']).name}"
+    if run.get("memory_steps") is not None:
+        how += f", memory cleared every {run['memory_steps']} steps"
     return how
 
 

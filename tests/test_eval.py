@@ -29,7 +29,7 @@ from eval.metrics import (
     stopped_at,
     wilson_interval,
 )
-from eval.report import report_tables
+from eval.report import acting, report_tables
 from sim.lattice import ACTIONS
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -380,6 +380,8 @@ def test_memory_steps_is_recorded_and_checked(houses, tmp_path, capsys, monkeypa
     whole = run_eval(tmp_path / "whole", houses, *base)
     longer = run_eval(tmp_path / "longer", houses, *base, "--memory_steps", "30")
     assert longer["run"]["memory_steps"] == 30 and whole["run"]["memory_steps"] is None
+    assert acting(longer["run"]) == "argmax, memory cleared every 30 steps"
+    assert acting(whole["run"]) == "argmax"
     assert longer["per_episode"] == whole["per_episode"]  # never cleared within 30 steps
     for args in (["--memory_steps", "0"], ["--policy", "forward", "--memory_steps", "8"]):
         argv = ["run", "--houses", str(houses), *(base if "--policy" not in args else []),
