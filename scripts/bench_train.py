@@ -11,7 +11,9 @@
   delivered, per wall-clock second and per CPU-second of the process (``process_time``).
 * bare decode: whole episodes through ``decode_frames`` (decode + RGB), the loader's bound.
 * training: steps/s, samples/s and frames/s the policy consumes (forward, backward, AdamW) on
-  batches of the config's shape, on ``--device`` (bf16 autocast on cuda, like gpu.yaml).
+  batches of the config's shape with the padding of the loader's first batch, on ``--device``
+  (bf16 autocast on cuda, like gpu.yaml): with only the unpadded steps' frames encoded (what
+  training does), side by side with every slot encoded.
 * ``--defer-colour``: also the loader as it runs for an accelerator (colour jitter left to the
   device), side by side with the CPU path, and training with the jitter applied on the device.
 * ``--rendered``: also the loader with ``--data.frames rendered`` (each chunk's frames rendered
@@ -157,9 +159,14 @@ def bench_loaders(loaders: dict[str, tuple[ModuleType, dict]], root: Path,
 
 
 def bench_training(model_cfg: dict, data_cfg: dict, info: dict, device: str, steps: int,
-                   defer_colour: bool = False) -> dict:
+                   defer_colour: bool = False, mask: torch.Tensor | None = None
+                   ) -> dict[str, dict]:
     """Training steps/s on random batches of the config's shape (``defer_colour``: with the
-    colour jitter applied on ``device`` first, as a loader for an accelerator leaves it)."""
+    colour jitter applied on ``device`` first, as a loader for an accelerator leaves it).
+
+    ``mask`` (B, L), a real batch's padding, also times the step with only the unpadded
+    steps' frames encoded (the batch's ``steps``), interleaved with the step that encodes
+    every slot; frames/s counts unpadded frames."""
     b, l = data_cfg["batch_size"], data_cfg["seq_len"]
     h, w = data_cfg["image_size"]
     spec = {"actions": info["actions"], "goals": info["goals"], "image_size": [h, w]}
@@ -167,38 +174,45 @@ def bench_training(model_cfg: dict, data_cfg: dict, info: dict, device: str, ste
                           lr=model_cfg.get("lr", 3e-4)).to(device)
     opt = module.configure_optimizers()["optimizer"]
     gen = torch.Generator().manual_seed(0)
+    mask = torch.ones(b, l, dtype=torch.bool) if mask is None else mask
+    frames = torch.randint(0, 256, (b, l, 3, h, w), dtype=torch.uint8, generator=gen)
     batch = {
-        "frames": torch.randint(0, 256, (b, l, 3, h, w), dtype=torch.uint8, generator=gen),
+        "frames": frames.masked_fill_(~mask[..., None, None, None], 0),
         "actions": torch.randint(0, 4, (b, l), generator=gen),
         "prev_actions": torch.randint(0, 5, (b, l), generator=gen),
         "goals": torch.randint(0, len(info["goals"]), (b,), generator=gen),
-        "mask": torch.ones(b, l, dtype=torch.bool),
+        "mask": mask,
     }
     if defer_colour:
         batch["colour"] = torch.tensor([[1.1, 0.9, 1.0], [-3.0, 5.0, 0.5]]).expand(b, 2, 3)
-    batch = {k: v.to(device) for k, v in batch.items()}
+    variants = {"unpadded steps encoded": {**batch, "steps": mask.flatten().nonzero()[:, 0]}}
+    if not mask.all():
+        variants["every slot encoded"] = batch
+    variants = {name: {k: v.to(device) for k, v in v.items()} for name, v in variants.items()}
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda"))
 
-    def step():
-        on_device = module.on_after_batch_transfer(dict(batch), 0)
+    def step(on_host):
+        on_device = module.on_after_batch_transfer(dict(on_host), 0)
         with autocast:
             loss = module._predict(on_device)[0]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
-    for _ in range(2):
-        step()  # warm-up
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0
-    return {"steps_per_s": steps / seconds, "samples_per_s": steps * b / seconds,
-            "frames_per_s": steps * b * l / seconds}
+    seconds = dict.fromkeys(variants, 0.0)
+    for i in range(2 + steps):  # two warm-up rounds, then interleaved
+        for name, variant in variants.items():
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            step(variant)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            seconds[name] += (time.perf_counter() - t0) * (i >= 2)
+    frames = int(mask.sum())
+    return {name: {"steps_per_s": steps / t, "samples_per_s": steps * b / t,
+                   "frames_per_s": steps * frames / t, "padding": 1 - frames / mask.numel()}
+            for name, t in seconds.items()}
 
 
 def print_loaders(best: dict[str, dict]) -> None:
@@ -263,8 +277,10 @@ def main() -> None:
         same = args.baseline and same_batches(loaders["current"][0], loaders["baseline"][0],
                                               root, cfg["data"])
         best = bench_loaders(loaders, root, cfg["data"], args.batches, args.repeats)
-    train = bench_training(cfg.get("model", {}), cfg["data"], info, args.device, args.steps,
-                           args.defer_colour)
+        mask = next(iter(loader_stream(training.data, root, cfg["data"], 1)))["mask"]
+    trains = bench_training(cfg.get("model", {}), cfg["data"], info, args.device, args.steps,
+                            args.defer_colour, mask)
+    train = trains["unpadded steps encoded"]
     cam = info["camera"]
     print(f"config {args.config.name}: batch {cfg['data']['batch_size']} x "
           f"seq {cfg['data']['seq_len']} at {cfg['data']['image_size']}, device {args.device}, "
@@ -274,10 +290,16 @@ def main() -> None:
     if args.baseline:
         print(f"baseline {args.baseline}: same training batches as current: {same}")
     print_loaders(best)
-    print(f"\ntraining consumes {train['frames_per_s']:,.0f} frames/s: "
-          f"{train['steps_per_s']:.2f} steps/s, {train['samples_per_s']:.1f} samples/s")
+    print(f"\ntraining on a real batch's padding ({train['padding']:.0%} of the slots):")
+    for name, rates in trains.items():
+        print(f"- {name}: {rates['frames_per_s']:,.0f} unpadded frames/s, "
+              f"{rates['steps_per_s']:.2f} steps/s, {rates['samples_per_s']:.1f} samples/s")
+    if len(trains) > 1:
+        ratio = train["steps_per_s"] / trains["every slot encoded"]["steps_per_s"]
+        print(f"unpadded steps only / every slot: {ratio:.2f}x steps/s")
     for name, rates in best.items():  # the batches' frame slots, padding included
-        workers = train["frames_per_s"] / max(rates["slots_fps"], 1e-9)
+        slots_per_s = train["frames_per_s"] / (1 - train["padding"])
+        workers = slots_per_s / max(rates["slots_fps"], 1e-9)
         print(f"loader workers needed to keep up ({name}): {workers:.2f}")
 
 

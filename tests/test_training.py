@@ -141,6 +141,29 @@ def test_forward_equals_step_by_step_act(goal_film, target_box):
                                rtol=1e-4)
 
 
+@pytest.mark.parametrize("goal_film,target_box", [(False, False), (True, True)],
+                         ids=["plain", "goal-film+box"])
+def test_encoding_only_the_unpadded_steps_changes_no_unpadded_output(goal_film, target_box):
+    torch.manual_seed(0)
+    policy = film_policy() if goal_film else make_policy(TINY_POLICY).eval()
+    if target_box:
+        policy = make_policy(replace(policy.cfg, target_box=True)).eval()
+    lengths = [5, 2, 7]  # chunks of 5, 2 and 7 steps padded to 7
+    b, l = len(lengths), max(lengths)
+    mask = torch.arange(l)[None] < torch.tensor(lengths)[:, None]  # (B, L)
+    frames = torch.randint(0, 256, (b, l, 3, 32, 48), dtype=torch.uint8)
+    frames[~mask] = 0
+    batch = {"frames": frames, "goals": torch.tensor([0, 5, 19]),
+             "prev_actions": torch.randint(0, 4, (b, l)), "target_box": torch.rand(b, l, 6)}
+    seen = []
+    policy.encoder.register_forward_hook(lambda module, args, out: seen.append(len(args[0])))
+    with torch.no_grad():
+        padded = policy(batch)
+        packed = policy({**batch, "steps": mask.flatten().nonzero()[:, 0]})
+    assert seen == [b * l, sum(lengths)]  # the padding's frames are never encoded
+    torch.testing.assert_close(packed[mask], padded[mask], atol=1e-5, rtol=1e-4)
+
+
 def test_goal_film_conditions_the_frame_features_on_the_goal():
     frames = torch.randint(0, 256, (2, 1, 3, 32, 48), dtype=torch.uint8).expand(2, 3, -1, -1, -1)
     policy = film_policy()
@@ -370,6 +393,8 @@ def test_batches_have_contract_shapes(dataset):
     assert batch["frames"].shape == (4, 8, 3, 32, 48) and batch["frames"].dtype == torch.uint8
     assert batch["actions"].shape == batch["prev_actions"].shape == batch["mask"].shape == (4, 8)
     assert batch["goals"].shape == (4,)
+    steps = batch["steps"]  # the unpadded steps, flat
+    assert len(steps) == batch["mask"].sum() and batch["mask"].flatten()[steps].all()
     # teacher forcing: prev_actions[t] is actions[t-1] inside a chunk
     mask = batch["mask"][:, 1:]
     assert torch.equal(batch["prev_actions"][:, 1:][mask], batch["actions"][:, :-1][mask])

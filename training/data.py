@@ -5,6 +5,8 @@ A batch is a dict of
 ``prev_actions`` (B, L) long (the executed action before each step; ``len(actions)`` = start
 token at an episode's first step, ``len(actions) + 1`` after a blocked ``move_ahead``),
 ``goals`` (B,) long (index into info.json ``goals``), ``mask`` (B, L) bool (False = padding),
+``steps`` (N,) long, the flat indices (into B*L, row-major) of the N unpadded steps: the policy
+encodes only those frames, without a boolean index (which would wait for the device),
 the per-step auxiliary labels ``goal_dist`` (B, L) float32 (metres to the goal set) and
 ``target_pixels`` (B, L) long (most pixels of one target instance in the frame), -1 where a
 step has none (padding, RoomNav pixels, episodes written without them: DAgger rounds, datasets
@@ -334,8 +336,9 @@ def collate_chunks(chunks: list[dict[str, Any]], seq_len: int, num_skipped: int 
         dist[i, :n] = chunk["goal_dist"]
         pixels[i, :n] = chunk["target_pixels"]
     goals = torch.tensor([chunk["goal"] for chunk in chunks], dtype=torch.long)
+    steps = mask.flatten().nonzero()[:, 0]  # (N,), found on the host: no device wait
     batch = {"frames": frames, "actions": actions, "prev_actions": prev, "goals": goals,
-             "mask": mask, "goal_dist": dist, "target_pixels": pixels,
+             "mask": mask, "steps": steps, "goal_dist": dist, "target_pixels": pixels,
              "num_skipped": torch.tensor(num_skipped)}
     if "target_box" in chunks[0]:
         boxes = torch.zeros(b, seq_len, BOX_FEATURES)

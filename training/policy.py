@@ -232,15 +232,25 @@ class LSTMPolicy(nn.Module):
         return self.head.weight.device
 
     def _inputs(self, frames: torch.Tensor, goals: torch.Tensor, prev_actions: torch.Tensor,
-                boxes: torch.Tensor | None = None) -> torch.Tensor:
+                boxes: torch.Tensor | None = None, steps: torch.Tensor | None = None
+                ) -> torch.Tensor:
         """frames (B, L, 3, H, W) uint8, goals (B,), prev_actions (B, L), boxes (B, L, 6) (with
         ``target_box``) -> LSTM input (B, L, I): the frame feature (D), goal embedding (G),
-        previous-action embedding and box embedding, concatenated."""
+        previous-action embedding and box embedding, concatenated.
+
+        ``steps`` (N,), the flat indices of the unpadded steps, encodes only those frames (the
+        others' features are zero): the same outputs at every unpadded step, since padding
+        only follows a chunk's steps and GroupNorm works per frame."""
         b, l = frames.shape[:2]
-        frames = resize_frames(frames.flatten(0, 1), self.cfg.image_size)  # (B*L, 3, h, w)
         goal = self.goal_embed(goals)[:, None].expand(b, l, -1)  # (B, L, G)
-        film = goal.flatten(0, 1) if self.cfg.goal_film else None  # (B*L, G)
-        feats = self.encoder(frames, film).view(b, l, -1)  # (B, L, D)
+        frames, film = frames.flatten(0, 1), goal.flatten(0, 1)  # (B*L, ...)
+        if steps is not None:
+            frames, film = frames.index_select(0, steps), film.index_select(0, steps)  # (N, ...)
+        frames = resize_frames(frames, self.cfg.image_size)
+        feats = self.encoder(frames, film if self.cfg.goal_film else None)  # (N or B*L, D)
+        if steps is not None:
+            feats = feats.new_zeros(b * l, feats.shape[-1]).index_copy(0, steps, feats)
+        feats = feats.view(b, l, -1)  # (B, L, D)
         if not self.cfg.blocked_input:  # a blocked move is just the move it was
             prev_actions = prev_actions.masked_fill(prev_actions == self.blocked_token,
                                                     MOVE_AHEAD)
@@ -257,7 +267,8 @@ class LSTMPolicy(nn.Module):
 
         ``batch``: ``frames`` (B, L, 3, H, W) uint8, ``prev_actions`` (B, L) long (start token
         = num_actions at an episode's first step, num_actions + 1 after a blocked move),
-        ``goals`` (B,) long, and with ``target_box`` ``target_box`` (B, L, 6) float. Each chunk
+        ``goals`` (B,) long, and with ``target_box`` ``target_box`` (B, L, 6) float; optional
+        ``steps`` (N,) long, the unpadded steps, the only frames then encoded. Each chunk
         starts from a zero LSTM state (truncated BPTT).
         """
         return self.head(self._run(batch)[1])  # (B, L, A)
@@ -265,7 +276,7 @@ class LSTMPolicy(nn.Module):
     def _run(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """LSTM inputs (B, L, I) and outputs (B, L, hidden) of a batch of chunks."""
         x = self._inputs(batch["frames"], batch["goals"], batch["prev_actions"],
-                         batch.get("target_box"))  # (B, L, I)
+                         batch.get("target_box"), batch.get("steps"))  # (B, L, I)
         return x, self.lstm(x)[0]
 
     def forward_aux(self, batch: dict[str, torch.Tensor]
