@@ -46,7 +46,7 @@ import yaml
 import training.data
 from datagen.episodes import HouseFile
 from datagen.shards import DatagenConfig, open_dataset, write_shard
-from training.data import load_info, shard_urls
+from training.data import load_info, shard_urls, unpadded_steps
 from training.module import PolicyModule
 from training.policy import PolicyConfig
 
@@ -185,7 +185,7 @@ def bench_training(model_cfg: dict, data_cfg: dict, info: dict, device: str, ste
     }
     if defer_colour:
         batch["colour"] = torch.tensor([[1.1, 0.9, 1.0], [-3.0, 5.0, 0.5]]).expand(b, 2, 3)
-    variants = {"unpadded steps encoded": {**batch, "steps": mask.flatten().nonzero()[:, 0]}}
+    variants = {"unpadded steps encoded": {**batch, "steps": unpadded_steps(mask)}}
     if not mask.all():
         variants["every slot encoded"] = batch
     variants = {name: {k: v.to(device) for k, v in v.items()} for name, v in variants.items()}
@@ -209,9 +209,9 @@ def bench_training(model_cfg: dict, data_cfg: dict, info: dict, device: str, ste
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             seconds[name] += (time.perf_counter() - t0) * (i >= 2)
-    frames = int(mask.sum())
+    real = int(mask.sum())  # unpadded frames per batch
     return {name: {"steps_per_s": steps / t, "samples_per_s": steps * b / t,
-                   "frames_per_s": steps * frames / t, "padding": 1 - frames / mask.numel()}
+                   "frames_per_s": steps * real / t, "padding": 1 - real / mask.numel()}
             for name, t in seconds.items()}
 
 

@@ -315,6 +315,12 @@ def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
     return chunks
 
 
+def unpadded_steps(mask: torch.Tensor) -> torch.Tensor:
+    """A batch's ``steps``: the flat (row-major into B*L) indices (N,) of ``mask``'s (B, L)
+    unpadded steps. Found on the host, so the policy selects them with no device wait."""
+    return mask.flatten().nonzero()[:, 0]
+
+
 def collate_chunks(chunks: list[dict[str, Any]], seq_len: int, num_skipped: int = 0
                    ) -> dict[str, torch.Tensor]:
     """Pad chunks to ``seq_len`` and stack them into a batch (see the module docstring)."""
@@ -336,10 +342,9 @@ def collate_chunks(chunks: list[dict[str, Any]], seq_len: int, num_skipped: int 
         dist[i, :n] = chunk["goal_dist"]
         pixels[i, :n] = chunk["target_pixels"]
     goals = torch.tensor([chunk["goal"] for chunk in chunks], dtype=torch.long)
-    steps = mask.flatten().nonzero()[:, 0]  # (N,), found on the host: no device wait
     batch = {"frames": frames, "actions": actions, "prev_actions": prev, "goals": goals,
-             "mask": mask, "steps": steps, "goal_dist": dist, "target_pixels": pixels,
-             "num_skipped": torch.tensor(num_skipped)}
+             "mask": mask, "steps": unpadded_steps(mask), "goal_dist": dist,
+             "target_pixels": pixels, "num_skipped": torch.tensor(num_skipped)}
     if "target_box" in chunks[0]:
         boxes = torch.zeros(b, seq_len, BOX_FEATURES)
         for i, chunk in enumerate(chunks):
