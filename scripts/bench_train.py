@@ -3,6 +3,7 @@
     python scripts/bench_train.py [--data DATASET_DIR] [--config configs/train/cpu.yaml]
         [--device cpu|cuda] [--steps 10] [--batches 20] [--repeats 3] [--defer-colour]
         [--seq-len L] [--batch-size B] [--image-size H W] [--rendered] [--target-box]
+        [--encoder-batch N [N ...]]
     git show 1b93184~1:training/data.py > /tmp/data_base.py  # an older loader, side by side:
     python scripts/bench_train.py --baseline /tmp/data_base.py
 
@@ -13,7 +14,9 @@
 * training: steps/s, samples/s and frames/s the policy consumes (forward, backward, AdamW) on
   batches of the config's shape with the padding of the loader's first batch, on ``--device``
   (bf16 autocast on cuda, like gpu.yaml): with only the unpadded steps' frames encoded (what
-  training does), side by side with every slot encoded.
+  training does), side by side with every slot encoded; ``--encoder-batch N ...`` also times
+  it with the frame encoder run on N frames per call (``policy.encoder_batch``; 0 = all in one
+  call), the same weights, interleaved.
 * ``--defer-colour``: also the loader as it runs for an accelerator (colour jitter left to the
   device), side by side with the CPU path, and training with the jitter applied on the device.
 * ``--rendered``: also the loader with ``--data.frames rendered`` (each chunk's frames rendered
@@ -159,14 +162,15 @@ def bench_loaders(loaders: dict[str, tuple[ModuleType, dict]], root: Path,
 
 
 def bench_training(model_cfg: dict, data_cfg: dict, info: dict, device: str, steps: int,
-                   defer_colour: bool = False, mask: torch.Tensor | None = None
-                   ) -> dict[str, dict]:
+                   defer_colour: bool = False, mask: torch.Tensor | None = None,
+                   encoder_batches: tuple[int, ...] = ()) -> dict[str, dict]:
     """Training steps/s on random batches of the config's shape (``defer_colour``: with the
     colour jitter applied on ``device`` first, as a loader for an accelerator leaves it).
 
     ``mask`` (B, L), a real batch's padding, also times the step with only the unpadded
     steps' frames encoded (the batch's ``steps``), interleaved with the step that encodes
-    every slot; frames/s counts unpadded frames."""
+    every slot; frames/s counts unpadded frames. Each of ``encoder_batches`` adds the first
+    step with the encoder run on that many frames per call."""
     b, l = data_cfg["batch_size"], data_cfg["seq_len"]
     h, w = data_cfg["image_size"]
     spec = {"actions": info["actions"], "goals": info["goals"], "image_size": [h, w]}
@@ -185,10 +189,15 @@ def bench_training(model_cfg: dict, data_cfg: dict, info: dict, device: str, ste
     }
     if defer_colour:
         batch["colour"] = torch.tensor([[1.1, 0.9, 1.0], [-3.0, 5.0, 0.5]]).expand(b, 2, 3)
-    variants = {"unpadded steps encoded": {**batch, "steps": unpadded_steps(mask)}}
+    default = module.policy.encoder.batch  # the config's policy.encoder_batch
+    packed = {**batch, "steps": unpadded_steps(mask)}
+    variants = {"unpadded steps encoded": (packed, default)}
     if not mask.all():
-        variants["every slot encoded"] = batch
-    variants = {name: {k: v.to(device) for k, v in v.items()} for name, v in variants.items()}
+        variants["every slot encoded"] = (batch, default)
+    for n in encoder_batches:
+        variants[f"unpadded steps encoded, encoder_batch {n}"] = (packed, n)
+    variants = {name: ({k: v.to(device) for k, v in b.items()}, n)
+                for name, (b, n) in variants.items()}
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda"))
 
     def step(on_host):
@@ -201,7 +210,8 @@ def bench_training(model_cfg: dict, data_cfg: dict, info: dict, device: str, ste
 
     seconds = dict.fromkeys(variants, 0.0)
     for i in range(2 + steps):  # two warm-up rounds, then interleaved
-        for name, variant in variants.items():
+        for name, (variant, n) in variants.items():
+            module.policy.encoder.batch = n
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
@@ -252,6 +262,8 @@ def main() -> None:
                         help="also the loader with the frames rendered at the poses")
     parser.add_argument("--target-box", action="store_true",
                         help="also the loader with the target's box from ids at the poses")
+    parser.add_argument("--encoder-batch", type=int, nargs="+", default=[],
+                        help="also time training with the encoder run on N frames per call")
     parser.add_argument("--shards", type=int, default=2, help="shards to write without --data")
     parser.add_argument("--episodes", type=int, default=16, help="episodes per written shard")
     args = parser.parse_args()
@@ -279,12 +291,13 @@ def main() -> None:
         best = bench_loaders(loaders, root, cfg["data"], args.batches, args.repeats)
         mask = next(iter(loader_stream(training.data, root, cfg["data"], 1)))["mask"]
     trains = bench_training(cfg.get("model", {}), cfg["data"], info, args.device, args.steps,
-                            args.defer_colour, mask)
+                            args.defer_colour, mask, tuple(args.encoder_batch))
     train = trains["unpadded steps encoded"]
     cam = info["camera"]
+    encoder_batch = cfg.get("model", {}).get("policy", {}).get("encoder_batch", 0)
     print(f"config {args.config.name}: batch {cfg['data']['batch_size']} x "
-          f"seq {cfg['data']['seq_len']} at {cfg['data']['image_size']}, device {args.device}, "
-          f"torch threads {torch.get_num_threads()}")
+          f"seq {cfg['data']['seq_len']} at {cfg['data']['image_size']}, encoder_batch "
+          f"{encoder_batch}, device {args.device}, torch threads {torch.get_num_threads()}")
     print(f"dataset: {cam['height']}x{cam['width']} mp4, mean episode {sum(steps) / len(steps):.1f}"
           f" steps; loader rates: best of {args.repeats}")
     if args.baseline:
@@ -294,9 +307,12 @@ def main() -> None:
     for name, rates in trains.items():
         print(f"- {name}: {rates['frames_per_s']:,.0f} unpadded frames/s, "
               f"{rates['steps_per_s']:.2f} steps/s, {rates['samples_per_s']:.1f} samples/s")
-    if len(trains) > 1:
+    if "every slot encoded" in trains:
         ratio = train["steps_per_s"] / trains["every slot encoded"]["steps_per_s"]
         print(f"unpadded steps only / every slot: {ratio:.2f}x steps/s")
+    for n in args.encoder_batch:
+        ratio = trains[f"unpadded steps encoded, encoder_batch {n}"]["steps_per_s"]
+        print(f"encoder_batch {n} / {encoder_batch}: {ratio / train['steps_per_s']:.2f}x steps/s")
     for name, rates in best.items():  # the batches' frame slots, padding included
         slots_per_s = train["frames_per_s"] / (1 - train["padding"])
         workers = slots_per_s / max(rates["slots_fps"], 1e-9)

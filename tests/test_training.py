@@ -164,6 +164,35 @@ def test_encoding_only_the_unpadded_steps_changes_no_unpadded_output(goal_film, 
     torch.testing.assert_close(packed[mask], padded[mask], atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("goal_film", [False, True])
+def test_encoder_batch_splits_the_frames_and_changes_no_output_or_gradient(goal_film):
+    torch.manual_seed(0)
+    whole = film_policy() if goal_film else make_policy(TINY_POLICY)
+    split = make_policy(replace(whole.cfg, encoder_batch=4))
+    split.load_state_dict(whole.state_dict())
+    b, l = 3, 5  # 15 frames: calls of 4, 4, 4 and 3
+    batch = {"frames": torch.randint(0, 256, (b, l, 3, 32, 48), dtype=torch.uint8),
+             "goals": torch.tensor([0, 5, 19]), "prev_actions": torch.randint(0, 4, (b, l))}
+    seen = []
+    split.encoder.register_forward_hook(lambda module, args, out: seen.append(len(args[0])))
+    outs = []
+    for policy in (whole, split):
+        out = policy(batch)
+        out.square().mean().backward()
+        outs.append(out.detach())
+    assert seen == [15]  # one call to the module, ...
+    torch.testing.assert_close(outs[1], outs[0], atol=1e-5, rtol=1e-4)
+    for (name, p_whole), p_split in zip(whole.named_parameters(), split.parameters()):
+        torch.testing.assert_close(p_split.grad, p_whole.grad, atol=1e-5, rtol=1e-4, msg=name)
+    calls = []
+    split.encoder.convs[0].register_forward_hook(lambda m, args, out: calls.append(len(out)))
+    with torch.no_grad():
+        split(batch)
+    assert calls == [4, 4, 4, 3]  # ... and at most encoder_batch frames through the convs
+    with pytest.raises(ValueError, match="encoder_batch"):
+        replace(TINY_POLICY, encoder_batch=-1)
+
+
 def test_goal_film_conditions_the_frame_features_on_the_goal():
     frames = torch.randint(0, 256, (2, 1, 3, 32, 48), dtype=torch.uint8).expand(2, 3, -1, -1, -1)
     policy = film_policy()
