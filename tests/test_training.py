@@ -657,12 +657,17 @@ def test_lr_factor_warm_up_stable_decay():
 
 
 def test_cli_decay_branches_off_a_constant_rate_checkpoint(dataset, tmp_path, monkeypatch):
-    """A decay resumed from a checkpoint follows its schedule from the checkpoint's step."""
+    """A decay resumed from a checkpoint follows its schedule from the checkpoint's step; the
+    encoder's frames per call come from the command line, not the checkpoint."""
     monkeypatch.setattr("sys.argv", ["spoc-train"])
     cli_fit(dataset, tmp_path / "stable", 2)
     cli_fit(dataset, tmp_path / "decayed", 4, "--ckpt_path",
             str(tmp_path / "stable/checkpoints/last.ckpt"),
-            "--model.decay_start", "10", "--model.decay_steps", "8")
+            "--model.decay_start", "10", "--model.decay_steps", "8",
+            "--model.policy.encoder_batch", "5")
+    policy, _ = load_policy(tmp_path / "decayed/checkpoints/last.ckpt")
+    assert policy.cfg.encoder_batch == policy.encoder.batch == 5  # not the checkpoint's 0
+    assert load_policy(tmp_path / "stable/checkpoints/last.ckpt")[0].cfg.encoder_batch == 0
     lrs = {int(r["step"]): float(r["lr-AdamW"]) for r in read_metrics(tmp_path / "decayed")
            if r.get("lr-AdamW")}
     assert sorted(lrs) == list(range(10, 20))

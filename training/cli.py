@@ -72,7 +72,8 @@ class TrainCLI(LightningCLI):
                               apply_on="instantiate")
 
     def _parse_ckpt_path(self) -> None:
-        """Take the policy architecture from a ``--ckpt_path`` file, the rest from the command line.
+        """Take the policy architecture from a ``--ckpt_path`` file, the rest (``encoder_batch``
+        included: how to run the CNN, not what it is) from the command line.
 
         Lightning replaces all the command line's model arguments with a checkpoint file's
         hyperparameters, which would silently drop e.g. ``--model.decay_start`` when a decay is
@@ -92,6 +93,8 @@ class TrainCLI(LightningCLI):
         given = self.config[sub].model.clone()
         super()._parse_ckpt_path()
         policy = self.config[sub].model.policy
+        if given.get("policy") is not None:  # how to run the CNN, not what it is
+            policy.encoder_batch = given.policy.get("encoder_batch", 0)
         self.config[sub].model = given
         self.config[sub].model.policy = policy
 
