@@ -208,20 +208,22 @@ def bench_training(model_cfg: dict, data_cfg: dict, info: dict, device: str, ste
         loss.backward()
         opt.step()
 
-    seconds = dict.fromkeys(variants, 0.0)
+    seconds, cpu = dict.fromkeys(variants, 0.0), dict.fromkeys(variants, 0.0)
     for i in range(2 + steps):  # two warm-up rounds, then interleaved
         for name, (variant, n) in variants.items():
             module.policy.encoder.batch = n
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             step(variant)
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             seconds[name] += (time.perf_counter() - t0) * (i >= 2)
+            cpu[name] += (time.process_time() - c0) * (i >= 2)
     real = int(mask.sum())  # unpadded frames per batch
     return {name: {"steps_per_s": steps / t, "samples_per_s": steps * b / t,
-                   "frames_per_s": steps * real / t, "padding": 1 - real / mask.numel()}
+                   "frames_per_s": steps * real / t, "padding": 1 - real / mask.numel(),
+                   "steps_per_cpu_s": steps / cpu[name]}
             for name, t in seconds.items()}
 
 
@@ -306,7 +308,8 @@ def main() -> None:
     print(f"\ntraining on a real batch's padding ({train['padding']:.0%} of the slots):")
     for name, rates in trains.items():
         print(f"- {name}: {rates['frames_per_s']:,.0f} unpadded frames/s, "
-              f"{rates['steps_per_s']:.2f} steps/s, {rates['samples_per_s']:.1f} samples/s")
+              f"{rates['steps_per_s']:.2f} steps/s, {rates['samples_per_s']:.1f} samples/s, "
+              f"{rates['steps_per_cpu_s']:.2f} steps per CPU-second")
     if "every slot encoded" in trains:
         ratio = train["steps_per_s"] / trains["every slot encoded"]["steps_per_s"]
         print(f"unpadded steps only / every slot: {ratio:.2f}x steps/s")
