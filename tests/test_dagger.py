@@ -77,6 +77,7 @@ def test_one_round_end_to_end(run):
     assert r1["beta"] == 0.5 and r1["new_episodes"] == 6 and r1["new_labels"] > 0
     assert r1["total_expert_labels"] == run["labels_before"] + r1["new_labels"]
     assert r1["epochs"] == rounds[0]["epochs"] + 1
+    assert r1["train_args"] == TRAIN_ARGS and r1["train_config"].endswith("tiny.yaml")
     for row in rounds:
         assert Path(row["checkpoint"]).is_file()
         assert 0.0 <= row["success"] <= 1.0 and 0.0 <= row["spl"] <= 1.0

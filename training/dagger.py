@@ -22,7 +22,8 @@ Round 0 is behaviour cloning on the dataset (or ``--init_checkpoint``). Round r 
 
 ``DAGGER_DIR`` (``--out``) receives ``dagger_info.json`` (one row per round: beta, new episodes
 and labels, total expert labels in the train split, rollout and evaluation success, SPL,
-checkpoint), ``dagger.md`` (the same as a table), ``train/`` (the continued spoc-train run),
+checkpoint, and the spoc-train config and arguments it trained with: a rerun with more rounds
+may pass others), ``dagger.md`` (the same as a table), ``train/`` (the continued spoc-train run),
 ``checkpoints/round-R.ckpt`` and ``eval/round-R/``. A rerun skips finished rounds.
 
 With ``--bc_compare true`` a behaviour-cloning arm runs beside it: each round it adds fresh
@@ -546,7 +547,8 @@ def run_round(run: DaggerRun, r: int, beta: float) -> dict:
            "expert_steps": int(sum(sum(a == b for a, b in zip(e.executed, e.episode.path.actions))
                                    for e in episodes)),
            "skipped": dict(skipped), "shards": indices, "checkpoint": str(ckpt),
-           "epochs": epochs, **evaluate_round(cfg, ckpt, run.out / "eval" / f"round-{r}")}
+           "epochs": epochs, "train_config": cfg.train_config, "train_args": cfg.train_args,
+           **evaluate_round(cfg, ckpt, run.out / "eval" / f"round-{r}")}
     if cfg.bc_compare:
         row.update(run_bc_round(run, r, view, records, new_labels))
     return row
