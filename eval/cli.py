@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from datagen.constants import TASKS
 from datagen.tasks import TaskConfig
 from sim.camera import CameraConfig
 from sim.cliargs import underscore_options
@@ -72,6 +73,9 @@ class EvalConfig:
     end_threshold: float | None = None
     """Checkpoints only: take ``end`` only when the policy gives it at least this probability,
     else its most probable other action (None: argmax, as trained)."""
+    end_threshold_by_task: dict[str, float] | None = None
+    """Checkpoints only: a threshold per task in place of ``end_threshold`` for that task's
+    episodes, e.g. ``'{roomnav: 0.7}'`` beside ``--end_threshold 0.9``."""
     detector: str | None = None
     """Checkpoints trained with the target's box only: a detector (``spoc-detector fit``)
     whose box, read from the RGB frame, replaces the simulator's (None: the simulator's)."""
@@ -112,16 +116,22 @@ def validate_config(cfg: EvalConfig) -> None:
                              f"{', '.join(BACKENDS)}")
     if cfg.videos < 0:
         raise EvalInputError(f"--videos {cfg.videos} must be >= 0")
-    if (cfg.sample or not cfg.blocked_input or cfg.end_threshold is not None) \
-            and cfg.checkpoint is None:
+    thresholds = cfg.end_threshold is not None or bool(cfg.end_threshold_by_task)
+    if (cfg.sample or not cfg.blocked_input or thresholds) and cfg.checkpoint is None:
         raise EvalInputError("--sample, --blocked_input and --end_threshold apply to a "
                              "--checkpoint policy; baselines act as they are defined, so drop them")
     if cfg.end_threshold is not None and not 0 < cfg.end_threshold <= 1:
         raise EvalInputError(f"--end_threshold {cfg.end_threshold} must be in (0, 1]")
+    for task, value in (cfg.end_threshold_by_task or {}).items():
+        if task not in TASKS:
+            raise EvalInputError(f"--end_threshold_by_task: unknown task {task!r}; use "
+                                 f"{' or '.join(TASKS)}")
+        if not 0 < value <= 1:
+            raise EvalInputError(f"--end_threshold_by_task: {task}: {value} must be in (0, 1]")
     if cfg.detector is not None and cfg.checkpoint is None:
         raise EvalInputError("--detector applies to a --checkpoint policy trained with the "
                              "target's box; baselines take no box, so drop it")
-    if cfg.end_threshold is not None and cfg.sample:
+    if thresholds and cfg.sample:
         raise EvalInputError("--end_threshold applies to argmax actions; drop --sample")
     if cfg.memory_steps is not None and (cfg.checkpoint is None or cfg.memory_steps < 1):
         raise EvalInputError(f"--memory_steps {cfg.memory_steps}: give a number of steps >= 1, "
@@ -253,7 +263,9 @@ def build_run(cfg: EvalConfig):
     tasks = tasks or TaskConfig()
     spec = PolicySpec(checkpoint=cfg.checkpoint, baseline=cfg.policy, seed=cfg.seed,
                       sample=cfg.sample, blocked_input=cfg.blocked_input,
-                      end_threshold=cfg.end_threshold, memory_steps=cfg.memory_steps)
+                      end_threshold=cfg.end_threshold,
+                      end_threshold_by_task=cfg.end_threshold_by_task or None,
+                      memory_steps=cfg.memory_steps)
     settings = RolloutSettings(
         camera=camera or CameraConfig(), agent=agent or AgentConfig(), tasks=tasks,
         backend=cfg.backend, max_steps=cfg.max_steps, envs_per_worker=cfg.envs_per_worker,
@@ -347,7 +359,8 @@ def run_record(cfg: EvalConfig, spec, settings, num_houses: int, seconds: float,
         "baseline": cfg.policy,
         "houses": cfg.houses, "num_houses": num_houses, "episodes": cfg.episodes,
         "seed": cfg.seed, "sample": cfg.sample, "blocked_input": cfg.blocked_input,
-        "end_threshold": cfg.end_threshold, "detector": cfg.detector,
+        "end_threshold": cfg.end_threshold,
+        "end_threshold_by_task": cfg.end_threshold_by_task or None, "detector": cfg.detector,
         "memory_steps": cfg.memory_steps,
         "max_steps": cfg.max_steps,
         "backend": cfg.backend, "workers": cfg.workers, "envs_per_worker": cfg.envs_per_worker,

@@ -347,6 +347,8 @@ def acting(run: dict) -> str:
     how = "sampled" if run.get("sample") else "argmax"
     if run.get("end_threshold") is not None:
         how += f", end >= {run['end_threshold']:g}"
+    for task, value in (run.get("end_threshold_by_task") or {}).items():
+        how += f", {task} end >= {value:g}"
     if run.get("blocked_input") is False:
         how += ", no blocked input"
     if run.get("detector"):

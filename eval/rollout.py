@@ -124,6 +124,8 @@ class PolicySpec:
     """Pass the policy ``collided`` (its last move was blocked); False withholds it."""
     end_threshold: float | None = None
     """Take ``end`` only at this probability or more, else the most probable other action."""
+    end_threshold_by_task: dict[str, float] | None = None
+    """Per-task thresholds that replace ``end_threshold`` for that task's episodes."""
     memory_steps: int | None = None
     """Clear the policy's recurrent state every this many steps of an episode (``forget``)."""
 
@@ -416,7 +418,7 @@ def run_slots(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[Epis
         if spec.memory_steps is not None:
             obs["forget"] = torch.tensor([r is not None and r.steps > 0
                                           and r.steps % spec.memory_steps == 0 for r in runs])
-        return policy_actions(policy, obs, runs, spec.end_threshold)
+        return policy_actions(policy, obs, runs, spec.end_threshold, spec.end_threshold_by_task)
 
     def finished(run: EpisodeRun, result: EpisodeResult) -> None:
         video = run.video_name if run.video is not None else None
@@ -439,22 +441,25 @@ def action_rng(seed: int, index: int, *stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, index, *stream, ACTION_STREAM])
 
 
-def policy_actions(policy, obs: dict, runs: list, end_threshold: float | None = None
-                   ) -> list[int]:
+def policy_actions(policy, obs: dict, runs: list, end_threshold: float | None = None,
+                   by_task: dict[str, float] | None = None) -> list[int]:
     """One action per row: drawn from the policy's softmax with the run's generator where the
     run has one (``EpisodeRun.rng``), else the argmax; with ``end_threshold``, an argmax
-    ``end`` below that probability becomes the most probable other action. The actions taken
-    are fed back to the policy as its previous actions."""
+    ``end`` below that probability becomes the most probable other action (``by_task``: a
+    threshold per task, in place of ``end_threshold`` for that task's runs). The actions
+    taken are fed back to the policy as its previous actions."""
     rngs = [run.rng if run is not None else None for run in runs]
-    if end_threshold is None and not any(rng is not None for rng in rngs):
+    thresholds = [end_threshold if run is None or not by_task
+                  else by_task.get(run.episode.task, end_threshold) for run in runs]
+    if all(t is None for t in thresholds) and not any(rng is not None for rng in rngs):
         return policy.act(obs).tolist()
     actions, logits = policy.act(obs, return_logits=True)
     probs = logits.double().softmax(-1).cpu().numpy()  # (B, A)
     out = actions.tolist()
-    for b, rng in enumerate(rngs):
+    for b, (rng, threshold) in enumerate(zip(rngs, thresholds)):
         if rng is not None:
             out[b] = int(rng.choice(len(probs[b]), p=probs[b] / probs[b].sum()))
-        elif end_threshold is not None and out[b] == END and probs[b][END] < end_threshold:
+        elif threshold is not None and out[b] == END and probs[b][END] < threshold:
             others = probs[b].copy()
             others[END] = -1.0
             out[b] = int(np.argmax(others))

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -311,6 +312,33 @@ def test_end_threshold_overrules_an_unsure_end():
     assert policy_actions(policy, {}, [None] * 3, end_threshold=0.5) == [1, END, 0]
     assert policy.fed == [1, END, 0]
     assert policy_actions(policy, {}, [None] * 3, end_threshold=0.9) == [1, 2, 0]
+    runs = [SimpleNamespace(rng=None, episode=SimpleNamespace(task=task))
+            for task in ("roomnav", "objectnav", "roomnav")]  # a threshold per task
+    assert policy_actions(policy, {}, runs, 0.9, {"roomnav": 0.3}) == [END, 2, 0]
+    assert policy_actions(policy, {}, runs, None, {"objectnav": 0.9}) == [END, 2, 0]
+
+
+def test_end_threshold_by_task_replaces_the_threshold_for_its_tasks(houses, tmp_path, capsys):
+    """--end_threshold_by_task: one threshold for every task acts as --end_threshold does; the
+    run records it; an unknown task or a baseline policy is refused."""
+    ckpt = write_checkpoint(tmp_path / "tiny.ckpt", ["train-0-0", "train-0-1"])
+    base = ["--checkpoint", str(ckpt), "--episodes", "6", "--videos", "0", "--max-steps", "40",
+            "--workers", "1"]
+    flat = run_eval(tmp_path / "flat", houses, *base, "--end_threshold", "0.01")
+    by_task = run_eval(tmp_path / "task", houses, *base, "--end_threshold", "0.95",
+                       "--end_threshold_by_task", '{"objectnav": 0.01, "roomnav": 0.01}')
+    assert by_task["per_episode"] == flat["per_episode"]
+    strict = run_eval(tmp_path / "strict", houses, *base, "--end_threshold", "0.95")
+    assert strict["per_episode"] != flat["per_episode"]  # so the per-task values were used
+    assert by_task["run"]["end_threshold_by_task"] == {"objectnav": 0.01, "roomnav": 0.01}
+    assert acting(by_task["run"]).startswith("argmax, end >= 0.95, objectnav end >= 0.01")
+    err = bad_input(capsys, ["run", "--houses", str(houses), *base, "--end_threshold_by_task",
+                             '{"pointnav": 0.5}', "--out", str(tmp_path / "x")])
+    assert "unknown task 'pointnav'" in err
+    err = bad_input(capsys, ["run", "--houses", str(houses), "--policy", "random",
+                             "--end_threshold_by_task", '{"roomnav": 0.5}', "--out",
+                             str(tmp_path / "y")])
+    assert "--end_threshold" in err
 
 
 def test_end_threshold_is_recorded_and_checked(houses, tmp_path, capsys):
