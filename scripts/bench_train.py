@@ -169,8 +169,8 @@ def bench_training(model_cfg: dict, data_cfg: dict, info: dict, device: str, ste
 
     ``mask`` (B, L), a real batch's padding, also times the step with only the unpadded
     steps' frames encoded (the batch's ``steps``), interleaved with the step that encodes
-    every slot; frames/s counts unpadded frames. Each of ``encoder_batches`` adds the first
-    step with the encoder run on that many frames per call."""
+    every slot; frames/s counts unpadded frames. Each of ``encoder_batches`` adds the
+    unpadded-steps step with the encoder run on that many frames per call."""
     b, l = data_cfg["batch_size"], data_cfg["seq_len"]
     h, w = data_cfg["image_size"]
     spec = {"actions": info["actions"], "goals": info["goals"], "image_size": [h, w]}
@@ -314,8 +314,8 @@ def main() -> None:
         ratio = train["steps_per_s"] / trains["every slot encoded"]["steps_per_s"]
         print(f"unpadded steps only / every slot: {ratio:.2f}x steps/s")
     for n in args.encoder_batch:
-        ratio = trains[f"unpadded steps encoded, encoder_batch {n}"]["steps_per_s"]
-        print(f"encoder_batch {n} / {encoder_batch}: {ratio / train['steps_per_s']:.2f}x steps/s")
+        rate = trains[f"unpadded steps encoded, encoder_batch {n}"]["steps_per_s"]
+        print(f"encoder_batch {n} / {encoder_batch}: {rate / train['steps_per_s']:.2f}x steps/s")
     for name, rates in best.items():  # the batches' frame slots, padding included
         slots_per_s = train["frames_per_s"] / (1 - train["padding"])
         workers = slots_per_s / max(rates["slots_fps"], 1e-9)
