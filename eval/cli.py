@@ -116,8 +116,8 @@ def validate_config(cfg: EvalConfig) -> None:
                              f"{', '.join(BACKENDS)}")
     if cfg.videos < 0:
         raise EvalInputError(f"--videos {cfg.videos} must be >= 0")
-    thresholds = cfg.end_threshold is not None or bool(cfg.end_threshold_by_task)
-    if (cfg.sample or not cfg.blocked_input or thresholds) and cfg.checkpoint is None:
+    stopping_rule = cfg.end_threshold is not None or bool(cfg.end_threshold_by_task)
+    if (cfg.sample or not cfg.blocked_input or stopping_rule) and cfg.checkpoint is None:
         raise EvalInputError("--sample, --blocked_input and --end_threshold apply to a "
                              "--checkpoint policy; baselines act as they are defined, so drop them")
     if cfg.end_threshold is not None and not 0 < cfg.end_threshold <= 1:
@@ -131,7 +131,7 @@ def validate_config(cfg: EvalConfig) -> None:
     if cfg.detector is not None and cfg.checkpoint is None:
         raise EvalInputError("--detector applies to a --checkpoint policy trained with the "
                              "target's box; baselines take no box, so drop it")
-    if thresholds and cfg.sample:
+    if stopping_rule and cfg.sample:
         raise EvalInputError("--end_threshold applies to argmax actions; drop --sample")
     if cfg.memory_steps is not None and (cfg.checkpoint is None or cfg.memory_steps < 1):
         raise EvalInputError(f"--memory_steps {cfg.memory_steps}: give a number of steps >= 1, "

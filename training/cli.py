@@ -29,6 +29,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from training.data import ShardDataModule
 from training.module import PolicyModule
+from training.policy import PolicyConfig
 
 DEFAULT_ROOT_DIR = "runs/train"
 
@@ -94,7 +95,7 @@ class TrainCLI(LightningCLI):
         super()._parse_ckpt_path()
         policy = self.config[sub].model.policy
         if given.get("policy") is not None:  # how to run the CNN, not what it is
-            policy.encoder_batch = given.policy.get("encoder_batch", 0)
+            policy.encoder_batch = given.policy.get("encoder_batch", PolicyConfig.encoder_batch)
         self.config[sub].model = given
         self.config[sub].model.policy = policy
 
