@@ -14,6 +14,10 @@
 #       bash scripts/gpu_run.sh
 # A dry run on a CPU: ACCELERATOR=cpu PRECISION=32-true with small *_SHARDS and
 # BATCHES_PER_EPOCH (the datagen resumes: shards already written are kept).
+# Another policy: CONFIG, IMAGE_SIZE, BATCH_SIZE and TRAIN_ARGS (more spoc-train arguments,
+# split on spaces), e.g. the README's box policy of configs/train/cpu.yaml on one GPU:
+#   CONFIG=configs/train/cpu.yaml IMAGE_SIZE='[84, 144]' \
+#   TRAIN_ARGS='--data.target_box true --model.policy.encoder_batch 0' bash scripts/gpu_run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +30,10 @@ LOADER_WORKERS=${LOADER_WORKERS:-$(( $(nproc) - 2 ))}
 BATCHES_PER_EPOCH=${BATCHES_PER_EPOCH:-500}
 DECAY_FRACTION=${DECAY_FRACTION:-0.35}
 PRECISION=${PRECISION:-bf16-mixed}
+CONFIG=${CONFIG:-configs/train/gpu.yaml}
+IMAGE_SIZE=${IMAGE_SIZE:-[112, 192]}
+BATCH_SIZE=${BATCH_SIZE:-64}
+read -r -a TRAIN_ARGS <<< "${TRAIN_ARGS:-}"
 ACCELERATOR=${ACCELERATOR:-gpu}
 TRAIN_SHARDS=${TRAIN_SHARDS:-200} NOISE_SHARDS=${NOISE_SHARDS:-100} VAL_SHARDS=${VAL_SHARDS:-6}
 T0=$(date +%s)
@@ -44,13 +52,13 @@ run spoc-datagen episodes "${COMMON[@]}" --houses "$HOUSES/val.jsonl.gz" --split
     --num-shards "$VAL_SHARDS" --episodes-per-shard 50 --episodes-per-house 5
 
 train() {
-    run spoc-train fit --config configs/train/gpu.yaml --data.root "$DATA" \
-        --data.train_splits '[train, train-noise]' --data.image_size '[112, 192]' \
-        --data.seq_len 32 --data.batch_size 64 --data.num_workers "$LOADER_WORKERS" \
+    run spoc-train fit --config "$CONFIG" --data.root "$DATA" \
+        --data.train_splits '[train, train-noise]' --data.image_size "$IMAGE_SIZE" \
+        --data.seq_len 32 --data.batch_size "$BATCH_SIZE" --data.num_workers "$LOADER_WORKERS" \
         --data.batches_per_epoch "$BATCHES_PER_EPOCH" --model.lr 1.0e-3 \
         --model.warmup_steps 300 --trainer.accelerator "$ACCELERATOR" --trainer.devices 1 \
         --trainer.strategy auto --trainer.precision "$PRECISION" --trainer.enable_progress_bar false \
-        --trainer.default_root_dir "$RUN" "$@"
+        --trainer.default_root_dir "$RUN" "${TRAIN_ARGS[@]}" "$@"
 }
 
 stage "2/3 training, first epoch at a constant rate: the node's batches per second"
