@@ -19,7 +19,6 @@ from collections import Counter
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from datagen.constants import TASKS
 from datagen.tasks import TaskConfig
 from sim.camera import CameraConfig
 from sim.cliargs import underscore_options
@@ -101,6 +100,7 @@ class EvalConfig:
 def validate_config(cfg: EvalConfig) -> None:
     """Raise EvalInputError naming the first bad option and its value."""
     from eval.baselines import BASELINES
+    from eval.rollout import stopping_rule_error
 
     if (cfg.checkpoint is None) == (cfg.policy is None):
         raise EvalInputError("give exactly one of --checkpoint CKPT or --policy "
@@ -120,19 +120,12 @@ def validate_config(cfg: EvalConfig) -> None:
     if (cfg.sample or not cfg.blocked_input or stopping_rule) and cfg.checkpoint is None:
         raise EvalInputError("--sample, --blocked_input and --end_threshold apply to a "
                              "--checkpoint policy; baselines act as they are defined, so drop them")
-    if cfg.end_threshold is not None and not 0 < cfg.end_threshold <= 1:
-        raise EvalInputError(f"--end_threshold {cfg.end_threshold} must be in (0, 1]")
-    for task, value in (cfg.end_threshold_by_task or {}).items():
-        if task not in TASKS:
-            raise EvalInputError(f"--end_threshold_by_task: unknown task {task!r}; use "
-                                 f"{' or '.join(TASKS)}")
-        if not 0 < value <= 1:
-            raise EvalInputError(f"--end_threshold_by_task: {task}: {value} must be in (0, 1]")
+    error = stopping_rule_error(cfg.end_threshold, cfg.end_threshold_by_task, cfg.sample)
+    if error:
+        raise EvalInputError(error)
     if cfg.detector is not None and cfg.checkpoint is None:
         raise EvalInputError("--detector applies to a --checkpoint policy trained with the "
                              "target's box; baselines take no box, so drop it")
-    if stopping_rule and cfg.sample:
-        raise EvalInputError("--end_threshold applies to argmax actions; drop --sample")
     if cfg.memory_steps is not None and (cfg.checkpoint is None or cfg.memory_steps < 1):
         raise EvalInputError(f"--memory_steps {cfg.memory_steps}: give a number of steps >= 1, "
                              "with a --checkpoint policy (baselines have no memory to clear)")

@@ -28,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from datagen.constants import TASK_OBJECTNAV
+from datagen.constants import TASK_OBJECTNAV, TASKS
 from datagen.episodes import Episode, HouseContext, sample_episode
 from datagen.houses.io import HouseRecord
 from datagen.tasks import (
@@ -439,6 +439,23 @@ def action_rng(seed: int, index: int, *stream: int) -> np.random.Generator:
     a function of the episode alone, so results do not depend on workers or batch rows
     (``stream`` keeps other users' draws apart, e.g. a DAgger round)."""
     return np.random.default_rng([seed, index, *stream, ACTION_STREAM])
+
+
+def stopping_rule_error(end_threshold: float | None, by_task: dict[str, float] | None,
+                        sample: bool) -> str | None:
+    """Why ``--end_threshold`` / ``--end_threshold_by_task`` (the stopping rule of
+    :func:`policy_actions`) cannot be used as given, or None: each threshold in (0, 1], tasks
+    known, and argmax actions (no ``sample``)."""
+    if end_threshold is not None and not 0 < end_threshold <= 1:
+        return f"--end_threshold {end_threshold} must be in (0, 1]"
+    for task, value in (by_task or {}).items():
+        if task not in TASKS:
+            return f"--end_threshold_by_task: unknown task {task!r}; use {' or '.join(TASKS)}"
+        if not 0 < value <= 1:
+            return f"--end_threshold_by_task: {task}: {value} must be in (0, 1]"
+    if sample and (end_threshold is not None or by_task):
+        return "--end_threshold applies to argmax actions; drop --sample"
+    return None
 
 
 def policy_actions(policy, obs: dict, runs: list, end_threshold: float | None = None,

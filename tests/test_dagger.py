@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from training_helpers import palette_detector, write_dataset
 
+import training.dagger
 from datagen.episodes import HouseContext, HouseFile
 from datagen.shards import META_KEYS, iter_episodes, read_info, shard_paths
 from datagen.tasks import TaskConfig
@@ -256,7 +257,8 @@ def test_bc_arm_gets_as_many_expert_labels(run, tmp_path):
     assert sources == {"expert"}
 
 
-def test_a_box_policy_rolls_out_and_is_evaluated_with_its_detector(tmp_path, capsys):
+def test_a_box_policy_rolls_out_and_is_evaluated_with_its_detector(tmp_path, capsys,
+                                                                   monkeypatch):
     """--detector: a policy trained with the target's box reads it from the detector in the
     rollouts and the evaluations (as deployed), with --end_threshold there too."""
     data = write_dataset(tmp_path / "data", {"train": (1, 3), "val": (1, 2)})
@@ -267,11 +269,13 @@ def test_a_box_policy_rolls_out_and_is_evaluated_with_its_detector(tmp_path, cap
     argv[argv.index("--train_args") + 1] = json.dumps(TRAIN_ARGS + ["--data.target_box", "true"])
     assert main(argv + ["--detector", str(tmp_path / "none.json")]) == 2
     assert "detector: " in capsys.readouterr().err
-    assert main(argv + ["--detector", str(detector), "--end_threshold", "0.5"]) == 0
+    assert main(argv + ["--detector", str(detector), "--end_threshold", "0.5",
+                        "--end_threshold_by_task", '{"roomnav": 0.6}']) == 0
     rounds = json.loads((tmp_path / "run" / "dagger_info.json").read_text())["rounds"]
     for row in rounds:
         run = json.loads((Path(row["eval_dir"]) / "eval_info.json").read_text())["run"]
         assert run["detector"] == str(detector) and run["end_threshold"] == 0.5
+        assert run["end_threshold_by_task"] == {"roomnav": 0.6}
 
     class Spy:  # the detector's box for every frame the policy is given
         def __init__(self):
@@ -294,5 +298,18 @@ def test_a_box_policy_rolls_out_and_is_evaluated_with_its_detector(tmp_path, cap
     assert len(spy.frames) == steps  # one box per step the policy acted on
     assert {shape for shape, _ in spy.frames} == {(camera.height, camera.width, 3)}
     assert {t for _, t in spy.frames} <= {e.episode.target for e in episodes}
+    # a threshold of 1 for every task reaches every step's action: the policy never ends, so
+    # every rollout runs to the limit
+    by_task = []
+    real = training.dagger.policy_actions
+    monkeypatch.setattr(training.dagger, "policy_actions",
+                        lambda *args: by_task.append(args[4]) or real(*args))
+    never, _ = mixed_rollouts(policy, view.houses.read([0]), plan_slots(1, 2, 3), view.settings,
+                              0.0, 1, 0, end_threshold=None,
+                              end_threshold_by_task={"objectnav": 1.0, "roomnav": 1.0})
+    assert never and all(len(e.executed) == 10 and not e.success for e in never)
+    assert by_task and all(t == {"objectnav": 1.0, "roomnav": 1.0} for t in by_task)
     with pytest.raises(DaggerError, match="end_threshold"):
         DaggerConfig(end_threshold=0.5, sample=True)
+    with pytest.raises(DaggerError, match="unknown task 'door'"):
+        DaggerConfig(end_threshold_by_task={"door": 0.5})

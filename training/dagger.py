@@ -34,8 +34,9 @@ numbers land in the same rows (``bc_*``), so both arms are compared at equal lab
 
 A policy trained with the target's box (``--data.target_box true`` in ``train_args``) can be
 rolled out and evaluated as deployed: ``--detector FILE`` gives it the box a ``spoc-detector``
-reads from each frame instead of the simulator's, and ``--end_threshold`` overrules its unsure
-``end``s, in the rollouts and the evaluations alike; training reads the simulator's box.
+reads from each frame instead of the simulator's, and ``--end_threshold`` (per task:
+``--end_threshold_by_task``) overrules its unsure ``end``s, in the rollouts and the
+evaluations alike; training reads the simulator's box.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ from eval.rollout import (
     lockstep,
     plan_slots,
     policy_actions,
+    stopping_rule_error,
     wants_boxes,
 )
 from sim.camera import CameraConfig
@@ -143,6 +145,10 @@ class DaggerConfig:
     end_threshold: float | None = None
     """The policy's ``end`` only where its probability is at least this, in the rollouts and
     the evaluations (``spoc-eval --end_threshold``; argmax actions only)."""
+    end_threshold_by_task: dict[str, float] | None = None
+    """A threshold per task in place of ``end_threshold`` for that task's episodes, in the
+    rollouts and the evaluations alike (``spoc-eval --end_threshold_by_task``), e.g.
+    ``{roomnav: 0.7}`` beside ``end_threshold: 0.9``."""
     detector: str | None = None
     """A policy trained with the target's box reads it with this detector (``spoc-detector
     fit``) in the rollouts and the evaluations, as deployed, instead of from the simulator;
@@ -177,10 +183,9 @@ class DaggerConfig:
             if not 0.0 <= beta <= 1.0:
                 raise DaggerError(f"beta of round {r}: {beta} must be in [0, 1] (check beta0, "
                                   "beta_decay, betas)")
-        if self.end_threshold is not None and not 0 < self.end_threshold <= 1:
-            raise DaggerError(f"end_threshold: {self.end_threshold} must be in (0, 1]")
-        if self.end_threshold is not None and self.sample:
-            raise DaggerError("end_threshold applies to argmax actions; set sample false")
+        error = stopping_rule_error(self.end_threshold, self.end_threshold_by_task, self.sample)
+        if error:
+            raise DaggerError(error)
 
 
 def beta_schedule(cfg: DaggerConfig) -> list[float]:
@@ -304,7 +309,8 @@ def _feed_back(policy, executed: list[int]) -> None:
 
 def mixed_rollouts(policy, houses: dict, slots: list[EpisodeSlot], settings: RolloutSettings,
                    beta: float, round_: int, seed: int, sample: bool = False,
-                   end_threshold: float | None = None
+                   end_threshold: float | None = None,
+                   end_threshold_by_task: dict[str, float] | None = None
                    ) -> tuple[list[LabelledEpisode], Counter]:
     """Roll out the beta-mixture on ``slots`` (in lockstep batches); every visited state is
     labelled by the oracle. Returns the episodes in slot order and the skipped slots' reasons.
@@ -320,7 +326,7 @@ def mixed_rollouts(policy, houses: dict, slots: list[EpisodeSlot], settings: Rol
 
     def act(runs: list[EpisodeRun | None]) -> list[int]:
         obs = batch_obs(runs, settings.camera, expert=False, boxes=wants_boxes(policy))
-        proposed = policy_actions(policy, obs, runs, end_threshold)
+        proposed = policy_actions(policy, obs, runs, end_threshold, end_threshold_by_task)
         executed = [traces[r.slot.index].choose(int(p), beta) if r else END
                     for r, p in zip(runs, proposed)]
         _feed_back(policy, executed)
@@ -452,7 +458,9 @@ def evaluate_round(cfg: DaggerConfig, ckpt: Path, out: Path) -> dict:
     info = evaluate(EvalConfig(houses=cfg.eval_houses, out=str(out), checkpoint=str(ckpt),
                                episodes=cfg.eval_episodes, seed=cfg.eval_seed,
                                workers=cfg.eval_workers, max_steps=cfg.eval_max_steps,
-                               end_threshold=cfg.end_threshold, detector=cfg.detector,
+                               end_threshold=cfg.end_threshold,
+                               end_threshold_by_task=cfg.end_threshold_by_task,
+                               detector=cfg.detector,
                                videos=0, progress=False))
     agg = info["aggregated"]
     return {"success": agg["success_rate"], "success_ci95": agg["success_ci95"],
@@ -532,7 +540,8 @@ def run_round(run: DaggerRun, r: int, beta: float) -> dict:
     records = view.houses.read(list(range(len(view.houses))))
     slots = plan_slots(len(records), cfg.episodes_per_round, round_seed(cfg.seed, r))
     episodes, skipped = mixed_rollouts(policy, records, slots, settings, beta, r,
-                                       cfg.seed, cfg.sample, cfg.end_threshold)
+                                       cfg.seed, cfg.sample, cfg.end_threshold,
+                                       cfg.end_threshold_by_task)
     if not episodes:
         raise DaggerError(f"round {r}: no rollout episode on {view.houses.path} (skipped: "
                           f"{dict(skipped)}); check the training houses and tasks")
