@@ -13,6 +13,9 @@ SHARD_TEMPLATE = "{split}/shard-{index:06d}.tar"
 SHARD_GLOB = "shard-*.tar"
 SPLITS = ("train", "val", "test")
 
+POSE_DIGITS = 6
+"""Decimals of the poses meta.json stores (metres and degrees)."""
+
 # Keys of one webdataset sample (one episode).
 KEY_RGB = "rgb.mp4"  # H.264 frames, one per step, frame t is what the agent saw before action t
 KEY_ACTIONS = "actions.npy"  # int8 (T,), indices into ACTIONS; the last is END
@@ -22,6 +25,8 @@ KEY_META = "meta.json"  # house id, task, target, start pose, poses, shortest le
 KEY_GOAL_DIST = "goal_dist.npy"  # float32 (T,), metres from the state at t to the goal set
 KEY_TARGET_PIXELS = "target_pixels.npy"  # int32 (T,), most pixels of one ObjectNav target
 #   instance in frame t (any distance); -1 throughout for tasks without a target object
+KEY_TARGET_BOX = "target_box.npy"  # float32 (T, 6), sim.detect.target_box of frame t's ids at
+#   the stored pose (what `--data.target_box` feeds the policy); zeros where none is in view
 
 ACTION_VOCAB = list(ACTIONS)
 

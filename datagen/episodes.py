@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from datagen.constants import SOURCE_EXPERT, SOURCE_NOISY, TASK_OBJECTNAV, TASK_ROOMNAV, TASKS
+from datagen.constants import (
+    POSE_DIGITS,
+    SOURCE_EXPERT,
+    SOURCE_NOISY,
+    TASK_OBJECTNAV,
+    TASK_ROOMNAV,
+    TASKS,
+)
 from datagen.files import sha256_file
 from datagen.houses.io import (
     HouseError,
@@ -35,6 +42,7 @@ from datagen.tasks import (
     outside_frustum,
     roomnav_goal_sets,
 )
+from sim.detect import BOX_FEATURES, target_box, target_table
 from sim.env import EmbeddedEnv
 from sim.lattice import END
 
@@ -271,25 +279,33 @@ def render_frames(ctx: HouseContext, states: list[tuple[int, int, int]]) -> np.n
     return out
 
 
-def episode_labels(ctx: HouseContext, ep: Episode) -> tuple[np.ndarray, np.ndarray]:
-    """Per-step auxiliary labels of an episode (what a policy may learn to predict besides
-    the action): (T,) float32 geodesic metres from each state to the goal set (the oracle's
-    shortest path: 0 at a goal state), and (T,) int32 the most pixels any one instance of the
-    ObjectNav target fills in that state's frame, at any distance (-1 throughout for a task
-    without a target object). The pixel counts are an ids-only render of the same pose."""
+def episode_labels(ctx: HouseContext, ep: Episode
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-step labels of an episode besides the action: (T,) float32 geodesic metres from
+    each state to the goal set (the oracle's shortest path: 0 at a goal state); (T,) int32 the
+    most pixels any one instance of the ObjectNav target fills in that state's frame, at any
+    distance (-1 throughout for a task without a target object), from an ids-only count render
+    of the same pose; and (T, 6) float32 the target's box in that frame
+    (:func:`sim.detect.target_box`, zeros where no target pixel is in view and for RoomNav).
+    Both render the pose as meta.json stores it, so the box is the one the loader would render
+    there (``--data.target_box``)."""
     oracle = ctx.oracle(ep.task, ep.target)
     nodes = [ctx.table.node(s) for s in ep.path.states]
     # weights are MOVE_UNITS per grid step plus 1 per action: the actions add < 1e-6 m
     dist = (oracle.dist[nodes] / MOVE_UNITS * ctx.lattice.agent.grid).astype(np.float32)  # (T,)
     pixels = np.full(len(nodes), -1, dtype=np.int32)
+    box = np.zeros((len(nodes), BOX_FEATURES), dtype=np.float32)
     if ep.task == TASK_OBJECTNAV:
         boxes = ctx.scene.boxes
-        rows = np.flatnonzero(np.array(boxes.object_type, dtype=object) == ep.target)
+        table = target_table(boxes.object_type, ep.target)
+        rows = np.flatnonzero(table[1:])
         corners = box_corners(boxes, rows)  # (K, 8, 3)
         for t, s in enumerate(ep.path.states):
-            x, z, yaw = ctx.pose(s)
+            x, z, yaw = (round(v, POSE_DIGITS) for v in ctx.pose(s))  # as meta.json stores it
             if outside_frustum(corners, x, z, math.radians(yaw), ctx.env.camera).all():
                 pixels[t] = 0  # no instance can reach a pixel: no need to render
-            else:
-                pixels[t] = ctx.renderer.render_counts(x, z, yaw)[rows + 1].max(initial=0)
-    return dist, pixels
+                continue
+            ids = ctx.renderer.render_ids(x, z, yaw)
+            box[t] = target_box(ids, table)
+            pixels[t] = np.bincount(ids.ravel(), minlength=len(table))[rows + 1].max(initial=0)
+    return dist, pixels, box

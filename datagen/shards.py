@@ -45,7 +45,9 @@ from datagen.constants import (
     KEY_GOAL_DIST,
     KEY_META,
     KEY_RGB,
+    KEY_TARGET_BOX,
     KEY_TARGET_PIXELS,
+    POSE_DIGITS,
     SHARD_TEMPLATE,
     TASK_OBJECTNAV,
     TASK_ROOMNAV,
@@ -213,9 +215,9 @@ def episode_meta(ep: Episode, split: str, success: bool = True) -> dict:
     meta = {
         "episode_id": ep.episode_id, "house_id": ep.house_id, "house_index": ep.house_index,
         "split": split, "task": ep.task, "target": ep.target, "goal": ep.goal,
-        "start": {"x": round(x, 6), "z": round(z, 6), "yaw": round(yaw, 6), "i": i, "j": j,
-                  "h": h},
-        "poses": [[round(x, 6), round(z, 6), round(yaw, 6)] for x, z, yaw in ep.poses],
+        "start": {"x": round(x, POSE_DIGITS), "z": round(z, POSE_DIGITS),
+                  "yaw": round(yaw, POSE_DIGITS), "i": i, "j": j, "h": h},
+        "poses": [[round(v, POSE_DIGITS) for v in pose] for pose in ep.poses],
         "shortest_length": round(ep.path.metres, 6), "shortest_steps": ep.shortest_steps,
         "num_steps": len(ep.path.actions), "seed": ep.seed, "success": bool(success),
         "source": ep.source,
@@ -240,18 +242,20 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 def write_episode_sample(tar: tarfile.TarFile, key: str, rgb_mp4: bytes, actions: np.ndarray,
                          meta: dict, executed: np.ndarray | None = None,
-                         labels: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                         labels: tuple[np.ndarray, ...] | None = None) -> None:
     """Append one webdataset sample (``key.rgb.mp4``, ``key.actions.npy``, ``key.meta.json``,
     for noisy and DAgger episodes ``key.executed.npy``, the actions actually taken, and with
-    ``labels`` = (goal_dist, target_pixels) the per-step auxiliary labels)."""
+    ``labels`` = (goal_dist, target_pixels, target_box) the per-step labels of
+    :func:`datagen.episodes.episode_labels`)."""
     _add_member(tar, f"{key}.{KEY_RGB}", rgb_mp4)
     _add_member(tar, f"{key}.{KEY_ACTIONS}", _npy_bytes(np.asarray(actions, dtype=np.int8)))
     if executed is not None:
         _add_member(tar, f"{key}.{KEY_EXECUTED}", _npy_bytes(np.asarray(executed, np.int8)))
     if labels is not None:
-        dist, pixels = labels
+        dist, pixels, box = labels
         _add_member(tar, f"{key}.{KEY_GOAL_DIST}", _npy_bytes(np.asarray(dist, np.float32)))
         _add_member(tar, f"{key}.{KEY_TARGET_PIXELS}", _npy_bytes(np.asarray(pixels, np.int32)))
+        _add_member(tar, f"{key}.{KEY_TARGET_BOX}", _npy_bytes(np.asarray(box, np.float32)))
     _add_member(tar, f"{key}.{KEY_META}", json.dumps(meta, sort_keys=True).encode())
 
 
@@ -267,7 +271,8 @@ def iter_episodes(shard_path: str | os.PathLike) -> Iterator[dict]:
                 sample = {}
             sample["__key__"] = key
             data = tar.extractfile(member).read()
-            if ext in (KEY_ACTIONS, KEY_EXECUTED, KEY_GOAL_DIST, KEY_TARGET_PIXELS):
+            if ext in (KEY_ACTIONS, KEY_EXECUTED, KEY_GOAL_DIST, KEY_TARGET_PIXELS,
+                       KEY_TARGET_BOX):
                 sample[ext] = np.load(io.BytesIO(data), allow_pickle=False)
             elif ext == KEY_META:
                 sample[ext] = json.loads(data)

@@ -29,6 +29,7 @@ from datagen.constants import (
     KEY_GOAL_DIST,
     KEY_META,
     KEY_RGB,
+    KEY_TARGET_BOX,
     KEY_TARGET_PIXELS,
     SOURCE_EXPERT,
     SOURCE_NOISY,
@@ -47,6 +48,7 @@ from datagen.shards import (
 )
 from datagen.tasks import TaskConfig, goal_name, objectnav_success, roomnav_success
 from sim.camera import CameraConfig
+from sim.detect import BOX_FEATURES
 from sim.env import EmbeddedEnv
 from sim.lattice import END, AgentConfig
 
@@ -164,7 +166,7 @@ def check_episode(sample: dict, info: dict, split: str, env: EmbeddedEnv,
 def check_aux_labels(sample: dict, meta: dict, T: int) -> list[str]:
     """Problems of the per-step auxiliary labels, where a sample has them: one per step, 0 m
     to go at the last step of an episode that ended at the goal, no pixels for a task
-    without a target object."""
+    without a target object, and a target box exactly where the target has pixels."""
     dist, pixels = sample.get(KEY_GOAL_DIST), sample.get(KEY_TARGET_PIXELS)
     if dist is None and pixels is None:
         return []
@@ -175,6 +177,12 @@ def check_aux_labels(sample: dict, meta: dict, T: int) -> list[str]:
         out.append(f"{KEY_GOAL_DIST} must be >= 0 and 0 at the last step, not {dist[-1]}")
     if (meta["task"] == TASK_OBJECTNAV) == bool((pixels < 0).any()):
         out.append(f"{KEY_TARGET_PIXELS} must be >= 0 for ObjectNav, -1 otherwise")
+    box = sample.get(KEY_TARGET_BOX)
+    if box is not None:  # written since the box labels; earlier datasets lack it
+        if box.shape != (T, BOX_FEATURES):
+            out.append(f"{KEY_TARGET_BOX} must be ({T}, {BOX_FEATURES}), not {box.shape}")
+        elif (box[:, 0] > 0).tolist() != (pixels > 0).tolist():
+            out.append(f"{KEY_TARGET_BOX} must have a box exactly where {KEY_TARGET_PIXELS} > 0")
     return out
 
 

@@ -21,8 +21,10 @@
   device), side by side with the CPU path, and training with the jitter applied on the device.
 * ``--rendered``: also the loader with ``--data.frames rendered`` (each chunk's frames rendered
   again at the stored poses from the split's house file instead of decoded), side by side.
-* ``--target-box``: also the loader with ``--data.target_box true`` (each step's instance ids
-  rendered at its pose for the target's box), side by side.
+* ``--target-box``: also the loader with ``--data.target_box true``, reading the boxes the
+  shards store (``target_box.npy``), and side by side the same loader rendering each step's
+  instance ids at its pose for the box instead (what it does for samples without them), with a
+  check that both give the same batches.
 
 Loader and decode rates are the best of ``--repeats`` runs; ``--baseline FILE`` also times
 another copy of ``training/data.py`` (its stream and ``decode_frames``), interleaved with the
@@ -68,9 +70,9 @@ def make_dataset(out: Path, shards: int, episodes: int) -> Path:
     return out
 
 
-def load_baseline(path: Path) -> ModuleType:
+def load_baseline(path: Path, name: str = "data_baseline") -> ModuleType:
     """Another copy of ``training/data.py`` as a module."""
-    spec = importlib.util.spec_from_file_location("data_baseline", path)
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -134,9 +136,10 @@ def bench_decode_only(data: ModuleType, root: Path, episodes: int = 20) -> dict:
             "cpu_fps": frames / (time.process_time() - c0)}
 
 
-def same_batches(a: ModuleType, b: ModuleType, root: Path, data_cfg: dict) -> bool:
+def same_batches(a: ModuleType, b: ModuleType, root: Path, data_cfg: dict, **extra) -> bool:
     """Whether two loaders give identical training batches (augmentation on)."""
-    batches = zip(loader_stream(a, root, data_cfg, 4), loader_stream(b, root, data_cfg, 4))
+    batches = zip(loader_stream(a, root, data_cfg, 4, **extra),
+                  loader_stream(b, root, data_cfg, 4, **extra))
     return all(torch.equal(x[k], y[k]) for x, y in batches for k in x)
 
 
@@ -283,6 +286,9 @@ def main() -> None:
         loaders["frames rendered"] = (training.data, {"frames": "rendered"})
     if args.target_box:
         loaders["target box"] = (training.data, {"target_box": True})
+        rendering = load_baseline(ROOT / "training" / "data.py", "data_rendered_boxes")
+        rendering.episode_target_box = lambda sample, num_steps: None  # as if none stored
+        loaders["target box rendered"] = (rendering, {"target_box": True})
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data or make_dataset(Path(tmp) / "ds", args.shards, args.episodes)
         info = load_info(root)
@@ -290,6 +296,8 @@ def main() -> None:
                  for s in info["splits"]["train"]["shards"].values()]
         same = args.baseline and same_batches(loaders["current"][0], loaders["baseline"][0],
                                               root, cfg["data"])
+        same_box = args.target_box and same_batches(training.data, rendering, root,
+                                                    cfg["data"], target_box=True)
         best = bench_loaders(loaders, root, cfg["data"], args.batches, args.repeats)
         mask = next(iter(loader_stream(training.data, root, cfg["data"], 1)))["mask"]
     trains = bench_training(cfg.get("model", {}), cfg["data"], info, args.device, args.steps,
@@ -305,6 +313,11 @@ def main() -> None:
     if args.baseline:
         print(f"baseline {args.baseline}: same training batches as current: {same}")
     print_loaders(best)
+    if args.target_box:
+        ratio = (best["target box"]["delivered_cpu_fps"]
+                 / best["target box rendered"]["delivered_cpu_fps"])
+        print(f"target box, stored / rendered: {ratio:.2f}x chunk frames per CPU-second; "
+              f"same batches: {same_box}")
     print(f"\ntraining on a real batch's padding ({train['padding']:.0%} of the slots):")
     for name, rates in trains.items():
         print(f"- {name}: {rates['frames_per_s']:,.0f} unpadded frames/s, "

@@ -159,7 +159,8 @@ def _set_last(value):
     _rewrite_actions,
     lambda tar: _rewrite_member(tar, "goal_dist.npy", _set_last(0.25)),
     lambda tar: _rewrite_member(tar, "target_pixels.npy", _set_last(-1)),
-], ids=["actions", "goal_dist", "target_pixels"])
+    lambda tar: _rewrite_member(tar, "target_box.npy", _set_last(0.0)),
+], ids=["actions", "goal_dist", "target_pixels", "target_box"])
 def test_verify_replay_catches_wrong_actions_and_labels(dataset, tmp_path, rewrite):
     from datagen.files import sha256_file
     from datagen.shards import refresh_info

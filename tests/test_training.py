@@ -28,6 +28,7 @@ from training.cli import build_cli
 from training.data import (
     DatasetMismatchError,
     EpisodeChunkStream,
+    PoseRenderer,
     ShardDataModule,
     chunk_starts,
     decode_frames,
@@ -493,6 +494,44 @@ def test_target_boxes_are_the_targets_in_the_frames_at_the_stored_poses(dataset)
     boxes = torch.cat([b["target_box"][b["mask"]] for b in boxed])  # (steps, 6)
     assert torch.equal(boxes, torch.from_numpy(np.stack(want)))
     assert last_seen and all(seen == 1 for seen in last_seen)
+
+
+def test_stored_target_boxes_are_the_rendered_ones_and_a_sample_without_them_is_rendered(
+        dataset):
+    """Datagen stores each step's target box (target_box.npy): exactly the box the loader
+    renders at the stored pose, present where the target has pixels; a sample without it (a
+    DAgger round's, or one from before it) has its boxes rendered, and the chunks are equal."""
+    info = load_info(dataset)
+    poses = PoseRenderer(info, PoseRenderer.house_files(info, ["train"]))
+    raw: dict[str, dict[str, bytes]] = {}
+    with tarfile.open(shard_urls(dataset, "train")[0]) as tar:
+        for member in (m for m in tar if m.isfile()):
+            key, _, ext = member.name.partition(".")
+            raw.setdefault(key, {})[ext] = tar.extractfile(member).read()
+    rendered = []
+
+    def boxes(meta, start, stop):
+        rendered.append(meta["episode_id"])
+        return poses.boxes(meta, "train", start, stop)
+
+    seen = 0
+    for sample in raw.values():
+        meta = json.loads(sample["meta.json"])
+        stored = np.load(io.BytesIO(sample["target_box.npy"]))
+        pixels = np.load(io.BytesIO(sample["target_pixels.npy"]))
+        assert stored.dtype == np.float32 and stored.shape == (meta["num_steps"], 6)
+        assert np.array_equal(stored, poses.boxes(meta, "train"))
+        assert np.array_equal(stored[:, 0] == 1, pixels > 0)
+        seen += int((pixels > 0).sum())
+        goal = {meta["goal"]: 0}
+        own = episode_chunks(sample, goal, 500, (32, 48), None, boxes=boxes)[0]
+        assert not rendered  # the stored boxes are read, nothing rendered
+        bare = {k: v for k, v in sample.items() if k != "target_box.npy"}
+        again = episode_chunks(bare, goal, 500, (32, 48), None, boxes=boxes)[0]
+        assert rendered == [meta["episode_id"]] and torch.equal(own["target_box"],
+                                                                again["target_box"])
+        rendered.clear()
+    assert seen > 0
 
 
 def test_training_stream_is_a_function_of_seed_and_epoch(dataset):

@@ -12,8 +12,9 @@ the per-step auxiliary labels ``goal_dist`` (B, L) float32 (metres to the goal s
 step has none (padding, RoomNav pixels, episodes written without them: DAgger rounds, datasets
 from before the labels), and ``num_skipped`` () long (bad shards or samples skipped while this
 batch was assembled); with ``target_box``, ``target_box`` (B, L, 6) float32, the simulator's
-box of the target in each frame (:mod:`sim.detect`, zeros for padding and RoomNav), from the
-instance ids rendered at the stored poses (:class:`PoseRenderer`);
+box of the target in each frame (:mod:`sim.detect`, zeros for padding and RoomNav), the
+shard's ``target_box.npy`` where the sample has it, else from the instance ids rendered at the
+stored poses (:class:`PoseRenderer`; the same box, at several times the loader's CPU);
 training batches for an accelerator also carry ``colour`` (B, 2, 3) float32, each chunk's
 colour jitter, which the model applies on the device (``PolicyModule.on_after_batch_transfer``):
 the jitter's float arithmetic is ~40% of a loader worker's time at 112x192
@@ -55,6 +56,7 @@ from datagen.constants import (
     KEY_GOAL_DIST,
     KEY_META,
     KEY_RGB,
+    KEY_TARGET_BOX,
     KEY_TARGET_PIXELS,
     SHARD_GLOB,
     TASK_OBJECTNAV,
@@ -258,6 +260,17 @@ def episode_aux_labels(sample: dict, num_steps: int) -> tuple[np.ndarray, np.nda
     return out[0], out[1]
 
 
+def episode_target_box(sample: dict, num_steps: int) -> np.ndarray | None:
+    """(T, 6) float32 ``target_box`` of a sample, None where the sample has none (DAgger
+    rounds, datasets from before it)."""
+    if KEY_TARGET_BOX not in sample:
+        return None
+    box = np.load(io.BytesIO(sample[KEY_TARGET_BOX])).astype(np.float32)
+    if box.shape != (num_steps, BOX_FEATURES):
+        raise ValueError(f"bad {KEY_TARGET_BOX} array {box.shape} for {num_steps} actions")
+    return box
+
+
 def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
                    image_size: tuple[int, int], rng: np.random.Generator | None,
                    jitter: float = 0.0, shift: int = 0, defer_colour: bool = False,
@@ -269,7 +282,8 @@ def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
     With ``defer_colour`` each augmented chunk carries its colour jitter as ``colour`` (2, 3)
     instead of having it applied (see :func:`augment`). ``render(meta, start, stop)``, when
     given, makes the frames instead of the shard's video (:class:`PoseRenderer`);
-    ``boxes(meta, start, stop)``, when given, the chunks' ``target_box`` (n, 6).
+    ``boxes(meta, start, stop)``, when given, the chunks' ``target_box`` (n, 6) for samples
+    that do not store theirs.
 
     Raises on anything malformed; the caller skips and counts the sample.
     """
@@ -294,7 +308,11 @@ def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
         rgb = decode_frames(sample[KEY_RGB], first, stop)  # (stop - first, H, W, 3)
     else:
         rgb = render(meta, first, stop)
-    box_all = None if boxes is None else torch.from_numpy(boxes(meta, first, stop))  # (n, 6)
+    box_all = None
+    if boxes is not None:  # the sample's own boxes where it stores them, else rendered
+        stored = episode_target_box(sample, len(actions))  # (T, 6)
+        box_all = torch.from_numpy(boxes(meta, first, stop) if stored is None
+                                   else stored[first:stop])  # (n, 6)
     chunks = []
     for start in starts:
         end = min(len(actions), start + seq_len)
@@ -589,7 +607,8 @@ class EpisodeChunkStream(ShardStream):
     ``batches_per_epoch`` batches per rank (``defer_colour``: the colour jitter is left to the
     consumer, as ``colour``). ``train=False``: every shard once (split over ranks
     when there are enough shards, else each rank reads all), every step once, no augmentation.
-    ``target_box``: each chunk also carries the target's box, from ids rendered at its poses.
+    ``target_box``: each chunk also carries the target's box, the sample's stored one or else
+    from ids rendered at its poses.
     """
 
     def __init__(self, urls: list[tuple[str, str]], info: dict, *, train: bool, seq_len: int,
@@ -699,8 +718,10 @@ class ShardDataModule(pl.LightningDataModule):
             train_splits: Splits trained on, together (default ``["train"]``); e.g. add a
                 split of noise-injected expert episodes (``spoc-datagen --action_noise``).
             target_box: Give the policy the simulator's box of the target in every frame
-                (``policy.target_box``, SPOC's "GT detection"), from instance ids rendered at
-                the stored poses with the splits' house files.
+                (``policy.target_box``, SPOC's "GT detection"): the samples' stored
+                ``target_box.npy``, or for samples without it (DAgger rounds, datasets from
+                before it) from instance ids rendered at the stored poses with the splits'
+                house files.
             seed: Seed of the training streams (with epoch, rank and worker).
         """
         super().__init__()
