@@ -21,7 +21,7 @@ KEY_RGB = "rgb.mp4"  # H.264 frames, one per step, frame t is what the agent saw
 KEY_ACTIONS = "actions.npy"  # int8 (T,), indices into ACTIONS; the last is END
 KEY_EXECUTED = "executed.npy"  # int8 (T,), noisy/DAgger only: the action taken at t (labels differ)
 KEY_META = "meta.json"  # house id, task, target, start pose, poses, shortest length, seed, source
-# Per-step auxiliary labels of `spoc-datagen episodes` samples (absent in DAgger rounds' samples):
+# Per-step labels of `spoc-datagen episodes` and `spoc-dagger` samples (absent in older datasets):
 KEY_GOAL_DIST = "goal_dist.npy"  # float32 (T,), metres from the state at t to the goal set
 KEY_TARGET_PIXELS = "target_pixels.npy"  # int32 (T,), most pixels of one ObjectNav target
 #   instance in frame t (any distance); -1 throughout for tasks without a target object

@@ -31,6 +31,7 @@ from training.dagger import (
     round_seed,
     run_dagger,
 )
+from training.data import PoseRenderer
 from training.policy import load_policy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,6 +103,8 @@ def test_new_shards_are_registered_and_verify(run):
 def test_labels_are_the_oracle_at_visited_states_off_the_expert_path(run):
     ctx = house_context(run["data"])
     lat, off_path, successes = ctx.lattice, 0, []
+    info = read_info(run["data"])
+    poses = PoseRenderer(info, PoseRenderer.house_files(info, ["train"]))
     samples = dagger_samples(run)
     assert len(samples) == 6
     for sample in samples:
@@ -124,6 +127,13 @@ def test_labels_are_the_oracle_at_visited_states_off_the_expert_path(run):
         successes.append(meta["success"])
         if meta["success"]:
             assert oracle.is_goal(states[-1])
+        # the expert samples' per-step labels, at the visited states (off the path too)
+        dist, pixels, box = (sample[k] for k in ("goal_dist.npy", "target_pixels.npy",
+                                                 "target_box.npy"))
+        np.testing.assert_allclose(dist, [oracle.path(st).metres for st in states], atol=1e-5)
+        assert np.array_equal(box, poses.boxes(meta, "train"))
+        assert np.array_equal(box[:, 0] == 1, pixels > 0)
+        assert (pixels >= 0).all() == (meta["task"] == "objectnav")
     assert off_path > 0
     rollout = run["info"]["rounds"][1]["rollout_success"]
     assert rollout == pytest.approx(np.mean(successes))

@@ -56,7 +56,7 @@ import numpy as np
 import torch
 
 from datagen.constants import INFO_FILE, SHARD_GLOB
-from datagen.episodes import Episode, HouseFile, render_frames
+from datagen.episodes import Episode, HouseFile, episode_labels, render_frames
 from datagen.files import json_bytes, sha256_file, write_atomic
 from datagen.oracle import ExpertPath
 from datagen.shards import (
@@ -269,6 +269,9 @@ class LabelledEpisode:
     executed: list[int] = field(default_factory=list)
     """The actions actually taken, stored as ``executed.npy``: the loader feeds them as the
     previous-action input, as the policy sees its own executed actions at rollout."""
+    labels: tuple[np.ndarray, ...] | None = None
+    """The per-step labels of :func:`datagen.episodes.episode_labels` at the stored states
+    (goal distance, target pixels, target box), as expert samples carry them."""
 
 
 class Trace:
@@ -297,7 +300,8 @@ class Trace:
         out = Episode(f"dagger-{round_}_{index:06d}", ep.house_id, ep.house_index, ep.task,
                       ep.target, ep.seed, path, ep.shortest_steps, source=f"dagger-{round_}",
                       poses=[ctx.pose(s) for s in self.states])
-        return LabelledEpisode(out, np.stack(self.frames), bool(success), list(self.executed))
+        return LabelledEpisode(out, np.stack(self.frames), bool(success), list(self.executed),
+                               episode_labels(ctx, out))
 
 
 def _feed_back(policy, executed: list[int]) -> None:
@@ -353,8 +357,9 @@ def expert_episodes(houses: dict, slots: list[EpisodeSlot], settings: RolloutSet
         if isinstance(ep, str) or ep.goal not in settings.goals:
             continue
         ep = dataclasses.replace(ep, episode_id=f"bc-{round_}_{slot.index:06d}")
-        out.append(LabelledEpisode(ep, render_frames(contexts.get(slot.house), ep.path.states),
-                                   True, list(ep.path.actions)))
+        ctx = contexts.get(slot.house)
+        out.append(LabelledEpisode(ep, render_frames(ctx, ep.path.states), True,
+                                   list(ep.path.actions), episode_labels(ctx, ep)))
         total += len(ep.path.actions)
     return out
 
@@ -380,7 +385,8 @@ def write_labelled_shard(root: Path, k: int, episodes: list[LabelledEpisode],
                 write_episode_sample(tar, e.episode.episode_id, mp4,
                                      np.array(e.episode.path.actions, dtype=np.int8),
                                      episode_meta(e.episode, TRAIN_SPLIT, e.success),
-                                     executed=np.array(e.executed, dtype=np.int8))
+                                     executed=np.array(e.executed, dtype=np.int8),
+                                     labels=e.labels)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -9,12 +9,13 @@ token at an episode's first step, ``len(actions) + 1`` after a blocked ``move_ah
 encodes only those frames, without a boolean index (which would wait for the device),
 the per-step auxiliary labels ``goal_dist`` (B, L) float32 (metres to the goal set) and
 ``target_pixels`` (B, L) long (most pixels of one target instance in the frame), -1 where a
-step has none (padding, RoomNav pixels, episodes written without them: DAgger rounds, datasets
-from before the labels), and ``num_skipped`` () long (bad shards or samples skipped while this
-batch was assembled); with ``target_box``, ``target_box`` (B, L, 6) float32, the simulator's
-box of the target in each frame (:mod:`sim.detect`, zeros for padding and RoomNav), the
-shard's ``target_box.npy`` where the sample has it, else from the instance ids rendered at the
-stored poses (:class:`PoseRenderer`; the same box, at several times the loader's CPU);
+step has none (padding, RoomNav pixels, episodes written without them: datasets from before
+the labels, DAgger rounds written before they got them), and ``num_skipped`` () long (bad
+shards or samples skipped while this batch was assembled); with ``target_box``, ``target_box``
+(B, L, 6) float32, the simulator's box of the target in each frame (:mod:`sim.detect`, zeros
+for padding and RoomNav), the shard's ``target_box.npy`` where the sample has it, else from the
+instance ids rendered at the stored poses (:class:`PoseRenderer`; the same box, at 1.64x the
+loader's CPU per frame);
 training batches for an accelerator also carry ``colour`` (B, 2, 3) float32, each chunk's
 colour jitter, which the model applies on the device (``PolicyModule.on_after_batch_transfer``):
 the jitter's float arithmetic is ~40% of a loader worker's time at 112x192
@@ -261,8 +262,8 @@ def episode_aux_labels(sample: dict, num_steps: int) -> tuple[np.ndarray, np.nda
 
 
 def episode_target_box(sample: dict, num_steps: int) -> np.ndarray | None:
-    """(T, 6) float32 ``target_box`` of a sample, None where the sample has none (DAgger
-    rounds, datasets from before it)."""
+    """(T, 6) float32 ``target_box`` of a sample, None where the sample has none (written
+    before it)."""
     if KEY_TARGET_BOX not in sample:
         return None
     box = np.load(io.BytesIO(sample[KEY_TARGET_BOX])).astype(np.float32)
@@ -719,9 +720,8 @@ class ShardDataModule(pl.LightningDataModule):
                 split of noise-injected expert episodes (``spoc-datagen --action_noise``).
             target_box: Give the policy the simulator's box of the target in every frame
                 (``policy.target_box``, SPOC's "GT detection"): the samples' stored
-                ``target_box.npy``, or for samples without it (DAgger rounds, datasets from
-                before it) from instance ids rendered at the stored poses with the splits'
-                house files.
+                ``target_box.npy``, or for samples without it (written before it) from
+                instance ids rendered at the stored poses with the splits' house files.
             seed: Seed of the training streams (with epoch, rank and worker).
         """
         super().__init__()
