@@ -284,11 +284,11 @@ def episode_labels(ctx: HouseContext, ep: Episode
     """Per-step labels of an episode besides the action: (T,) float32 geodesic metres from
     each state to the goal set (the oracle's shortest path: 0 at a goal state); (T,) int32 the
     most pixels any one instance of the ObjectNav target fills in that state's frame, at any
-    distance (-1 throughout for a task without a target object), from an ids-only count render
-    of the same pose; and (T, 6) float32 the target's box in that frame
-    (:func:`sim.detect.target_box`, zeros where no target pixel is in view and for RoomNav).
-    Both render the pose as meta.json stores it, so the box is the one the loader would render
-    there (``--data.target_box``)."""
+    distance (-1 throughout for a task without a target object); and (T, 6) float32 the
+    target's box in that frame (:func:`sim.detect.target_box`, zeros where no target pixel is
+    in view and for RoomNav). Both come from one ids-only render of the pose as meta.json
+    stores it (skipped where every target instance is outside the view frustum), so the box is
+    the one the loader would render there (``--data.target_box``)."""
     oracle = ctx.oracle(ep.task, ep.target)
     nodes = [ctx.table.node(s) for s in ep.path.states]
     # weights are MOVE_UNITS per grid step plus 1 per action: the actions add < 1e-6 m
