@@ -279,6 +279,11 @@ def render_frames(ctx: HouseContext, states: list[tuple[int, int, int]]) -> np.n
     return out
 
 
+def stored_pose(pose: tuple[float, float, float]) -> tuple[float, float, float]:
+    """(x, z, yaw) as meta.json stores it (:data:`POSE_DIGITS` decimals)."""
+    return tuple(round(v, POSE_DIGITS) for v in pose)
+
+
 def episode_labels(ctx: HouseContext, ep: Episode
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-step labels of an episode besides the action: (T,) float32 geodesic metres from
@@ -301,11 +306,12 @@ def episode_labels(ctx: HouseContext, ep: Episode
         rows = np.flatnonzero(table[1:])
         corners = box_corners(boxes, rows)  # (K, 8, 3)
         for t, s in enumerate(ep.path.states):
-            x, z, yaw = (round(v, POSE_DIGITS) for v in ctx.pose(s))  # as meta.json stores it
+            x, z, yaw = stored_pose(ctx.pose(s))
             if outside_frustum(corners, x, z, math.radians(yaw), ctx.env.camera).all():
                 pixels[t] = 0  # no instance can reach a pixel: no need to render
                 continue
             ids = ctx.renderer.render_ids(x, z, yaw)
-            box[t] = target_box(ids, table)
-            pixels[t] = np.bincount(ids.ravel(), minlength=len(table))[rows + 1].max(initial=0)
+            counts = np.bincount(ids.ravel(), minlength=len(table))
+            pixels[t] = counts[rows + 1].max(initial=0)
+            box[t] = target_box(ids, table, counts)
     return dist, pixels, box

@@ -47,7 +47,6 @@ from datagen.constants import (
     KEY_RGB,
     KEY_TARGET_BOX,
     KEY_TARGET_PIXELS,
-    POSE_DIGITS,
     SHARD_TEMPLATE,
     TASK_OBJECTNAV,
     TASK_ROOMNAV,
@@ -59,6 +58,7 @@ from datagen.episodes import (
     episode_labels,
     iter_frames,
     sample_episode,
+    stored_pose,
 )
 from datagen.files import json_bytes, sha256_file, write_atomic
 from datagen.tasks import TaskConfig
@@ -211,13 +211,12 @@ def decode_frames(mp4: bytes, start: int = 0, stop: int | None = None) -> np.nda
 def episode_meta(ep: Episode, split: str, success: bool = True) -> dict:
     """The meta.json of an episode (exactly :data:`META_KEYS`)."""
     i, j, h = ep.start
-    x, z, yaw = ep.poses[0]
+    x, z, yaw = stored_pose(ep.poses[0])
     meta = {
         "episode_id": ep.episode_id, "house_id": ep.house_id, "house_index": ep.house_index,
         "split": split, "task": ep.task, "target": ep.target, "goal": ep.goal,
-        "start": {"x": round(x, POSE_DIGITS), "z": round(z, POSE_DIGITS),
-                  "yaw": round(yaw, POSE_DIGITS), "i": i, "j": j, "h": h},
-        "poses": [[round(v, POSE_DIGITS) for v in pose] for pose in ep.poses],
+        "start": {"x": x, "z": z, "yaw": yaw, "i": i, "j": j, "h": h},
+        "poses": [list(stored_pose(pose)) for pose in ep.poses],
         "shortest_length": round(ep.path.metres, 6), "shortest_steps": ep.shortest_steps,
         "num_steps": len(ep.path.actions), "seed": ep.seed, "success": bool(success),
         "source": ep.source,

@@ -181,7 +181,7 @@ def check_aux_labels(sample: dict, meta: dict, T: int) -> list[str]:
     if box is not None:  # written since the box labels; earlier datasets lack it
         if box.shape != (T, BOX_FEATURES):
             out.append(f"{KEY_TARGET_BOX} must be ({T}, {BOX_FEATURES}), not {box.shape}")
-        elif (box[:, 0] > 0).tolist() != (pixels > 0).tolist():
+        elif not np.array_equal(box[:, 0] > 0, pixels > 0):
             out.append(f"{KEY_TARGET_BOX} must have a box exactly where {KEY_TARGET_PIXELS} > 0")
     return out
 

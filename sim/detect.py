@@ -36,11 +36,15 @@ def target_table(object_types: list[str], target: str | None) -> np.ndarray:
     return table
 
 
-def target_box(ids: np.ndarray, is_target: np.ndarray) -> np.ndarray:
+def target_box(ids: np.ndarray, is_target: np.ndarray, counts: np.ndarray | None = None
+               ) -> np.ndarray:
     """(6,) float32 box feature (:data:`BOX_FEATURES`) of the target instance with the most
-    pixels in the (H, W) instance-id image, all zeros when no target pixel is in view."""
-    counts = np.bincount(ids.ravel(), minlength=len(is_target))[:len(is_target)]
-    counts = np.where(is_target, counts, 0)
+    pixels in the (H, W) instance-id image, all zeros when no target pixel is in view.
+    ``counts``: the image's pixel count per id (``np.bincount`` of ``ids``), where the caller
+    has it already."""
+    if counts is None:
+        counts = np.bincount(ids.ravel(), minlength=len(is_target))
+    counts = np.where(is_target, counts[:len(is_target)], 0)
     k = int(counts.argmax())
     out = np.zeros(BOX_FEATURES, dtype=np.float32)
     if counts[k] == 0:
