@@ -35,6 +35,7 @@ from training.data import (
     episode_chunks,
     load_info,
     shard_urls,
+    shift_box,
     shift_replicate,
     split_urls,
 )
@@ -312,6 +313,24 @@ def test_shift_replicates_edges(offset):
         assert torch.equal(shift_replicate(x, offset, dim), x.index_select(dim, index))
 
 
+@pytest.mark.parametrize("rows,cols", [((2, 4), (3, 6)), ((0, 3), (0, 2)), ((5, 7), (7, 9)),
+                                       ((0, 7), (8, 9)), ((6, 7), (4, 5)), ((3, 4), (1, 2))])
+def test_a_shifted_box_is_the_box_of_the_shifted_ids(rows, cols):
+    """shift_box moves a box as shift_replicate moves the frame: the box of the shifted
+    instance ids, edges on the border kept there, a box shifted out of the frame gone."""
+    ids = torch.zeros(7, 9, dtype=torch.int64)
+    ids[rows[0]:rows[1], cols[0]:cols[1]] = 1
+    table = np.array([False, True])
+    box = torch.from_numpy(target_box(ids.numpy(), table))[None]  # (1, 6)
+    for dy in range(-3, 4):
+        for dx in range(-3, 4):
+            moved = shift_replicate(shift_replicate(ids, dy, -2), dx, -1)
+            want = torch.from_numpy(target_box(moved.numpy(), table))
+            got = shift_box(box, dy, dx, 7, 9)[0]
+            assert torch.allclose(got[:5], want[:5]), (dy, dx, got, want)
+            assert got[5] == (box[0, 5] if want[0] else 0)
+
+
 def first_sample(root: Path) -> dict[str, bytes]:
     """The members of the first episode of the first train shard, by key."""
     with tarfile.open(shard_urls(root, "train")[0]) as tar:
@@ -532,6 +551,26 @@ def test_stored_target_boxes_are_the_rendered_ones_and_a_sample_without_them_is_
                                                                 again["target_box"])
         rendered.clear()
     assert seen > 0
+
+
+def test_an_augmented_chunks_box_moves_with_its_frames(dataset):
+    """The training shift moves the target's box with the frames (shift_box at the offset the
+    frames were shifted by), for every seed; the box is otherwise the unshifted chunk's."""
+    sample = first_sample(dataset)
+    meta = json.loads(sample["meta.json"])
+    goal = {meta["goal"]: 0}
+    shifted = 0
+    for seed in range(12):
+        plain, moved = (episode_chunks(sample, goal, 8, (32, 48), np.random.default_rng(seed),
+                                       shift=shift, boxes=lambda *a: None)[0]
+                        for shift in (0, 2))
+        offsets = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if torch.equal(
+            shift_replicate(shift_replicate(plain["frames"], dy, -2), dx, -1), moved["frames"])]
+        assert offsets
+        want = [shift_box(plain["target_box"], dy, dx, 32, 48) for dy, dx in offsets]
+        assert any(torch.equal(moved["target_box"], w) for w in want)
+        shifted += offsets != [(0, 0)] and plain["target_box"][:, 0].any()
+    assert shifted  # some seeds moved a seen box
 
 
 def test_training_stream_is_a_function_of_seed_and_epoch(dataset):

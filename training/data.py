@@ -208,25 +208,45 @@ def apply_colour(frames: torch.Tensor, colour: torch.Tensor) -> torch.Tensor:
     return torch.addcmul(offset, frames.float(), scale).clamp_(0, 255).to(torch.uint8)
 
 
+def shift_box(box: torch.Tensor, dy: int, dx: int, height: int, width: int) -> torch.Tensor:
+    """Box features (n, 6) (:data:`sim.detect.BOX_FEATURES`) as they are in frames (H, W) =
+    (``height``, ``width``) shifted by ``dy`` rows and ``dx`` columns (:func:`shift_replicate`):
+    the box moves by minus the offset and is clipped to the frame, an edge on the frame's
+    border stays there (the border row or column is replicated), and a box moved wholly out of
+    the frame is no box (zeros). The size feature is kept."""
+    if dy == 0 and dx == 0:
+        return box
+    out = box.clone()
+    for lo, hi, offset, n in ((1, 3, dx, width), (2, 4, dy, height)):
+        a, b = box[:, lo], box[:, hi]
+        out[:, lo] = torch.where(a <= 0, a, (a - offset / n).clamp(0.0, 1.0))
+        out[:, hi] = torch.where(b >= 1, b, (b - offset / n).clamp(0.0, 1.0))
+    gone = (out[:, 3] <= out[:, 1]) | (out[:, 4] <= out[:, 2])
+    out[gone] = 0.0
+    return out
+
+
 def augment(frames: torch.Tensor, rng: np.random.Generator, jitter: float, shift: int,
-            defer_colour: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+            defer_colour: bool = False
+            ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[int, int]]:
     """A small shift and colour jitter, the same over a chunk. uint8 (L, 3, H, W) -> same.
 
     Shift: up to ``shift`` pixels each way, edges replicated. Jitter: :func:`colour_jitter`,
     applied here, or with ``defer_colour`` returned (2, 3) for the accelerator to apply
     (:meth:`training.module.PolicyModule.on_after_batch_transfer`): the same random draws
-    either way. Returns the frames and the deferred map (None when applied or without jitter).
+    either way. Returns the frames, the deferred map (None when applied or without jitter) and
+    the shift (rows, columns) for :func:`shift_box`.
     """
-    x = frames
+    x, dy, dx = frames, 0, 0
     if shift > 0:
         dy, dx = (int(v) - shift for v in rng.integers(0, 2 * shift + 1, size=2))
         x = shift_replicate(shift_replicate(x, dy, -2), dx, -1)
     if jitter <= 0:
-        return x, None
+        return x, None, (dy, dx)
     colour = colour_jitter(x, rng, jitter)
     if defer_colour:
-        return x, colour
-    return apply_colour(x, colour), None
+        return x, colour, (dy, dx)
+    return apply_colour(x, colour), None, (dy, dx)
 
 
 START_TOKEN, BLOCKED_TOKEN = previous_action_tokens(len(ACTION_VOCAB))
@@ -319,9 +339,9 @@ def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
         end = min(len(actions), start + seq_len)
         frames = torch.from_numpy(rgb[start - first:end - first])  # (l, H, W, 3)
         frames = resize_frames(frames.permute(0, 3, 1, 2), image_size)  # (l, 3, h, w)
-        colour = None
+        colour, offset = None, (0, 0)
         if rng is not None and (jitter > 0 or shift > 0):
-            frames, colour = augment(frames, rng, jitter, shift, defer_colour)
+            frames, colour, offset = augment(frames, rng, jitter, shift, defer_colour)
         acts = torch.from_numpy(actions[start:end])  # (l,)
         prev = torch.from_numpy(prev_all[start:end])
         chunks.append({"frames": frames, "actions": acts, "prev_actions": prev, "goal": goal,
@@ -330,7 +350,8 @@ def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
         if colour is not None:
             chunks[-1]["colour"] = colour
         if box_all is not None:
-            chunks[-1]["target_box"] = box_all[start - first:end - first]
+            chunks[-1]["target_box"] = shift_box(box_all[start - first:end - first], *offset,
+                                                 *frames.shape[-2:])
     return chunks
 
 
