@@ -2,14 +2,16 @@
 
     python scripts/bench_detector.py --data data/aux/dataset --detector runs/aux/detector.json
     python scripts/bench_detector.py ... --out scripts/bench_detector.md
+    python scripts/bench_detector.py ... --compare runs/aux/detector-single.json
 
 On the ObjectNav episodes among the first ``--episodes`` of ``--split``, each with its own
 target, times per frame in CPU-seconds of this process (best of ``--repeats``, interleaved):
 rendering the frame at the stored pose (``Renderer.render``: RGB, depth, ids; the house is
 loaded outside the timer), the detector's box (``ColourDetector.box``), and the same box with
 the pixel test written over the last axis of the (H, W, 3) chromaticity (``chromaticity``,
-then ``abs(...).sum(-1)``). It also checks that the two pixel tests give the same mask on
-every pixel, for every fitted type.
+then ``abs(...).sum(-1)``), and with ``--compare`` another detector's box (a fit with other
+colours: one per type against one per asset colour) side by side. It also checks that the
+two pixel tests give the same mask on every pixel, for every fitted type.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from training.detector import open_split, split_episodes
 def last_axis_mask(detector: ColourDetector, rgb: np.ndarray, target: str) -> np.ndarray:
     """``ColourDetector.mask`` over the (H, W, 3) chromaticity's last axis."""
     c, lit = lit_chromaticity(rgb)
-    dist = np.abs(c - np.asarray(detector.centre[target], np.float32)).sum(-1)
+    dist = np.min([np.abs(c - np.asarray(centre, np.float32)).sum(-1)
+                   for centre in detector.centre[target]], axis=0)
     return lit & (dist <= detector.radius[target])
 
 
@@ -40,6 +43,7 @@ def main() -> None:
     parser.add_argument("--split", default="val")
     parser.add_argument("--episodes", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compare", help="another detector file timed side by side")
     parser.add_argument("--out", help="also write the table here (markdown)")
     args = parser.parse_args()
     detector = ColourDetector.load(args.detector)
@@ -75,6 +79,12 @@ def main() -> None:
 
     runs = {"render the frame": render, "detector box": lambda: timed(detector.box),
             "box, last-axis pixel test": lambda: timed(last_axis_box)}
+    colours = sum(len(c) for c in detector.centre.values()) / len(detector.centre)
+    if args.compare:
+        other = ColourDetector.load(args.compare)
+        others = sum(len(c) for c in other.centre.values()) / len(other.centre)
+        compared = f"box, {args.compare} ({others:.1f} colours per type)"
+        runs[compared] = lambda: timed(other.box)
     best = {name: float("inf") for name in runs}
     for _ in range(args.repeats):
         for name, run in runs.items():
@@ -83,12 +93,15 @@ def main() -> None:
     lines = [f"{len(frames)} frames ({h}x{w}) of {args.data}/{args.split}, "
              f"{platform.processor() or platform.machine()}; CPU ms per frame, best of "
              f"{args.repeats}; the two pixel tests give the same mask on every pixel for all "
-             f"{len(detector.centre)} types: {same}", "",
+             f"{len(detector.centre)} types: {same}; {args.detector}: {colours:.1f} colours "
+             "per type", "",
              "| step | CPU ms per frame |", "|---|---|"]
     lines += [f"| {name} | {ms:.3f} |" for name, ms in best.items()]
     lines += ["", f"detector / render: {best['detector box'] / best['render the frame']:.2f}; "
               "last-axis / per-channel box: "
               f"{best['box, last-axis pixel test'] / best['detector box']:.1f}x"]
+    if args.compare:
+        lines[-1] += f"; detector / compared box: {best['detector box'] / best[compared]:.2f}"
     print("\n".join(lines))
     if args.out:
         Path(args.out).write_text("\n".join(lines) + "\n")

@@ -79,6 +79,19 @@ def lit_chromaticity(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return chromaticity(rgb, np.float32), rgb.sum(-1, dtype=np.int32) >= MIN_BRIGHTNESS
 
 
+HULL_MARGIN = 1e-3
+"""Added to a type's colour spread in :meth:`ColourDetector.mask`'s first, coarse test."""
+
+
+def l1_times_total(f: np.ndarray, total: np.ndarray, centre) -> np.ndarray:
+    """(P,) L1 distance in chromaticity of pixels ``f`` (P, 3) float32 from ``centre``, times
+    their channel sums ``total`` (P,): no division."""
+    dist = np.abs(f[:, 0] - np.float32(centre[0]) * total)
+    dist += np.abs(f[:, 1] - np.float32(centre[1]) * total)
+    dist += np.abs(f[:, 2] - np.float32(centre[2]) * total)
+    return dist
+
+
 def region_box(mask: np.ndarray, least: int) -> np.ndarray:
     """(6,) float32 box feature (:data:`BOX_FEATURES`) of the largest 8-connected region of
     the (H, W) bool ``mask``, all zeros when it has fewer than ``least`` pixels."""
@@ -93,33 +106,61 @@ def region_box(mask: np.ndarray, least: int) -> np.ndarray:
     return target_box(regions, np.arange(n + 1) == k)
 
 
+Colour = tuple[float, float, float]
+
+
 @dataclass(frozen=True)
 class ColourDetector:
     """A detector of the target types fitted on training frames: a type is the pixels within
-    ``radius[type]`` (L1 in chromaticity) of its colour ``centre[type]``, and its box is the
+    ``radius[type]`` (L1 in chromaticity) of one of its colours ``centre[type]`` (one per asset
+    colour the fit saw; a single colour is accepted and taken as one), and its box is the
     largest 8-connected region of them with at least ``min_pixels``; the box feature is
     :func:`target_box`'s. It reads only the RGB frame, so it stands where the simulator's
     box stands in a policy trained with ``target_box``, on any house."""
 
-    centre: dict[str, tuple[float, float, float]]
+    centre: dict[str, tuple[Colour, ...]]
     radius: dict[str, float]
     min_pixels: dict[str, int]
     fitted_on: dict = field(default_factory=dict)
     """Where the fit came from (dataset, split, frames) and its scores on those frames."""
+    _hull: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    """Per type: (the mean of its colours, the largest L1 distance of a colour from it)."""
+
+    def __post_init__(self):
+        colours = {}
+        for name, value in self.centre.items():
+            rows = np.asarray(value, dtype=np.float64)
+            if rows.size == 0 or rows.shape[-1] != 3 or rows.ndim > 2:
+                raise ValueError(f"'centre.{name}' (an RGB chromaticity or a list of them)")
+            rows = rows.reshape(-1, 3)
+            colours[name] = tuple(tuple(float(x) for x in row) for row in rows)
+            mean = rows.mean(axis=0)
+            self._hull[name] = (mean, float(np.abs(rows - mean).sum(-1).max()))
+        object.__setattr__(self, "centre", colours)
 
     def mask(self, rgb: np.ndarray, target: str) -> np.ndarray:
         """(H, W) bool: the pixels of ``rgb`` ((H, W, 3) uint8) taken for ``target``: lit, and
-        within the radius of its colour in chromaticity, compared times the pixel's sum
-        (no division) one colour channel at a time (faster than over a last axis of 3, same
-        mask: ``scripts/bench_detector.py``)."""
+        within the radius of one of its colours in chromaticity, compared times the pixel's
+        sum (no division) one colour channel at a time (faster than over a last axis of 3,
+        same mask: ``scripts/bench_detector.py``). Several colours are tested only on the
+        pixels near their mean (within the radius plus the colours' largest distance from
+        it): by the triangle inequality no other pixel is within the radius of any of them."""
         f = rgb.reshape(-1, 3).astype(np.float32)  # (P, 3)
         total = f[:, 0] + f[:, 1] + f[:, 2]  # (P,)
-        centre = self.centre[target]
-        dist = np.abs(f[:, 0] - centre[0] * total)
-        dist += np.abs(f[:, 1] - centre[1] * total)
-        dist += np.abs(f[:, 2] - centre[2] * total)
-        return ((total >= MIN_BRIGHTNESS) & (dist <= self.radius[target] * total)
-                ).reshape(rgb.shape[:2])
+        radius, colours = self.radius[target], self.centre[target]
+        mean, spread = self._hull[target]
+        if len(colours) > 1:
+            spread += HULL_MARGIN  # the bound holds in exact arithmetic; this covers rounding
+        near = (total >= MIN_BRIGHTNESS) & (l1_times_total(f, total, mean)
+                                            <= (radius + spread) * total)
+        if len(colours) > 1 and near.any():
+            idx = np.flatnonzero(near)
+            f, total = f[idx], total[idx]
+            hit = np.zeros(len(idx), dtype=bool)
+            for centre in colours:
+                hit |= l1_times_total(f, total, centre) <= radius * total
+            near[idx] = hit
+        return near.reshape(rgb.shape[:2])
 
     def box(self, rgb: np.ndarray, target: str | None) -> np.ndarray:
         """(6,) float32 box feature (:data:`BOX_FEATURES`) of ``target`` in ``rgb``, all zeros
@@ -129,7 +170,8 @@ class ColourDetector:
         return region_box(self.mask(rgb, target), self.min_pixels[target])
 
     def to_json(self) -> dict:
-        return {"kind": "colour", "centre": {k: list(v) for k, v in self.centre.items()},
+        return {"kind": "colour",
+                "centre": {k: [list(c) for c in v] for k, v in self.centre.items()},
                 "radius": self.radius, "min_pixels": self.min_pixels,
                 "fitted_on": self.fitted_on}
 
@@ -138,7 +180,7 @@ class ColourDetector:
         try:
             if data.get("kind") != "colour":
                 raise KeyError("kind")
-            centre = {str(k): tuple(float(x) for x in v) for k, v in data["centre"].items()}
+            centre = {str(k): v for k, v in data["centre"].items()}
             radius = {k: float(data["radius"][k]) for k in centre}
             least = {k: int(data["min_pixels"][k]) for k in centre}
             return cls(centre, radius, least, dict(data.get("fitted_on", {})))
@@ -164,34 +206,76 @@ class ColourDetector:
         return cls.from_json(data, str(path))
 
 
-def fit_colour_detector(frames: list[tuple[np.ndarray, np.ndarray]], targets: list[str],
-                        fitted_on: dict | None = None) -> ColourDetector:
-    """Fit a :class:`ColourDetector` of ``targets`` on ``frames``: (rgb (H, W, 3) uint8,
-    type map (H, W) with k + 1 where ``targets[k]`` is and 0 elsewhere) pairs.
+COLOUR_MERGE = 0.01
+"""Asset colours of a type closer than this (L1 in chromaticity) are fitted as one colour."""
 
-    A type's colour is the median chromaticity of its lit pixels; its radius and smallest
-    detection are the pair of :data:`RADII` x :data:`MIN_PIXELS` that best tells the frames
-    showing the type from the others (F1 of "at least that many pixels within the radius"
-    against "any pixel of the type"). A type never seen lit keeps no colour and is never
-    detected."""
-    pixels: list[list[np.ndarray]] = [[] for _ in targets]
-    for rgb, types in frames:
-        c, lit = lit_chromaticity(rgb)
-        for k in np.unique(types[lit]):
-            if k > 0:
-                pixels[k - 1].append(c[lit & (types == k)])
-    fitted = [k for k in range(len(targets)) if pixels[k]]
-    centres = np.array([np.median(np.concatenate(pixels[k]), axis=0) for k in fitted],
-                       np.float32).reshape(-1, 3)  # (K, 3)
+MAX_COLOURS = 16
+"""A type keeps at most this many colours, those covering the most fit pixels."""
+
+MIN_COLOUR_SHARE = 0.02
+"""A colour covering less than this share of its type's fit pixels is dropped (a few dim
+pixels' rounding, not an asset), unless it is the type's only one."""
+
+
+def type_colours(frames: list[tuple], types: int) -> list[np.ndarray]:
+    """Each type's colours ((C, 3) float32, C >= 0) in ``frames`` (:func:`fit_colour_detector`):
+    the chromaticity of each instance's summed lit pixels in each frame (bright pixels weigh
+    more: their uint8 rounding moves it less), merged greedily (most pixels first) within
+    :data:`COLOUR_MERGE`; the :data:`MAX_COLOURS` covering most pixels are kept, less those
+    under :data:`MIN_COLOUR_SHARE`."""
+    seen: list[list[tuple[int, np.ndarray]]] = [[] for _ in range(types)]  # (pixels, colour)
+    for rgb, type_map, *rest in frames:
+        instances = rest[0] if rest else type_map
+        lit = rgb.sum(-1, dtype=np.int32) >= MIN_BRIGHTNESS
+        for k in np.unique(type_map[lit]):
+            if k == 0:
+                continue
+            ids = instances[lit & (type_map == k)]
+            pixels = rgb[lit & (type_map == k)].astype(np.int64)  # (n, 3)
+            for i in np.unique(ids):
+                own = ids == i
+                seen[k - 1].append((int(own.sum()), chromaticity(pixels[own].sum(axis=0))))
+    out = []
+    for found in seen:
+        centres: list[np.ndarray] = []
+        weight: list[int] = []
+        for n, colour in sorted(found, key=lambda pair: -pair[0]):
+            near = [j for j, c in enumerate(centres) if np.abs(c - colour).sum() <= COLOUR_MERGE]
+            if near:
+                weight[near[0]] += n
+            else:
+                centres.append(colour)
+                weight.append(n)
+        order = np.argsort(weight, kind="stable")[::-1][:MAX_COLOURS]
+        keep = [j for j in order if weight[j] >= MIN_COLOUR_SHARE * sum(weight)] or order[:1]
+        out.append(np.array([centres[j] for j in keep], np.float32).reshape(-1, 3))
+    return out
+
+
+def fit_colour_detector(frames: list[tuple], targets: list[str], fitted_on: dict | None = None
+                        ) -> ColourDetector:
+    """Fit a :class:`ColourDetector` of ``targets`` on ``frames``: (rgb (H, W, 3) uint8, type
+    map (H, W) with k + 1 where ``targets[k]`` is and 0 elsewhere[, instance ids (H, W)])
+    tuples; without instance ids, a type's pixels in a frame count as one instance.
+
+    A type's colours are its instances' (:func:`type_colours`): assets of one type differ in
+    colour, and a single median between them misses the ones far from it. Its radius and
+    smallest detection are the pair of :data:`RADII` x :data:`MIN_PIXELS` that best tells the
+    frames showing the type from the others (F1 of "at least that many pixels within the
+    radius of one of its colours" against "any pixel of the type"). A type never seen lit
+    keeps no colour and is never detected."""
+    colours = type_colours(frames, len(targets))
+    fitted = [k for k in range(len(targets)) if len(colours[k])]
     radii = np.asarray(RADII, np.float32)
     within = np.zeros((len(frames), len(fitted), len(radii)), np.int64)  # pixels within r
     shown = np.zeros((len(frames), len(fitted)), bool)
-    for f, (rgb, types) in enumerate(frames):
+    for f, (rgb, types, *_) in enumerate(frames):
         c, lit = lit_chromaticity(rgb)
-        dist = np.abs(c[lit][:, None, :] - centres[None]).sum(-1)  # (P, K)
-        bins = np.searchsorted(radii, dist)  # (P, K): first radius that holds the pixel
-        for j in range(len(fitted)):
-            within[f, j] = np.cumsum(np.bincount(bins[:, j], minlength=len(radii) + 1))[:-1]
+        c = c[lit]  # (P, 3)
+        for j, k in enumerate(fitted):
+            dist = np.abs(c[:, None, :] - colours[k][None]).sum(-1).min(1)  # (P,)
+            bins = np.searchsorted(radii, dist)  # first radius that holds the pixel
+            within[f, j] = np.cumsum(np.bincount(bins, minlength=len(radii) + 1))[:-1]
         shown[f] = np.isin(np.asarray(fitted) + 1, types)
     centre, radius, least, f1s = {}, {}, {}, {}
     for j, k in enumerate(fitted):
@@ -207,7 +291,7 @@ def fit_colour_detector(frames: list[tuple[np.ndarray, np.ndarray]], targets: li
         r, m = max((pair for pair, f1 in scores.items() if f1 >= best - F1_SLACK),
                    key=lambda pair: (pair[0], -pair[1]))
         name = targets[k]
-        centre[name] = tuple(float(x) for x in centres[j])
+        centre[name] = tuple(tuple(float(x) for x in row) for row in colours[k])
         radius[name], least[name] = round(float(radii[r]), 3), int(m)
         f1s[name] = round(scores[(r, m)], 4)
     info = dict(fitted_on or {}, frames=len(frames), frame_f1=f1s)

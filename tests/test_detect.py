@@ -13,6 +13,7 @@ from sim.detect import (
     MIN_BRIGHTNESS,
     ColourDetector,
     fit_colour_detector,
+    l1_times_total,
     target_box,
     target_table,
 )
@@ -104,12 +105,59 @@ def test_fit_finds_each_types_colour_and_a_radius_that_rejects_the_others():
         frames.append((painted(regions=regions), types))
     detector = fit_colour_detector(frames, ["Mug", "Bed"], {"split": "synthetic"})
     assert set(detector.centre) == {"Mug"}  # Bed never seen: no colour, never detected
-    np.testing.assert_allclose(detector.centre["Mug"], chromaticity(RED), atol=0.01)
+    assert len(detector.centre["Mug"]) == 1  # one asset, one colour
+    np.testing.assert_allclose(detector.centre["Mug"][0], chromaticity(RED), atol=0.01)
     gap = np.abs(chromaticity(ORANGE) - chromaticity(RED)).sum()  # 0.11: inside RADII
     assert 0.02 <= detector.radius["Mug"] < gap
     assert detector.fitted_on["frame_f1"]["Mug"] == 1.0 and detector.fitted_on["frames"] == 40
     for rgb, types in frames:
         assert DETECTOR.box(rgb, "Mug")[0] == types.any() == detector.box(rgb, "Mug")[0]
+
+
+def test_fit_keeps_each_asset_colour_of_a_type():
+    """Mugs of two assets, red and blue, sometimes both in one frame (told apart by their
+    instance ids), beside a green distractor in every frame: the fit keeps both colours and
+    detects every mug of either, where their one median colour lies between them and far
+    from both."""
+    blue = (40, 40, 200)
+    frames = []
+    for k in range(30):
+        regions, types = [(slice(0, 4), slice(25, 30), GREEN)], np.zeros((20, 30), np.uint8)
+        ids = np.zeros((20, 30), np.uint16)
+        for j, (colour, cols) in enumerate(((RED, slice(3, 8)), (blue, slice(12, 16)))):
+            if k % 3 == j or k % 3 == 2:
+                regions.append((slice(6, 10), cols, colour))
+                types[6:10, cols], ids[6:10, cols] = 1, j + 5
+        with_ids = k % 2 or k % 3 == 2  # without ids a frame's mugs are one instance
+        frames.append((painted(regions=regions), types) + ((ids,) if with_ids else ()))
+    detector = fit_colour_detector(frames, ["Mug"])
+    got = np.array(sorted(detector.centre["Mug"]))
+    want = np.array(sorted(tuple(chromaticity(c)) for c in (RED, blue)))
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    for rgb, types, *_ in frames:
+        assert detector.box(rgb, "Mug")[0] == types.any()
+        assert not detector.mask(rgb, "Mug")[:, 25:].any()  # never the distractor
+    single = ColourDetector({"Mug": tuple(np.mean(got, axis=0))}, {"Mug": detector.radius["Mug"]},
+                            {"Mug": 1})
+    assert not single.box(frames[0][0], "Mug")[0]  # between the two colours: sees neither
+
+
+def test_a_several_colour_mask_is_every_colours_test_on_every_pixel():
+    """The mask's coarse first test (the colours' mean, radius plus spread) drops no pixel
+    that one of the colours takes: on noise around the colours, it equals testing them all."""
+    colours = [(0.50, 0.46, 0.04), (0.48, 0.49, 0.03), (0.52, 0.45, 0.03)]
+    detector = ColourDetector({"Mug": colours}, {"Mug": 0.03}, {"Mug": 1})
+    rng = np.random.default_rng(0)
+    base = np.array(colours)[rng.integers(0, 3, size=(64, 64))] * rng.uniform(60, 700, (64, 64, 1))
+    rgb = np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
+    f = rgb.reshape(-1, 3).astype(np.float32)
+    total = f.sum(-1)
+    every = np.zeros(len(f), bool)
+    for c in colours:
+        every |= l1_times_total(f, total, c) <= np.float32(0.03) * total
+    want = (every & (total >= MIN_BRIGHTNESS)).reshape(64, 64)
+    got = detector.mask(rgb, "Mug")
+    assert np.array_equal(got, want) and 0.1 < want.mean() < 0.9
 
 
 def test_detector_file_round_trip_and_clear_errors(tmp_path):
@@ -118,6 +166,14 @@ def test_detector_file_round_trip_and_clear_errors(tmp_path):
     assert ColourDetector.load(path) == DETECTOR
     (tmp_path / "bad.json").write_text(json.dumps({"kind": "colour", "centre": {"Mug": [1, 0, 0]}}))
     with pytest.raises(ValueError, match=r"bad.json: field 'radius' is missing.*spoc-detector fit"):
+        ColourDetector.load(tmp_path / "bad.json")
+    two = ColourDetector({"Mug": ((0.7, 0.2, 0.1), (0.1, 0.2, 0.7))}, {"Mug": 0.05}, {"Mug": 1})
+    two.save(path)
+    assert ColourDetector.load(path) == two and len(two.centre["Mug"]) == 2
+    (tmp_path / "bad.json").write_text(json.dumps({"kind": "colour", "centre": {"Mug": [1, 0]},
+                                                   "radius": {"Mug": 0.1},
+                                                   "min_pixels": {"Mug": 1}}))
+    with pytest.raises(ValueError, match=r"bad.json: field 'centre.Mug'.*spoc-detector fit"):
         ColourDetector.load(tmp_path / "bad.json")
     (tmp_path / "text.json").write_text("not json")
     with pytest.raises(ValueError, match="text.json: not a readable detector"):

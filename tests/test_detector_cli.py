@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from training_helpers import write_dataset
 
+from datagen.episodes import HouseFile
+from sim.camera import CameraConfig
 from sim.detect import ColourDetector
+from sim.env import EmbeddedEnv
+from sim.lattice import AgentConfig
+from sim.scene import asset_color, chromaticity
 from training.detector import main
 
 
@@ -26,6 +32,18 @@ def test_fit_on_train_then_score_on_val(dataset, tmp_path, capsys):
     assert set(detector.centre) <= set(info["config"]["tasks"]["objectnav_targets"])
     assert detector.fitted_on["split"] == "train" and detector.fitted_on["frames"] > 50
     assert "types fitted on" in capsys.readouterr().out
+    # one colour per asset colour of the type in the training houses, at most
+    env = EmbeddedEnv(CameraConfig(**info["camera"]), AgentConfig(**info["agent"]))
+    houses = HouseFile.scan(info["splits"]["train"]["houses"]["path"])
+    assets: dict[str, set] = {}
+    for record in houses.read(list(range(len(houses)))).values():
+        boxes = env.load(record.house)[0].boxes
+        for t, a in zip(boxes.object_type, boxes.asset_id):
+            assets.setdefault(t, set()).add(tuple(chromaticity(asset_color(t, a))))
+    for t, colours in detector.centre.items():
+        assert 1 <= len(colours) <= len(assets[t])
+        for colour in colours:
+            assert min(np.abs(np.subtract(colour, a)).sum() for a in assets[t]) < 0.01
     main(["fit", "--data", str(dataset), "--split", "train", "--stride", "1",
           "--out", str(tmp_path / "again.json")])
     assert (tmp_path / "again.json").read_bytes() == out.read_bytes()  # same data, same bytes

@@ -113,7 +113,9 @@ def fit(cfg: FitConfig) -> ColourDetector:
     for meta in split_episodes(cfg.data, cfg.split, cfg.episodes):
         for rgb, ids, types in rendered_frames(renderer, meta, cfg.split, cfg.stride):
             lut = np.array([0] + [index.get(t, 0) for t in types], dtype=np.uint8)
-            frames.append((rgb, lut[ids]))
+            type_map = lut[ids]  # the targets' instance ids tell their assets' colours apart
+            instances = np.where(type_map > 0, ids, 0).astype(np.uint16)  # < 65,536 objects
+            frames.append((rgb, type_map, instances))
     fitted_on = {"data": str(cfg.data), "split": cfg.split, "episodes": cfg.episodes,
                  "stride": cfg.stride}
     detector = fit_colour_detector(frames, targets, fitted_on)
@@ -191,9 +193,10 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "fit":
             detector = fit(FitConfig(**values))
             f1 = detector.fitted_on["frame_f1"]
+            colours = [len(c) for c in detector.centre.values()]
             print(f"{len(detector.centre)} types fitted on {detector.fitted_on['frames']} "
-                  f"frames (frame F1 {min(f1.values()):.2f}-{max(f1.values()):.2f}) "
-                  f"-> {values['out']}")
+                  f"frames ({min(colours)}-{max(colours)} colours per type, frame F1 "
+                  f"{min(f1.values()):.2f}-{max(f1.values()):.2f}) -> {values['out']}")
             return
         result = score(ScoreConfig(**values))
     except (DatasetMismatchError, ValueError) as e:
