@@ -76,7 +76,12 @@ F1_SLACK = 0.03
 def lit_chromaticity(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(..., 3) uint8 RGB -> ((..., 3) float32 chromaticity, (...) bool lit: at least
     :data:`MIN_BRIGHTNESS`)."""
-    return chromaticity(rgb, np.float32), rgb.sum(-1, dtype=np.int32) >= MIN_BRIGHTNESS
+    return chromaticity(rgb, np.float32), lit_pixels(rgb)
+
+
+def lit_pixels(rgb: np.ndarray) -> np.ndarray:
+    """(...) bool: which pixels of (..., 3) uint8 RGB are at least :data:`MIN_BRIGHTNESS`."""
+    return rgb.sum(-1, dtype=np.int32) >= MIN_BRIGHTNESS
 
 
 HULL_MARGIN = 1e-3
@@ -226,7 +231,7 @@ def type_colours(frames: list[tuple], types: int) -> list[np.ndarray]:
     seen: list[list[tuple[int, np.ndarray]]] = [[] for _ in range(types)]  # (pixels, colour)
     for rgb, type_map, *rest in frames:
         instances = rest[0] if rest else type_map
-        lit = rgb.sum(-1, dtype=np.int32) >= MIN_BRIGHTNESS
+        lit = lit_pixels(rgb)
         for k in np.unique(type_map[lit]):
             if k == 0:
                 continue
