@@ -42,6 +42,11 @@ class EvalConfig:
     """Run directory: eval_info.json, report.md, report.html, plots, videos/."""
     checkpoint: str | None = None
     """A spoc-train checkpoint (.ckpt); give this or --policy."""
+    ensemble: list[str] | None = None
+    """More checkpoints that act with --checkpoint as one policy, e.g.
+    ``--ensemble '[B.ckpt, C.ckpt]'``: each step takes the mean of their action probabilities
+    (each keeps its own memory and is told the action taken). They must share its goals,
+    camera, agent and inputs; houses in any member's training data are refused."""
     policy: str | None = None
     """A baseline instead of a checkpoint: oracle, random or forward."""
     dataset: str | None = None
@@ -123,6 +128,9 @@ def validate_config(cfg: EvalConfig) -> None:
     error = stopping_rule_error(cfg.end_threshold, cfg.end_threshold_by_task, cfg.sample)
     if error:
         raise EvalInputError(error)
+    if cfg.ensemble and cfg.checkpoint is None:
+        raise EvalInputError("--ensemble adds checkpoints to a --checkpoint policy; give "
+                             "--checkpoint too (baselines cannot join an ensemble)")
     if cfg.detector is not None and cfg.checkpoint is None:
         raise EvalInputError("--detector applies to a --checkpoint policy trained with the "
                              "target's box; baselines take no box, so drop it")
@@ -158,27 +166,28 @@ def dataset_info(root: str) -> dict:
         raise EvalInputError(f"--dataset {root}: {e}") from None
 
 
-def checkpoint_info(path: str):
-    """The checkpoint's PolicyInfo, checked against this simulator (EvalInputError if not)."""
+def checkpoint_info(path: str, option: str = "--checkpoint"):
+    """The checkpoint's PolicyInfo, checked against this simulator (EvalInputError, naming
+    ``option``, if not)."""
     from datagen.constants import DATASET_VERSION
     from sim.lattice import ACTIONS
     from training.policy import load_policy
 
     if not Path(path).is_file():
-        raise EvalInputError(f"--checkpoint {path}: no such file")
+        raise EvalInputError(f"{option} {path}: no such file")
     try:
         _, info = load_policy(path)
     except Exception as e:  # noqa: BLE001 - any failure means "not a usable checkpoint"
         msg = " ".join(str(e).split())[:300]
-        raise EvalInputError(f"--checkpoint {path}: not a spoc-train policy checkpoint of this "
+        raise EvalInputError(f"{option} {path}: not a spoc-train policy checkpoint of this "
                              f"version ({type(e).__name__}: {msg}); retrain or pick another "
                              "file") from None
     version = info.dataset.get("info", {}).get("version")
     if version != DATASET_VERSION:
-        raise EvalInputError(f"--checkpoint {path}: trained on dataset version {version!r}, "
+        raise EvalInputError(f"{option} {path}: trained on dataset version {version!r}, "
                              f"this evaluation needs {DATASET_VERSION!r}; regenerate and retrain")
     if list(info.actions) != list(ACTIONS):
-        raise EvalInputError(f"--checkpoint {path}: action vocabulary {list(info.actions)} "
+        raise EvalInputError(f"{option} {path}: action vocabulary {list(info.actions)} "
                              f"differs from the simulator's {list(ACTIONS)}")
     return info
 
@@ -246,6 +255,8 @@ def build_run(cfg: EvalConfig):
         agent = agent or _dataclass_from(AgentConfig, data.get("agent"))
         tasks = tasks or dataset_tasks(data)
         goals, train_ids = list(info.goals), set(info.train_house_ids)
+        for path in cfg.ensemble or ():
+            train_ids |= set(ensemble_info(path, info).train_house_ids)
         detector = load_detector(cfg.detector, info) if cfg.detector else None
     elif cfg.dataset is not None:
         data = dataset_info(cfg.dataset)
@@ -254,7 +265,8 @@ def build_run(cfg: EvalConfig):
         tasks = tasks or dataset_tasks(data)
         goals = list(data.get("goals") or []) or None
     tasks = tasks or TaskConfig()
-    spec = PolicySpec(checkpoint=cfg.checkpoint, baseline=cfg.policy, seed=cfg.seed,
+    spec = PolicySpec(checkpoint=cfg.checkpoint, baseline=cfg.policy,
+                      ensemble=tuple(cfg.ensemble or ()), seed=cfg.seed,
                       sample=cfg.sample, blocked_input=cfg.blocked_input,
                       end_threshold=cfg.end_threshold,
                       end_threshold_by_task=cfg.end_threshold_by_task or None,
@@ -265,6 +277,25 @@ def build_run(cfg: EvalConfig):
         sample_attempts=cfg.sample_attempts, goals=tuple(goals or tasks.goals()),
         detector=detector)
     return spec, settings, train_ids, steps
+
+
+def ensemble_info(path: str, first):
+    """The PolicyInfo of an ``--ensemble`` checkpoint, checked against the ``--checkpoint``'s
+    (``first``): the same goals, camera, agent and target-box input."""
+    info = checkpoint_info(path, "--ensemble")
+    if list(info.goals) != list(first.goals):
+        raise EvalInputError(f"--ensemble {path}: its goal vocabulary differs from "
+                             "--checkpoint's; ensemble policies trained on the same goals")
+    for key in ("camera", "agent"):
+        mine, theirs = (i.dataset.get("info", {}).get(key) for i in (info, first))
+        if mine != theirs:
+            raise EvalInputError(f"--ensemble {path}: trained with {key} {mine}, --checkpoint "
+                                 f"with {theirs}; ensemble policies trained with the same {key}")
+    if bool(info.config.get("target_box")) != bool(first.config.get("target_box")):
+        raise EvalInputError(f"--ensemble {path}: target_box={info.config.get('target_box')} "
+                             f"differs from --checkpoint's; the members must take the same "
+                             "inputs")
+    return info
 
 
 def load_detector(path: str, info):
@@ -349,6 +380,7 @@ def run_record(cfg: EvalConfig, spec, settings, num_houses: int, seconds: float,
     """The ``run`` block of eval_info.json: what was evaluated, where and how."""
     return {
         "policy": spec.name, "checkpoint": cfg.checkpoint, "trained_steps": trained_steps,
+        "ensemble": list(cfg.ensemble or []) or None,
         "baseline": cfg.policy,
         "houses": cfg.houses, "num_houses": num_houses, "episodes": cfg.episodes,
         "seed": cfg.seed, "sample": cfg.sample, "blocked_input": cfg.blocked_input,

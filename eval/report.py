@@ -339,12 +339,14 @@ def paired_line(name_a: str, a: dict, name_b: str, b: dict) -> str:
 
 
 def acting(run: dict) -> str:
-    """How a run's policy chose its actions: argmax, sampled or with a stopping rule, the
-    detector that gave it the target's box (none: the simulator's, when the policy takes one)
-    and the memory probe."""
+    """How a run's policy chose its actions: argmax, sampled or with a stopping rule (over an
+    ensemble's mean probabilities), the detector that gave it the target's box (none: the
+    simulator's, when the policy takes one) and the memory probe."""
     if run.get("checkpoint") is None:
         return "-"  # a baseline acts by its own rule
     how = "sampled" if run.get("sample") else "argmax"
+    if run.get("ensemble"):
+        how += f" of the mean of {1 + len(run['ensemble'])} policies"
     if run.get("end_threshold") is not None:
         how += f", end >= {run['end_threshold']:g}"
     for task, value in (run.get("end_threshold_by_task") or {}).items():

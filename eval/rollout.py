@@ -116,6 +116,9 @@ class PolicySpec:
 
     checkpoint: str | None = None
     baseline: str | None = None
+    ensemble: tuple[str, ...] = ()
+    """More checkpoints that act with ``checkpoint`` as one policy
+    (:class:`training.policy.PolicyEnsemble`)."""
     seed: int = 0
     sample: bool = False
     """Draw a checkpoint policy's actions from its softmax, per episode from
@@ -135,10 +138,12 @@ class PolicySpec:
 
     def build(self):
         if self.checkpoint is not None:
-            from training.policy import load_policy
+            from training.policy import PolicyEnsemble, load_policy
 
             policy, _ = load_policy(self.checkpoint)
-            return policy
+            if not self.ensemble:
+                return policy
+            return PolicyEnsemble([policy, *(load_policy(p)[0] for p in self.ensemble)])
         from eval.baselines import make_baseline
 
         return make_baseline(self.baseline, len(ACTIONS), self.seed)

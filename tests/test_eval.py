@@ -243,19 +243,21 @@ def test_same_episodes_for_every_policy(houses, tmp_path):
 
 
 def write_checkpoint(path: Path, train_house_ids: list[str], version: str = DATASET_VERSION,
-                     target_box: bool = False) -> Path:
-    """An untrained tiny policy checkpoint trained on 48x64 frames of "train" houses."""
+                     target_box: bool = False, seed: int = 0, goals: list[str] = GOALS,
+                     width: int = 64) -> Path:
+    """An untrained tiny policy checkpoint (weights drawn with ``seed``) trained on 48x64
+    frames of "train" houses."""
     from eval.baselines import write_untrained_checkpoint
 
     policy = {"image_size": (32, 48), "channels": (8, 16), "groups": 4, "pool_size": (2, 2),
               "feature_dim": 32, "goal_dim": 8, "action_dim": 8, "hidden_dim": 32,
               "target_box": target_box, "box_dim": 8}
-    info = {"version": version, "actions": list(ACTIONS), "goals": GOALS,
-            "camera": {"height": 48, "width": 64, "vfov": 59.0, "eye_height": 1.5,
+    info = {"version": version, "actions": list(ACTIONS), "goals": list(goals),
+            "camera": {"height": 48, "width": width, "vfov": 59.0, "eye_height": 1.5,
                        "pitch": 30.0},
             "agent": {"grid": 0.25, "headings": 4, "radius": 0.2},
             "config": {"tasks": {"mix": {"objectnav": 0.8, "roomnav": 0.2}, "min_pixels": 4}}}
-    return write_untrained_checkpoint(path, policy, info, train_house_ids)
+    return write_untrained_checkpoint(path, policy, info, train_house_ids, seed=seed)
 
 
 def test_checkpoint_policy_same_results_with_1_and_2_workers(houses, tmp_path):
@@ -415,6 +417,68 @@ def test_memory_steps_is_recorded_and_checked(houses, tmp_path, capsys, monkeypa
         argv = ["run", "--houses", str(houses), *(base if "--policy" not in args else []),
                 *args, "--out", str(tmp_path / "x")]
         assert "--memory_steps" in bad_input(capsys, argv)
+
+
+def test_an_ensemble_acts_on_its_members_mean_probabilities(tmp_path):
+    """Each step gives the log of the members' mean probabilities; each member keeps its own
+    memory and is fed the ensemble's action, so it steps as it would alone on that episode."""
+    from training.policy import PolicyEnsemble, load_policy
+
+    paths = [write_checkpoint(tmp_path / f"m{i}.ckpt", [], seed=i) for i in range(2)]
+    ensemble = PolicyEnsemble([load_policy(p)[0] for p in paths])
+    alone = [load_policy(p)[0] for p in paths]  # the same weights, stepped separately
+    rng = np.random.default_rng(0)
+    ensemble.reset(3)
+    for a in alone:
+        a.reset(3)
+    for t in range(4):
+        obs = {"rgb": rng.integers(0, 256, (3, 48, 64, 3), dtype=np.uint8),
+               "goal": torch.tensor([0, 5, 9]), "first": torch.tensor([t == 0, t == 0, t == 2]),
+               "collided": torch.tensor([False, t == 3, False])}
+        action, logits = ensemble.act(obs, return_logits=True)
+        probs = torch.stack([a.step(obs).softmax(-1) for a in alone]).mean(0)
+        torch.testing.assert_close(logits.exp(), probs)
+        assert torch.equal(action, probs.argmax(-1))
+        taken = (action + t) % len(ACTIONS)  # what the rollout executed (a stopping rule's)
+        ensemble.executed(taken)
+        for a in alone:
+            a.executed(taken)
+        assert all(torch.equal(m._prev_action, taken) for m in ensemble.members)
+    one = PolicyEnsemble([load_policy(paths[0])[0]])  # one member: that policy's probabilities
+    one.reset(3)
+    alone[0].reset(3)
+    torch.testing.assert_close(one.step(obs).exp(), alone[0].step(obs).softmax(-1))
+    with pytest.raises(ValueError, match="at least one"):
+        PolicyEnsemble([])
+
+
+def test_ensemble_runs_are_recorded_and_checked(houses, tmp_path, capsys):
+    """--ensemble: the checkpoint with itself acts as it does alone; with another policy it
+    acts otherwise, the same with 1 and 2 workers; members that do not match, or were
+    trained on the evaluation houses, are refused in one line."""
+    a = write_checkpoint(tmp_path / "a.ckpt", ["train-0-0"])
+    b = write_checkpoint(tmp_path / "b.ckpt", ["train-0-1"], seed=1)
+    base = ["--checkpoint", str(a), "--episodes", "6", "--videos", "0", "--max-steps", "40"]
+    alone = run_eval(tmp_path / "alone", houses, *base)
+    twice = run_eval(tmp_path / "twice", houses, *base, "--ensemble", f"[{a}]")
+    assert twice["per_episode"] == alone["per_episode"]
+    pair = run_eval(tmp_path / "pair", houses, *base, "--ensemble", f"[{b}]", "--workers", "2")
+    pair1 = run_eval(tmp_path / "pair1", houses, *base, "--ensemble", f"[{b}]")
+    assert pair["per_episode"] == pair1["per_episode"] != alone["per_episode"]
+    assert pair["run"]["ensemble"] == [str(b)] and alone["run"]["ensemble"] is None
+    assert acting(pair["run"]) == "argmax of the mean of 2 policies"
+    bad = {"seen": (write_checkpoint(tmp_path / "s.ckpt", ["val-0-1"]), "training data"),
+           "goals": (write_checkpoint(tmp_path / "g.ckpt", [], goals=GOALS[:-1]), "goal"),
+           "camera": (write_checkpoint(tmp_path / "c.ckpt", [], width=80), "camera"),
+           "box": (write_checkpoint(tmp_path / "t.ckpt", [], target_box=True), "target_box"),
+           "missing": (tmp_path / "nothing.ckpt", "--ensemble")}
+    for name, (path, words) in bad.items():
+        err = bad_input(capsys, ["run", "--houses", str(houses), *base, "--ensemble",
+                                 f"[{path}]", "--out", str(tmp_path / name)])
+        assert words in err, (name, err)
+    err = bad_input(capsys, ["run", "--houses", str(houses), "--policy", "random",
+                             "--ensemble", f"[{b}]", "--out", str(tmp_path / "x")])
+    assert "--ensemble" in err
 
 
 def test_blocked_input_can_be_withheld(houses, tmp_path, capsys, monkeypatch):
