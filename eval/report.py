@@ -267,6 +267,11 @@ def report_tables(info: dict) -> list[tuple[str, list[str], list[list[str]]]]:
 def _run_lines(info: dict) -> list[str]:
     run = info.get("run", {})
     lines = [f"{k}: {v}" for k, v in run.items() if not isinstance(v, dict | list)]
+    if run.get("end_threshold_by_task"):
+        lines.append("end_threshold_by_task: " + ", ".join(
+            f"{k} {v:g}" for k, v in run["end_threshold_by_task"].items()))
+    if run.get("ensemble"):
+        lines.append("ensemble: " + ", ".join(run["ensemble"]))
     skipped = info.get("skipped", {})
     if skipped:
         lines.append(f"skipped episode slots: {sum(skipped.values())} ("

@@ -333,6 +333,8 @@ def test_end_threshold_by_task_replaces_the_threshold_for_its_tasks(houses, tmp_
     strict = run_eval(tmp_path / "strict", houses, *base, "--end_threshold", "0.95")
     assert strict["per_episode"] != flat["per_episode"]  # so the per-task values were used
     assert by_task["run"]["end_threshold_by_task"] == {"objectnav": 0.01, "roomnav": 0.01}
+    report = (tmp_path / "task" / "report.md").read_text()
+    assert "- end_threshold_by_task: objectnav 0.01, roomnav 0.01" in report
     assert acting(by_task["run"]).startswith("argmax, end >= 0.95, objectnav end >= 0.01")
     err = bad_input(capsys, ["run", "--houses", str(houses), *base, "--end_threshold_by_task",
                              '{"pointnav": 0.5}', "--out", str(tmp_path / "x")])
@@ -467,6 +469,7 @@ def test_ensemble_runs_are_recorded_and_checked(houses, tmp_path, capsys):
     assert pair["per_episode"] == pair1["per_episode"] != alone["per_episode"]
     assert pair["run"]["ensemble"] == [str(b)] and alone["run"]["ensemble"] is None
     assert acting(pair["run"]) == "argmax of the mean of 2 policies"
+    assert f"- ensemble: {b}" in (tmp_path / "pair" / "report.md").read_text()
     bad = {"seen": (write_checkpoint(tmp_path / "s.ckpt", ["val-0-1"]), "training data"),
            "goals": (write_checkpoint(tmp_path / "g.ckpt", [], goals=GOALS[:-1]), "goal"),
            "camera": (write_checkpoint(tmp_path / "c.ckpt", [], width=80), "camera"),

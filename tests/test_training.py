@@ -374,7 +374,9 @@ def test_auxiliary_losses_are_those_of_the_labelled_steps():
         target_pixels=torch.tensor([[0, 4, 5, 90], [-1, -1, -1, -1], [7, 0, 3, -1]]),
         goal_dist=torch.tensor([[3.0, 2.5, 2.0, 0.0], [1.0, 0.0, -1, -1], [-1, -1, -1, -1.0]]))
     loss, _, _, _, aux = module._predict(batch)
-    logits, visible, dist = module.policy.forward_aux(batch)
+    heads = module.policy.forward_aux(batch)
+    logits, visible, dist = heads["logits"], heads["visible"], heads["distance"]
+    assert "room" not in heads
     torch.testing.assert_close(logits, module.policy(batch))  # the heads change no logits
     seen = batch["mask"] & (batch["target_pixels"] >= 0)  # 7 steps
     ref_v = torch.nn.functional.binary_cross_entropy_with_logits(
@@ -392,7 +394,7 @@ def test_auxiliary_losses_are_those_of_the_labelled_steps():
     assert set(aux_d) == {"distance"}  # no in-view loss without its weight (nor min_pixels)
     assert float(only._objective(loss_d, aux_d)) == pytest.approx(float(loss + 2.0 * ref_d),
                                                                   rel=1e-5)
-    with pytest.raises(ValueError, match="aux_heads is off"):
+    with pytest.raises(ValueError, match="no auxiliary heads"):
         make_policy(TINY_POLICY).forward_aux(batch)
     with pytest.raises(ValueError, match="tasks.objectnav.min_pixels"):
         PolicyModule(policy=TINY_POLICY, aux_visible_weight=1.0,
@@ -432,6 +434,96 @@ def test_cli_trains_the_auxiliary_heads_and_acting_ignores_them(dataset, tmp_pat
     policy.reset(1)
     obs = {"rgb": np.zeros((1, 32, 48, 3), np.uint8), "goal": [0], "first": [True]}
     assert policy.act(obs).shape == (1,)
+
+
+ROOM_SPEC = {**SPEC, "room_types": ["Bathroom", "Bedroom", "Kitchen"]}
+
+
+def test_room_loss_is_the_cross_entropy_of_the_labelled_steps():
+    """--model.aux_room_weight: the cross-entropy of the room-type head (from the LSTM state)
+    over the unpadded steps with a room label, and its accuracy; refused without labels."""
+    module = PolicyModule(policy=TINY_POLICY, aux_room_weight=0.5, dataset_spec=ROOM_SPEC)
+    rooms = torch.tensor([[0, 0, 2, 1], [1, -1, 0, 0], [2, 2, 2, -1]])  # -1: outside any room
+    batch = random_batch([[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0]], room_type=rooms)
+    loss, _, _, _, aux = module._predict(batch)
+    heads = module.policy.forward_aux(batch)
+    assert set(heads) == {"logits", "room"} and heads["room"].shape == (3, 4, 3)
+    torch.testing.assert_close(heads["logits"], module.policy(batch))
+    known = batch["mask"] & (rooms >= 0)  # 7 steps
+    ref = torch.nn.functional.cross_entropy(heads["room"][known], rooms[known])
+    acc = (heads["room"][known].argmax(-1) == rooms[known]).float().mean()
+    assert float(aux["room"]) == pytest.approx(float(ref), rel=1e-5)
+    assert float(aux["room_acc"]) == pytest.approx(float(acc))
+    assert float(module._objective(loss, aux)) == pytest.approx(float(loss + 0.5 * ref),
+                                                                rel=1e-5)
+    with pytest.raises(ValueError, match="--data.room_labels true"):
+        PolicyModule(policy=TINY_POLICY, aux_room_weight=1.0, dataset_spec=SPEC)
+
+
+def test_room_labels_are_the_room_types_at_the_stored_poses(dataset):
+    """--data.room_labels true: each step's label is the type of the room whose floor holds
+    the stored pose (the embedded scene's rooms), -1 for padding; every RoomNav episode ends
+    in a room of its target's type; the rest of the batch is the plain one's."""
+    from sim.scene import build_scene
+
+    dm = tiny_datamodule(dataset, room_labels=True)
+    types = dm.spec["room_types"]
+    assert types == [g.split("/")[1] for g in dm.goals if g.startswith("roomnav/")]
+    assert tiny_datamodule(dataset).spec["room_types"] == []
+    labelled, plain = list(dm.val_dataloader()), list(tiny_datamodule(dataset).val_dataloader())
+    for a, b in zip(labelled, plain):
+        assert set(a) - set(b) == {"room_type"} and all(torch.equal(a[k], b[k]) for k in b)
+        assert (a["room_type"][~a["mask"]] == -1).all()
+    info = load_info(dataset)
+    house = HouseFile.scan(info["splits"]["val"]["houses"]["path"]).read([0])[0].house
+    scene = build_scene(house)
+    want, ends = [], 0
+    for url in shard_urls(dataset, "val"):
+        for sample in iter_episodes(Path(url)):
+            meta = sample["meta.json"]
+            want += [types.index(scene.room_at(x, z).room_type) for x, z, _ in meta["poses"]]
+            if meta["task"] == "roomnav":
+                assert want[-1] == types.index(meta["target"])
+                ends += 1
+    got = torch.cat([b["room_type"][b["mask"]] for b in labelled])
+    assert got.tolist() == want and len(set(want)) > 1
+    train = next(iter(tiny_datamodule(dataset, room_labels=True, augment=True).train_dataloader()))
+    assert (train["room_type"][train["mask"]] >= 0).all()
+
+
+def test_init_checkpoint_starts_from_a_policy_and_adds_the_room_head(dataset, tmp_path,
+                                                                     monkeypatch):
+    """--model.init_checkpoint: the run starts from the checkpoint's policy (the same logits),
+    with a fresh room-type head; it trains, logs the room loss and accuracy, and its checkpoint
+    refuses a resume without the head; another architecture or a junk file is one line."""
+    monkeypatch.setattr("sys.argv", ["spoc-train"])
+    cli_fit(dataset, tmp_path / "base", 1)
+    ckpt = tmp_path / "base" / "checkpoints" / "last.ckpt"
+    base, info = load_policy(ckpt)
+    dm = tiny_datamodule(dataset, room_labels=True)
+    cfg = PolicyConfig(**{k: v for k, v in info.config.items() if k != "room_types"})
+    module = PolicyModule(policy=cfg, aux_room_weight=1.0, init_checkpoint=str(ckpt),
+                          dataset_spec=dm.spec)
+    batch = next(iter(dm.val_dataloader()))
+    torch.testing.assert_close(module.policy.eval()(batch), base(batch))
+    assert module.policy.room_head.weight.shape == (len(dm.spec["room_types"]), cfg.hidden_dim)
+    other = replace(cfg, hidden_dim=cfg.hidden_dim + 8)
+    with pytest.raises(ValueError, match=r"model.init_checkpoint .*lstm\.weight_ih_l0 is"):
+        PolicyModule(policy=other, init_checkpoint=str(ckpt), dataset_spec=dm.spec)
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="model.init_checkpoint .*unreadable"):
+        PolicyModule(policy=cfg, init_checkpoint=str(junk), dataset_spec=dm.spec)
+    run = tmp_path / "room"
+    cli_fit(dataset, run, 1, "--model.init_checkpoint", str(ckpt), "--model.aux_room_weight",
+            "1.0", "--data.room_labels", "true")
+    rows = read_metrics(run)
+    assert any(r.get("train/aux_room") for r in rows)
+    assert any(r.get("val/aux_room_acc") for r in rows)
+    policy, info = load_policy(run / "checkpoints" / "last.ckpt")
+    assert info.config["room_types"] == len(dm.spec["room_types"]) and info.trained_steps == 5
+    with pytest.raises(ValueError, match="has a room-type head and this run's has none"):
+        cli_fit(dataset, run, 2, "--ckpt_path", "last")
 
 
 def test_batches_have_contract_shapes(dataset):

@@ -15,7 +15,9 @@ shards or samples skipped while this batch was assembled); with ``target_box``, 
 (B, L, 6) float32, the simulator's box of the target in each frame (:mod:`sim.detect`, zeros
 for padding and RoomNav), the shard's ``target_box.npy`` where the sample has it, else from the
 instance ids rendered at the stored poses (:class:`PoseRenderer`; the same box, at 1.64x the
-loader's CPU per frame);
+loader's CPU per frame); with ``room_labels``, ``room_type`` (B, L) long, the type of the room
+the agent stands in at each step (index into the dataset's RoomNav targets, from the house's
+floor polygons at the stored poses; -1 for padding and outside every room);
 training batches for an accelerator also carry ``colour`` (B, 2, 3) float32, each chunk's
 colour jitter, which the model applies on the device (``PolicyModule.on_after_batch_transfer``):
 the jitter's float arithmetic is ~40% of a loader worker's time at 112x192
@@ -71,6 +73,7 @@ from sim.camera import CameraConfig
 from sim.detect import BOX_FEATURES, target_box, target_table
 from sim.env import EmbeddedEnv
 from sim.lattice import MOVE_AHEAD, AgentConfig
+from sim.scene import point_in_polygon
 from training.policy import previous_action_tokens, resize_frames
 
 log = logging.getLogger(__name__)
@@ -296,7 +299,8 @@ def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
                    image_size: tuple[int, int], rng: np.random.Generator | None,
                    jitter: float = 0.0, shift: int = 0, defer_colour: bool = False,
                    render: Callable[[dict, int, int], np.ndarray] | None = None,
-                   boxes: Callable[[dict, int, int], np.ndarray] | None = None
+                   boxes: Callable[[dict, int, int], np.ndarray] | None = None,
+                   rooms: Callable[[dict], np.ndarray] | None = None
                    ) -> list[dict[str, Any]]:
     """Turn one webdataset sample into training chunks (one random one when ``rng`` is given).
 
@@ -304,7 +308,8 @@ def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
     instead of having it applied (see :func:`augment`). ``render(meta, start, stop)``, when
     given, makes the frames instead of the shard's video (:class:`PoseRenderer`);
     ``boxes(meta, start, stop)``, when given, the chunks' ``target_box`` (n, 6) for samples
-    that do not store theirs.
+    that do not store theirs; ``rooms(meta)``, when given, the episode's ``room_type`` (T,)
+    (:class:`RoomLabels`).
 
     Raises on anything malformed; the caller skips and counts the sample.
     """
@@ -323,6 +328,7 @@ def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
             raise ValueError(f"bad executed array {taken.shape} for actions {actions.shape}")
     prev_all = previous_tokens(taken, meta["poses"])  # (T,)
     dist_all, pixels_all = episode_aux_labels(sample, len(actions))  # (T,) each
+    rooms_all = None if rooms is None else torch.from_numpy(rooms(meta))  # (T,)
     starts = chunk_starts(len(actions), seq_len, rng)
     first, stop = starts[0], min(len(actions), starts[-1] + seq_len)
     if render is None:
@@ -349,6 +355,8 @@ def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
                        "target_pixels": torch.from_numpy(pixels_all[start:end])})
         if colour is not None:
             chunks[-1]["colour"] = colour
+        if rooms_all is not None:
+            chunks[-1]["room_type"] = rooms_all[start:end]
         if box_all is not None:
             chunks[-1]["target_box"] = shift_box(box_all[start - first:end - first], *offset,
                                                  *frames.shape[-2:])
@@ -390,6 +398,11 @@ def collate_chunks(chunks: list[dict[str, Any]], seq_len: int, num_skipped: int 
         for i, chunk in enumerate(chunks):
             boxes[i, :len(chunk["actions"])] = chunk["target_box"]
         batch["target_box"] = boxes
+    if "room_type" in chunks[0]:
+        rooms = torch.full((b, seq_len), -1, dtype=torch.long)
+        for i, chunk in enumerate(chunks):
+            rooms[i, :len(chunk["actions"])] = chunk["room_type"]
+        batch["room_type"] = rooms
     if "colour" in chunks[0]:
         batch["colour"] = torch.stack([chunk["colour"] for chunk in chunks])  # (B, 2, 3)
     return batch
@@ -435,6 +448,43 @@ class HouseLines:
                 raise KeyError(f"house_index {line} is not a house of {self.file.path}")
             self._last = (line, self.file.parse(line, self.texts[line]).house)
         return self._last[1]
+
+
+def room_types(goals: Iterable[str]) -> list[str]:
+    """The room types a dataset's goal vocabulary names (its RoomNav targets), in its order:
+    what ``room_type`` labels index."""
+    return [g.split("/", 1)[1] for g in goals if g.startswith("roomnav/")]
+
+
+class RoomLabels:
+    """Each step's room type from the episode's house (its rooms' floor polygons at the stored
+    poses): -1 outside every room or in a room of a type not in ``types``. The houses come
+    from the splits' house files, checked by sha256, as :class:`PoseRenderer`'s."""
+
+    def __init__(self, houses: dict[str, HouseLines], types: list[str]):
+        self.houses, self.index = houses, {t: i for i, t in enumerate(types)}
+        self._last: tuple[tuple[str, int], list] | None = None
+
+    def rooms(self, split: str, line: int) -> list[tuple[int, np.ndarray]]:
+        """(type index, (K, 2) floor polygon) of each room of a house (the last is kept)."""
+        if self._last is None or self._last[0] != (split, line):
+            house = self.houses[split].house(line)
+            rooms = [(self.index.get(r["roomType"], -1),
+                      np.array([(p["x"], p["z"]) for p in r["floorPolygon"]], dtype=np.float64))
+                     for r in house["rooms"]]
+            self._last = ((split, line), rooms)
+        return self._last[1]
+
+    def __call__(self, meta: dict, split: str) -> np.ndarray:
+        """(T,) int64: the room type at each stored pose of an episode."""
+        rooms = self.rooms(split, int(meta["house_index"]))
+        out = np.full(len(meta["poses"]), -1, dtype=np.int64)
+        for t, (x, z, _) in enumerate(meta["poses"]):
+            for kind, poly in rooms:
+                if point_in_polygon(x, z, poly):
+                    out[t] = kind
+                    break
+        return out
 
 
 class PoseRenderer:
@@ -637,7 +687,8 @@ class EpisodeChunkStream(ShardStream):
                  image_size: tuple[int, int], batch_size: int, batches_per_epoch: int = 0,
                  shuffle_buffer: int = 32, jitter: float = 0.0, shift: int = 0,
                  frames: str = "decoded", seed: int = 0, rank: int = 0, world_size: int = 1,
-                 defer_colour: bool = False, target_box: bool = False):
+                 defer_colour: bool = False, target_box: bool = False,
+                 room_labels: bool = False):
         super().__init__(urls, info, train=train, batch_size=batch_size,
                          batches_per_epoch=batches_per_epoch, frames=frames, seed=seed,
                          rank=rank, world_size=world_size)
@@ -645,15 +696,21 @@ class EpisodeChunkStream(ShardStream):
         self.seq_len, self.image_size = seq_len, tuple(image_size)
         self.shuffle_buffer, self.jitter, self.shift = shuffle_buffer, jitter, shift
         self.defer_colour, self.target_box = defer_colour, target_box
+        self.room_labels = room_labels
         self.poses: PoseRenderer | None = None
+        self.rooms: RoomLabels | None = None
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        if self.frames == "rendered" or self.target_box:  # in the worker that iterates
-            self.poses = PoseRenderer(self.info, self._house_files())
+        if self.frames == "rendered" or self.target_box or self.room_labels:
+            houses = self._house_files()  # in the worker that iterates
+            if self.frames == "rendered" or self.target_box:
+                self.poses = PoseRenderer(self.info, houses)
+            if self.room_labels:
+                self.rooms = RoomLabels(houses, room_types(self.info["goals"]))
         return super().__iter__()
 
     def _sample_items(self, sample: dict, rng: np.random.Generator | None) -> list[dict]:
-        render = boxes = None
+        render = boxes = rooms = None
         split = self.split_of[sample["__url__"]]
         if self.frames == "rendered":
             def render(meta, start, stop):
@@ -661,8 +718,11 @@ class EpisodeChunkStream(ShardStream):
         if self.target_box:
             def boxes(meta, start, stop):
                 return self.poses.boxes(meta, split, start, stop)
+        if self.room_labels:
+            def rooms(meta):
+                return self.rooms(meta, split)
         return episode_chunks(sample, self.goal_index, self.seq_len, self.image_size, rng,
-                              self.jitter, self.shift, self.defer_colour, render, boxes)
+                              self.jitter, self.shift, self.defer_colour, render, boxes, rooms)
 
     def _collate(self, chunks: list[dict]) -> dict[str, torch.Tensor]:
         return collate_chunks(chunks, self.seq_len, self.skips.take_pending())
@@ -719,6 +779,7 @@ class ShardDataModule(pl.LightningDataModule):
         val_split: str = "val",
         train_splits: list[str] | None = None,
         target_box: bool = False,
+        room_labels: bool = False,
         seed: int = 0,
     ):
         """
@@ -743,6 +804,8 @@ class ShardDataModule(pl.LightningDataModule):
                 (``policy.target_box``, SPOC's "GT detection"): the samples' stored
                 ``target_box.npy``, or for samples without it (written before it) from
                 instance ids rendered at the stored poses with the splits' house files.
+            room_labels: Label every step with the type of the room the agent stands in
+                (``room_type``, from the splits' house files), for ``model.aux_room_weight``.
             seed: Seed of the training streams (with epoch, rank and worker).
         """
         super().__init__()
@@ -785,6 +848,7 @@ class ShardDataModule(pl.LightningDataModule):
             "goals": self.goals,
             "image_size": list(self.image_size),
             "target_box": bool(self.hparams.target_box),
+            "room_types": room_types(self.goals) if self.hparams.room_labels else [],
             "train_house_ids": self.train_scan["house_ids"],
             "train_action_counts": self.train_scan["action_counts"],
             "dataset": {"root": str(self.root.resolve()), "info": self.info,
@@ -804,7 +868,8 @@ class ShardDataModule(pl.LightningDataModule):
             shift=hp.shift if hp.augment else 0, frames=hp.frames, seed=hp.seed,
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
-            defer_colour=train and self._on_accelerator, target_box=hp.target_box)
+            defer_colour=train and self._on_accelerator, target_box=hp.target_box,
+            room_labels=hp.room_labels)
 
     @property
     def _on_accelerator(self) -> bool:

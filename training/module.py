@@ -55,6 +55,42 @@ def target_min_pixels(spec: dict) -> int:
                          "episodes` or set model.aux_visible_weight to 0") from None
 
 
+AUX_HEADS = ("visible_head.", "distance_head.", "room_head.")
+"""Policy parameters used only by training's auxiliary losses (acting never reads them)."""
+
+
+def load_policy_weights(policy: torch.nn.Module, path: str) -> list[str]:
+    """Copy a spoc-train checkpoint's policy weights into ``policy`` (``model.init_checkpoint``);
+    returns the auxiliary-head parameters the checkpoint lacks, which keep their fresh values
+    (its auxiliary heads that ``policy`` lacks are dropped). Anything else that differs
+    raises one line naming the file, the parameter and the fix."""
+    where = f"model.init_checkpoint {path}"
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any failure means "not a usable checkpoint"
+        raise ValueError(f"{where}: unreadable ({type(e).__name__}: {e}); give a spoc-train "
+                         ".ckpt") from None
+    if not isinstance(ckpt, dict) or CHECKPOINT_KEY not in ckpt:
+        raise ValueError(f"{where}: no '{CHECKPOINT_KEY}' record; give a checkpoint written "
+                         "by spoc-train")
+    theirs = {k.removeprefix("policy."): v for k, v in ckpt["state_dict"].items()
+              if k.startswith("policy.")}
+    own = policy.state_dict()
+    fix = "; start from a checkpoint of the same architecture (model.policy, data.target_box)"
+    for key, value in own.items():
+        if key not in theirs:
+            if not key.startswith(AUX_HEADS):
+                raise ValueError(f"{where}: has no {key}{fix}")
+        elif theirs[key].shape != value.shape:
+            raise ValueError(f"{where}: {key} is {tuple(theirs[key].shape)}, this run's "
+                             f"{tuple(value.shape)}{fix}")
+    extra = [k for k in theirs if k not in own and not k.startswith(AUX_HEADS)]
+    if extra:
+        raise ValueError(f"{where}: has {extra[0]}, which this run's policy lacks{fix}")
+    policy.load_state_dict({k: theirs.get(k, v) for k, v in own.items()})
+    return [k for k in own if k not in theirs]
+
+
 def masked_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """Mean of ``values`` where ``valid`` (0 where nothing is), without indexing."""
     m = valid.to(values.dtype)
@@ -75,7 +111,9 @@ class PolicyModule(pl.LightningModule):
         class_weighting: Literal["none", "inverse_freq"] = "none",
         aux_visible_weight: float = 0.0,
         aux_distance_weight: float = 0.0,
+        aux_room_weight: float = 0.0,
         encoder_init: str | None = None,
+        init_checkpoint: str | None = None,
         dataset_spec: dict | None = None,
     ):
         """
@@ -97,10 +135,19 @@ class PolicyModule(pl.LightningModule):
                 goal) predicted from the LSTM state (smooth L1 on the shards' ``goal_dist``).
                 Steps without labels add nothing to either; ``train/loss`` and ``val/loss``
                 stay the behaviour-cloning cross-entropy, ``train/total_loss`` is optimised.
+            aux_room_weight: Weight of an auxiliary loss (0: off): at every step, the type of
+                the room the agent stands in, predicted from the LSTM state (cross-entropy on
+                the loader's ``room_type``; needs ``--data.room_labels true``). Logged as
+                ``val/aux_room`` and its accuracy ``val/aux_room_acc``.
             encoder_init: A ``spoc-pretrain`` checkpoint whose conv blocks initialise the
                 policy's frame encoder (same channels, groups and image size; FiLM layers
                 still start at identity). Only the start: a ``--ckpt_path`` resume restores
                 the checkpoint's weights over it.
+            init_checkpoint: A ``spoc-train`` checkpoint whose policy weights start this run
+                (after ``encoder_init``), e.g. to add an auxiliary head to a trained policy:
+                heads this run has and the checkpoint lacks start fresh; the optimizer, rate
+                schedule and step count start over (``--ckpt_path`` resumes instead). The
+                architecture must otherwise match.
             dataset_spec: Set by the CLI from the datamodule (``ShardDataModule.spec``).
         """
         super().__init__()
@@ -111,9 +158,15 @@ class PolicyModule(pl.LightningModule):
         if dataset_spec is None:
             raise ValueError("model.dataset_spec: missing; build PolicyModule with "
                              "dataset_spec=ShardDataModule(...).spec (the CLI links it)")
-        if min(aux_visible_weight, aux_distance_weight) < 0:
+        if min(aux_visible_weight, aux_distance_weight, aux_room_weight) < 0:
             raise ValueError(f"model.aux_visible_weight={aux_visible_weight}, "
-                             f"model.aux_distance_weight={aux_distance_weight}: must be >= 0")
+                             f"model.aux_distance_weight={aux_distance_weight}, "
+                             f"model.aux_room_weight={aux_room_weight}: must be >= 0")
+        rooms = list(dataset_spec.get("room_types") or [])
+        if aux_room_weight > 0 and not rooms:
+            raise ValueError(f"model.aux_room_weight={aux_room_weight}: the data gives no room "
+                             "labels; add --data.room_labels true (the dataset needs RoomNav "
+                             "goals)")
         self.save_hyperparameters()
         self.spec = dataset_spec
         self.actions = list(dataset_spec["actions"])
@@ -128,11 +181,15 @@ class PolicyModule(pl.LightningModule):
                       image_size=tuple(dataset_spec["image_size"]), target_box=boxes)
         if self.aux:
             cfg = replace(cfg, aux_heads=True)
+        self.room = aux_room_weight > 0
+        cfg = replace(cfg, room_types=len(rooms) if self.room else 0)
         self.policy = make_policy(cfg)
         if encoder_init:
             from training.pretrain import load_encoder
 
             self.policy.encoder.convs.load_state_dict(load_encoder(encoder_init, cfg))
+        if init_checkpoint:
+            load_policy_weights(self.policy, init_checkpoint)
         weights = class_weights(dataset_spec.get("train_action_counts") or [1] * len(self.actions),
                                 class_weighting)
         self.register_buffer("loss_weights", weights, persistent=False)
@@ -159,9 +216,10 @@ class PolicyModule(pl.LightningModule):
         whole padded batch and masked: no boolean indexing, so no wait for the device.
         """
         aux = {}
-        if self.aux:
-            logits, visible, dist = self.policy.forward_aux(batch)
-            aux = self._aux_losses(batch, visible.float(), dist.float())
+        if self.aux or self.room:
+            heads = self.policy.forward_aux(batch)
+            logits = heads["logits"]
+            aux = self._aux_losses(batch, heads)
         else:
             logits = self.policy(batch)
         logits = logits.float()  # (B, L, A)
@@ -173,12 +231,13 @@ class PolicyModule(pl.LightningModule):
         loss = (nll * m).sum() / norm.sum().clamp(min=1e-12)
         return loss, logits.argmax(-1), target, mask, aux
 
-    def _aux_losses(self, batch: dict[str, torch.Tensor], visible: torch.Tensor,
-                    dist: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _aux_losses(self, batch: dict[str, torch.Tensor], heads: dict[str, torch.Tensor]
+                    ) -> dict[str, torch.Tensor]:
         """The auxiliary losses whose weight is set (each a mean over the steps that have its
-        label), and with the in-view loss its accuracy."""
+        label), and with the in-view and room losses their accuracy."""
         mask, out = batch["mask"], {}
         if self.hparams.aux_visible_weight > 0:
+            visible = heads["visible"].float()
             pixels = batch["target_pixels"]
             seen = mask & (pixels >= 0)
             in_view = (pixels >= self.min_pixels).to(visible.dtype)
@@ -186,16 +245,24 @@ class PolicyModule(pl.LightningModule):
             out["visible"] = masked_mean(bce, seen)
             out["visible_acc"] = masked_mean(((visible > 0) == (in_view > 0)).float(), seen)
         if self.hparams.aux_distance_weight > 0:
+            dist = heads["distance"].float()
             metres = batch["goal_dist"]
             l1 = F.smooth_l1_loss(dist, torch.log1p(metres.clamp(min=0)), reduction="none")
             out["distance"] = masked_mean(l1, mask & (metres >= 0))
+        if self.room:
+            room, label = heads["room"].float(), batch["room_type"]  # (B, L, R), (B, L)
+            known = mask & (label >= 0)
+            ce = F.cross_entropy(room.flatten(0, 1), label.clamp(min=0).flatten(),
+                                 reduction="none").view_as(label)
+            out["room"] = masked_mean(ce, known)
+            out["room_acc"] = masked_mean((room.argmax(-1) == label).float(), known)
         return out
 
     def _objective(self, loss: torch.Tensor, aux: dict[str, torch.Tensor]) -> torch.Tensor:
         """What training minimises: the cross-entropy plus the weighted auxiliary losses."""
         hp = self.hparams
         return loss + sum(getattr(hp, f"aux_{name}_weight") * aux[name]
-                          for name in ("visible", "distance") if name in aux)
+                          for name in ("visible", "distance", "room") if name in aux)
 
     def _log_aux(self, stage: str, aux: dict[str, torch.Tensor], batch_size: int) -> None:
         for name, value in aux.items():
@@ -273,6 +340,11 @@ class PolicyModule(pl.LightningModule):
                   "has no auxiliary heads and this run's has them"),
                  "model.aux_visible_weight / model.aux_distance_weight as in that run (0 = no "
                  "heads)"),
+                ("policy.room_head.", bool(self.policy.cfg.room_types),
+                 ("has a room-type head and this run's has none",
+                  "has no room-type head and this run's has one"),
+                 "model.aux_room_weight as in that run (0 = no head), or start from it with "
+                 "--model.init_checkpoint"),
                 ("policy.box_embed.", self.policy.cfg.target_box,
                  ("takes the target's box and this run's does not",
                   "takes no target box and this run's does"),

@@ -77,6 +77,10 @@ class PolicyConfig:
     the target is in view, a logit from each frame's (goal-conditioned) feature and the goal
     embedding, and the log metres to the goal from the LSTM state. ``PolicyModule`` turns
     them on when an auxiliary loss weight is set."""
+    room_types: int = 0
+    """An auxiliary head for training (``forward_aux``; acting never uses it) over this many
+    room types: which type of room the agent stands in, from the LSTM state (0: none).
+    ``PolicyModule`` sets it when ``model.aux_room_weight`` is set."""
     encoder_batch: int = 0
     """Run the frame encoder on at most this many frames per call (0: all in one call). The
     outputs are the same (GroupNorm works per frame); only the speed changes. On a CPU a
@@ -241,6 +245,8 @@ class LSTMPolicy(nn.Module):
         if cfg.aux_heads:
             self.visible_head = nn.Linear(cfg.feature_dim + cfg.goal_dim, 1)
             self.distance_head = nn.Linear(cfg.hidden_dim, 1)
+        if cfg.room_types:
+            self.room_head = nn.Linear(cfg.hidden_dim, cfg.room_types)
         self._state: tuple[torch.Tensor, torch.Tensor] | None = None
         self._prev_action: torch.Tensor | None = None
 
@@ -296,16 +302,23 @@ class LSTMPolicy(nn.Module):
                          batch.get("target_box"), batch.get("steps"))  # (B, L, I)
         return x, self.lstm(x)[0]
 
-    def forward_aux(self, batch: dict[str, torch.Tensor]
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``forward``'s logits (B, L, A) and the auxiliary heads' outputs: the target-in-view
-        logit (B, L) and the predicted log(1 + metres to the goal) (B, L). Needs ``aux_heads``."""
-        if not self.cfg.aux_heads:
-            raise ValueError("policy.aux_heads is off: this policy has no auxiliary heads")
+    def forward_aux(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``forward``'s ``logits`` (B, L, A) and the auxiliary heads' outputs the policy has:
+        with ``aux_heads`` the target-in-view logit ``visible`` (B, L) and the predicted log(1 +
+        metres to the goal) ``distance`` (B, L); with ``room_types`` the room-type logits
+        ``room`` (B, L, room_types)."""
+        if not (self.cfg.aux_heads or self.cfg.room_types):
+            raise ValueError("policy.aux_heads and policy.room_types are off: this policy has "
+                             "no auxiliary heads")
         x, out = self._run(batch)
-        seen = x[..., :self.cfg.feature_dim + self.cfg.goal_dim]  # (B, L, D + G)
-        visible = self.visible_head(seen)[..., 0]  # (B, L)
-        return self.head(out), visible, self.distance_head(out)[..., 0]
+        heads = {"logits": self.head(out)}
+        if self.cfg.aux_heads:
+            seen = x[..., :self.cfg.feature_dim + self.cfg.goal_dim]  # (B, L, D + G)
+            heads["visible"] = self.visible_head(seen)[..., 0]  # (B, L)
+            heads["distance"] = self.distance_head(out)[..., 0]  # (B, L)
+        if self.cfg.room_types:
+            heads["room"] = self.room_head(out)  # (B, L, room_types)
+        return heads
 
     def reset(self, batch_size: int) -> None:
         """Start ``batch_size`` fresh episodes: zero LSTM state, start token as previous action."""
@@ -489,6 +502,7 @@ def load_policy(ckpt_path: str | Path, map_location: str | torch.device = "cpu"
     record["config"].setdefault("blocked_input", False)  # checkpoints from before the options
     record["config"].setdefault("goal_film", False)
     record["config"].setdefault("aux_heads", False)
+    record["config"].setdefault("room_types", 0)
     policy = make_policy(record["config"])
     state = {k.removeprefix("policy."): v for k, v in ckpt["state_dict"].items()
              if k.startswith("policy.")}
