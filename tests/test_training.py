@@ -39,7 +39,7 @@ from training.data import (
     shift_replicate,
     split_urls,
 )
-from training.module import PolicyModule, class_weights, lr_factor
+from training.module import PolicyModule, class_weights, load_policy_weights, lr_factor
 from training.policy import PolicyConfig, load_policy, make_policy, resize_frames
 
 CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "train" / "tiny.yaml")
@@ -507,6 +507,7 @@ def test_init_checkpoint_starts_from_a_policy_and_adds_the_room_head(dataset, tm
     batch = next(iter(dm.val_dataloader()))
     torch.testing.assert_close(module.policy.eval()(batch), base(batch))
     assert module.policy.room_head.weight.shape == (len(dm.spec["room_types"]), cfg.hidden_dim)
+    assert load_policy_weights(module.policy, str(ckpt)) == ["room_head.weight", "room_head.bias"]
     other = replace(cfg, hidden_dim=cfg.hidden_dim + 8)
     with pytest.raises(ValueError, match=r"model.init_checkpoint .*lstm\.weight_ih_l0 is"):
         PolicyModule(policy=other, init_checkpoint=str(ckpt), dataset_spec=dm.spec)

@@ -68,7 +68,8 @@ def load_policy_weights(policy: torch.nn.Module, path: str) -> list[str]:
     try:
         ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001 - any failure means "not a usable checkpoint"
-        raise ValueError(f"{where}: unreadable ({type(e).__name__}: {e}); give a spoc-train "
+        msg = " ".join(str(e).split())[:300]
+        raise ValueError(f"{where}: unreadable ({type(e).__name__}: {msg}); give a spoc-train "
                          ".ckpt") from None
     if not isinstance(ckpt, dict) or CHECKPOINT_KEY not in ckpt:
         raise ValueError(f"{where}: no '{CHECKPOINT_KEY}' record; give a checkpoint written "
