@@ -235,8 +235,8 @@ def type_colours(frames: list[tuple], types: int) -> list[np.ndarray]:
         for k in np.unique(type_map[lit]):
             if k == 0:
                 continue
-            ids = instances[lit & (type_map == k)]
-            pixels = rgb[lit & (type_map == k)].astype(np.int64)  # (n, 3)
+            sel = lit & (type_map == k)
+            ids, pixels = instances[sel], rgb[sel].astype(np.int64)  # (n,), (n, 3)
             for i in np.unique(ids):
                 own = ids == i
                 seen[k - 1].append((int(own.sum()), chromaticity(pixels[own].sum(axis=0))))

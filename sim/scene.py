@@ -211,7 +211,8 @@ def _cut_wall(length: float, lo: float, hi: float, holes: list[tuple[float, floa
     return out
 
 
-def _room_polygons(house: dict) -> dict[str, np.ndarray]:
+def room_polygons(house: dict) -> dict[str, np.ndarray]:
+    """Room id -> (K, 2) float64 floor outline in (x, z) of each room of a house."""
     return {r["id"]: np.array([(p["x"], p["z"]) for p in r["floorPolygon"]], dtype=np.float64)
             for r in house["rooms"]}
 
@@ -324,7 +325,7 @@ def build_boxes(house: dict) -> Boxes:
 
 def build_scene(house: dict, house_id: str | None = None) -> Scene:
     """Flat geometry of a schema-1.0.0 house (see :mod:`datagen.houses.io`)."""
-    polys = _room_polygons(house)
+    polys = room_polygons(house)
     rooms = [Room(r["id"], r["roomType"], polys[r["id"]],
                   material_color(r.get("floorMaterial"), r["roomType"] + "-floor"))
              for r in house["rooms"]]

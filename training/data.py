@@ -73,7 +73,7 @@ from sim.camera import CameraConfig
 from sim.detect import BOX_FEATURES, target_box, target_table
 from sim.env import EmbeddedEnv
 from sim.lattice import MOVE_AHEAD, AgentConfig
-from sim.scene import point_in_polygon
+from sim.scene import point_in_polygon, room_polygons
 from training.policy import previous_action_tokens, resize_frames
 
 log = logging.getLogger(__name__)
@@ -469,8 +469,8 @@ class RoomLabels:
         """(type index, (K, 2) floor polygon) of each room of a house (the last is kept)."""
         if self._last is None or self._last[0] != (split, line):
             house = self.houses[split].house(line)
-            rooms = [(self.index.get(r["roomType"], -1),
-                      np.array([(p["x"], p["z"]) for p in r["floorPolygon"]], dtype=np.float64))
+            polygons = room_polygons(house)
+            rooms = [(self.index.get(r["roomType"], -1), polygons[r["id"]])
                      for r in house["rooms"]]
             self._last = ((split, line), rooms)
         return self._last[1]
@@ -701,9 +701,10 @@ class EpisodeChunkStream(ShardStream):
         self.rooms: RoomLabels | None = None
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        if self.frames == "rendered" or self.target_box or self.room_labels:
+        rendering = self.frames == "rendered" or self.target_box
+        if rendering or self.room_labels:
             houses = self._house_files()  # in the worker that iterates
-            if self.frames == "rendered" or self.target_box:
+            if rendering:
                 self.poses = PoseRenderer(self.info, houses)
             if self.room_labels:
                 self.rooms = RoomLabels(houses, room_types(self.info["goals"]))

@@ -19,7 +19,13 @@ import torch
 import torch.nn.functional as F
 
 from training.data import apply_colour
-from training.policy import CHECKPOINT_KEY, PolicyConfig, make_policy, policy_record
+from training.policy import (
+    CHECKPOINT_KEY,
+    PolicyConfig,
+    make_policy,
+    policy_record,
+    policy_state,
+)
 
 
 def lr_factor(step: int, warmup_steps: int, decay_start: int | None, decay_steps: int) -> float:
@@ -74,8 +80,7 @@ def load_policy_weights(policy: torch.nn.Module, path: str) -> list[str]:
     if not isinstance(ckpt, dict) or CHECKPOINT_KEY not in ckpt:
         raise ValueError(f"{where}: no '{CHECKPOINT_KEY}' record; give a checkpoint written "
                          "by spoc-train")
-    theirs = {k.removeprefix("policy."): v for k, v in ckpt["state_dict"].items()
-              if k.startswith("policy.")}
+    theirs = policy_state(ckpt)
     own = policy.state_dict()
     fix = "; start from a checkpoint of the same architecture (model.policy, data.target_box)"
     for key, value in own.items():

@@ -488,6 +488,12 @@ def policy_record(policy: LSTMPolicy, spec: dict) -> dict:
     }
 
 
+def policy_state(ckpt: dict) -> dict[str, torch.Tensor]:
+    """The policy's state dict inside a training checkpoint (its ``policy.`` entries)."""
+    return {k.removeprefix("policy."): v for k, v in ckpt["state_dict"].items()
+            if k.startswith("policy.")}
+
+
 def load_policy(ckpt_path: str | Path, map_location: str | torch.device = "cpu"
                 ) -> tuple[nn.Module, PolicyInfo]:
     """Rebuild the policy of a training checkpoint (no Lightning needed); returns it in eval mode.
@@ -504,9 +510,7 @@ def load_policy(ckpt_path: str | Path, map_location: str | torch.device = "cpu"
     record["config"].setdefault("aux_heads", False)
     record["config"].setdefault("room_types", 0)
     policy = make_policy(record["config"])
-    state = {k.removeprefix("policy."): v for k, v in ckpt["state_dict"].items()
-             if k.startswith("policy.")}
-    policy.load_state_dict(state)
+    policy.load_state_dict(policy_state(ckpt))
     info = PolicyInfo(config=record["config"], actions=record["actions"], goals=record["goals"],
                       image_size=tuple(record["image_size"]),
                       train_house_ids=record["train_house_ids"], dataset=record["dataset"],
