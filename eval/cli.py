@@ -247,6 +247,7 @@ def build_run(cfg: EvalConfig):
     camera, agent, tasks, goals, train_ids = cfg.camera, cfg.agent, cfg.tasks, None, set()
     detector = None
     steps = None
+    anchors: dict[str, str] = {}
     if cfg.checkpoint is not None:
         info = checkpoint_info(cfg.checkpoint)
         steps = info.trained_steps
@@ -258,6 +259,7 @@ def build_run(cfg: EvalConfig):
         for path in cfg.ensemble or ():
             train_ids |= set(ensemble_info(path, info).train_house_ids)
         detector = load_detector(cfg.detector, info) if cfg.detector else None
+        anchors = dict(info.config.get("room_anchors") or {})
     elif cfg.dataset is not None:
         data = dataset_info(cfg.dataset)
         camera = camera or _dataclass_from(CameraConfig, data.get("camera"))
@@ -275,7 +277,7 @@ def build_run(cfg: EvalConfig):
         camera=camera or CameraConfig(), agent=agent or AgentConfig(), tasks=tasks,
         backend=cfg.backend, max_steps=cfg.max_steps, envs_per_worker=cfg.envs_per_worker,
         sample_attempts=cfg.sample_attempts, goals=tuple(goals or tasks.goals()),
-        detector=detector)
+        detector=detector, room_anchors=anchors)
     return spec, settings, train_ids, steps
 
 
@@ -291,16 +293,17 @@ def ensemble_info(path: str, first):
         if mine != theirs:
             raise EvalInputError(f"--ensemble {path}: trained with {key} {mine}, --checkpoint "
                                  f"with {theirs}; ensemble policies trained with the same {key}")
-    if bool(info.config.get("target_box")) != bool(first.config.get("target_box")):
-        raise EvalInputError(f"--ensemble {path}: target_box={info.config.get('target_box')} "
-                             f"differs from --checkpoint's; the members must take the same "
-                             "inputs")
+    for key in ("target_box", "room_anchors"):
+        if (info.config.get(key) or None) != (first.config.get(key) or None):
+            raise EvalInputError(f"--ensemble {path}: {key}={info.config.get(key)} differs "
+                                 f"from --checkpoint's; the members must take the same inputs")
     return info
 
 
 def load_detector(path: str, info):
     """The ``--detector`` of a checkpoint trained with the target's box (EvalInputError if
-    the file is no detector, the policy takes no box or the detector lacks its targets)."""
+    the file is no detector, the policy takes no box or the detector lacks its targets or its
+    RoomNav anchors)."""
     from sim.detect import ColourDetector
 
     if not info.config.get("target_box"):
@@ -311,10 +314,12 @@ def load_detector(path: str, info):
     except ValueError as e:
         raise EvalInputError(f"--detector {e}") from None
     targets = {g.split("/", 1)[1] for g in info.goals if g.startswith("objectnav/")}
+    targets |= set((info.config.get("room_anchors") or {}).values())
     missing = sorted(targets - set(detector.centre))
     if missing:
         raise EvalInputError(f"--detector {path}: has no colour for {', '.join(missing)}; fit "
-                             "it on the policy's training data with `spoc-detector fit`")
+                             "it on the policy's training data with `spoc-detector fit` (its "
+                             "--types for the RoomNav anchors)")
     return detector
 
 
@@ -386,6 +391,7 @@ def run_record(cfg: EvalConfig, spec, settings, num_houses: int, seconds: float,
         "seed": cfg.seed, "sample": cfg.sample, "blocked_input": cfg.blocked_input,
         "end_threshold": cfg.end_threshold,
         "end_threshold_by_task": cfg.end_threshold_by_task or None, "detector": cfg.detector,
+        "room_anchors": dict(settings.room_anchors) or None,
         "memory_steps": cfg.memory_steps,
         "max_steps": cfg.max_steps,
         "backend": cfg.backend, "workers": cfg.workers, "envs_per_worker": cfg.envs_per_worker,

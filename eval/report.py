@@ -272,6 +272,9 @@ def _run_lines(info: dict) -> list[str]:
             f"{k} {v:g}" for k, v in run["end_threshold_by_task"].items()))
     if run.get("ensemble"):
         lines.append("ensemble: " + ", ".join(run["ensemble"]))
+    if run.get("room_anchors"):
+        lines.append("room_anchors: " + ", ".join(
+            f"{k} {v}" for k, v in run["room_anchors"].items()))
     skipped = info.get("skipped", {})
     if skipped:
         lines.append(f"skipped episode slots: {sum(skipped.values())} ("
@@ -346,7 +349,8 @@ def paired_line(name_a: str, a: dict, name_b: str, b: dict) -> str:
 def acting(run: dict) -> str:
     """How a run's policy chose its actions: argmax, sampled or with a stopping rule (over an
     ensemble's mean probabilities), the detector that gave it the target's box (none: the
-    simulator's, when the policy takes one) and the memory probe."""
+    simulator's, when the policy takes one), the RoomNav goals' anchor types and the memory
+    probe."""
     if run.get("checkpoint") is None:
         return "-"  # a baseline acts by its own rule
     how = "sampled" if run.get("sample") else "argmax"
@@ -360,6 +364,8 @@ def acting(run: dict) -> str:
         how += ", no blocked input"
     if run.get("detector"):
         how += f", detector {Path(run['detector']).name}"
+    if run.get("room_anchors"):
+        how += ", rooms by " + "/".join(run["room_anchors"].values())
     if run.get("memory_steps") is not None:
         how += f", memory cleared every {run['memory_steps']} steps"
     return how

@@ -42,7 +42,7 @@ from datagen.workers import exit_with_parent
 from eval.metrics import NOTHING, EpisodeResult, spl
 from eval.report import video_name
 from sim.camera import CameraConfig
-from sim.detect import BOX_FEATURES, ColourDetector, target_box, target_table
+from sim.detect import BOX_FEATURES, ColourDetector, box_target, target_box, target_table
 from sim.env import EmbeddedEnv, Env, Pose, make_env
 from sim.lattice import ACTIONS, END, MOVE_AHEAD, AgentConfig
 
@@ -108,6 +108,9 @@ class RolloutSettings:
     detector: ColourDetector | None = None
     """Where the target's box comes from: this detector reading the frame, else the
     simulator's instance ids (:meth:`EpisodeRun.target_box`)."""
+    room_anchors: dict[str, str] = field(default_factory=dict)
+    """The object type boxed for each RoomNav room type (the policy's
+    ``PolicyConfig.room_anchors``; :func:`sim.detect.box_target`)."""
 
 
 @dataclass(frozen=True)
@@ -226,8 +229,8 @@ class EpisodeRun:
         self.first, self.collided, self.reached_goal = True, False, False
         self.rgb = env.reset(ctx.record.house, Pose(*ctx.pose(episode.start))).rgb
         self.state = self._lattice_state()
-        self.target = episode.target if episode.task == TASK_OBJECTNAV else None
-        self.is_target = target_table(ctx.scene.boxes.object_type, self.target)
+        self.boxed_type = box_target(episode.task, episode.target, settings.room_anchors)
+        self.is_target = target_table(ctx.scene.boxes.object_type, self.boxed_type)
         self.detector = settings.detector
         self.video = None
         self.rng: np.random.Generator | None = None
@@ -248,7 +251,7 @@ class EpisodeRun:
         """(6,) the target's box in the current frame (:func:`sim.detect.target_box`): the
         detector's from the RGB frame where the settings give one, else from the ids."""
         if self.detector is not None:
-            return self.detector.box(self.rgb, self.target)
+            return self.detector.box(self.rgb, self.boxed_type)
         return target_box(self.env.observation.ids, self.is_target)
 
     def advance(self, action: int, settings: RolloutSettings) -> EpisodeResult | None:

@@ -13,6 +13,7 @@ import pytest
 from training_helpers import palette_detector, write_dataset
 
 import training.dagger
+from datagen.constants import OBJECTNAV_TARGETS
 from datagen.episodes import HouseContext, HouseFile
 from datagen.shards import META_KEYS, iter_episodes, read_info, shard_paths
 from datagen.tasks import TaskConfig
@@ -269,14 +270,18 @@ def test_bc_arm_gets_as_many_expert_labels(run, tmp_path):
 
 def test_a_box_policy_rolls_out_and_is_evaluated_with_its_detector(tmp_path, capsys,
                                                                    monkeypatch):
-    """--detector: a policy trained with the target's box reads it from the detector in the
-    rollouts and the evaluations (as deployed), with --end_threshold there too."""
+    """--detector: a policy trained with the target's box (and RoomNav anchors) reads it from
+    the detector in the rollouts and the evaluations (as deployed), with --end_threshold there
+    too; a RoomNav rollout is given its room's anchor."""
     data = write_dataset(tmp_path / "data", {"train": (1, 3), "val": (1, 2)})
     detector = tmp_path / "detector.json"
-    palette_detector().save(detector)
+    types = [*OBJECTNAV_TARGETS, "Fridge"]
+    palette_detector(types).save(detector)
+    anchors = {"LivingRoom": "Television", "Kitchen": "Fridge"}
     argv = tiny_argv(data, tmp_path / "run")
     argv[argv.index("--sample") + 1] = "false"
-    argv[argv.index("--train_args") + 1] = json.dumps(TRAIN_ARGS + ["--data.target_box", "true"])
+    argv[argv.index("--train_args") + 1] = json.dumps(
+        TRAIN_ARGS + ["--data.target_box", "true", "--data.room_anchors", json.dumps(anchors)])
     assert main(argv + ["--detector", str(tmp_path / "none.json")]) == 2
     assert "detector: " in capsys.readouterr().err
     assert main(argv + ["--detector", str(detector), "--end_threshold", "0.5",
@@ -286,6 +291,7 @@ def test_a_box_policy_rolls_out_and_is_evaluated_with_its_detector(tmp_path, cap
         run = json.loads((Path(row["eval_dir"]) / "eval_info.json").read_text())["run"]
         assert run["detector"] == str(detector) and run["end_threshold"] == 0.5
         assert run["end_threshold_by_task"] == {"roomnav": 0.6}
+        assert run["room_anchors"] == anchors
 
     class Spy:  # the detector's box for every frame the policy is given
         def __init__(self):
@@ -293,21 +299,25 @@ def test_a_box_policy_rolls_out_and_is_evaluated_with_its_detector(tmp_path, cap
 
         def box(self, rgb, target):
             self.frames.append((rgb.shape, target))
-            return palette_detector().box(rgb, target)
+            return palette_detector(types).box(rgb, target)
 
     policy, pinfo = load_policy(rounds[1]["checkpoint"])
     view = open_view(data, None, pinfo.goals, max_steps=10, envs=2)
     from eval.rollout import plan_slots
 
     spy = Spy()
-    settings = dataclasses.replace(view.settings, detector=spy)
-    episodes, _ = mixed_rollouts(policy, view.houses.read([0]), plan_slots(1, 2, 3), settings,
-                                 0.0, 1, 0, end_threshold=0.5)
+    settings = dataclasses.replace(view.settings, detector=spy, room_anchors=anchors)
+    slots = plan_slots(1, 4, 8)  # two RoomNav episodes among the four
+    episodes, skipped = mixed_rollouts(policy, view.houses.read([0]), slots, settings, 0.0, 1, 0,
+                                       end_threshold=0.5)
     steps = sum(len(e.episode.path.actions) for e in episodes)
     camera = view.settings.camera
     assert len(spy.frames) == steps  # one box per step the policy acted on
     assert {shape for shape, _ in spy.frames} == {(camera.height, camera.width, 3)}
-    assert {t for _, t in spy.frames} <= {e.episode.target for e in episodes}
+    boxed = {e.episode.target if e.episode.task == "objectnav" else anchors[e.episode.target]
+             for e in episodes}
+    assert {t for _, t in spy.frames} == boxed
+    assert "roomnav" in {e.episode.task for e in episodes}, skipped
     # a threshold of 1 for every task reaches every step's action: the policy never ends, so
     # every rollout runs to the limit
     by_task = []

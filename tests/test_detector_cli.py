@@ -70,3 +70,39 @@ def test_bad_input_is_one_line(dataset, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and err.startswith("spoc-detector: "), err
     assert not (tmp_path / "d").exists()
+
+
+def test_more_types_are_fitted_beside_the_targets_and_anchors_are_scored(dataset, tmp_path,
+                                                                         capsys):
+    """--types fits a RoomNav anchor type too and leaves the targets' fit as it was;
+    score --room_anchors scores RoomNav episodes on their anchor's box; an unknown type is one
+    line."""
+    plain, more = tmp_path / "plain.json", tmp_path / "more.json"
+    main(["fit", "--data", str(dataset), "--split", "train", "--stride", "1", "--out", str(plain)])
+    main(["fit", "--data", str(dataset), "--split", "train", "--stride", "1",
+          "--types", "[Fridge]", "--out", str(more)])
+    a, b = ColourDetector.load(plain), ColourDetector.load(more)
+    assert "Fridge" not in a.centre and set(b.centre) == set(a.centre) | {"Fridge"}
+    for field in ("centre", "radius", "min_pixels"):
+        assert {k: v for k, v in getattr(b, field).items() if k != "Fridge"} == getattr(a, field)
+    assert b.fitted_on["types"] == ["Fridge"]
+    scores = tmp_path / "scores.json"
+    anchors = '{LivingRoom: Television}'
+    main(["score", "--data", str(dataset), "--split", "val", "--detector", str(more),
+          "--room_anchors", anchors, "--out", str(scores)])
+    with_rooms = json.loads(scores.read_text())
+    main(["score", "--data", str(dataset), "--split", "val", "--detector", str(more),
+          "--out", str(scores)])
+    without = json.loads(scores.read_text())
+    frames = with_rooms["per_type"]["Television"]["frames_shown"]
+    assert frames > without["per_type"].get("Television", {}).get("frames_shown", 0)
+    capsys.readouterr()
+    for argv in (["fit", "--data", str(dataset), "--types", "[Fridgee]", "--out",
+                  str(tmp_path / "d")],
+                 ["score", "--data", str(dataset), "--detector", str(more), "--room_anchors",
+                  "{Garage: Car}"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and ("Fridgee" in err or "Garage" in err), err

@@ -244,14 +244,14 @@ def test_same_episodes_for_every_policy(houses, tmp_path):
 
 def write_checkpoint(path: Path, train_house_ids: list[str], version: str = DATASET_VERSION,
                      target_box: bool = False, seed: int = 0, goals: list[str] = GOALS,
-                     width: int = 64) -> Path:
+                     width: int = 64, room_anchors: dict | None = None) -> Path:
     """An untrained tiny policy checkpoint (weights drawn with ``seed``) trained on 48x64
     frames of "train" houses."""
     from eval.baselines import write_untrained_checkpoint
 
     policy = {"image_size": (32, 48), "channels": (8, 16), "groups": 4, "pool_size": (2, 2),
               "feature_dim": 32, "goal_dim": 8, "action_dim": 8, "hidden_dim": 32,
-              "target_box": target_box, "box_dim": 8}
+              "target_box": target_box, "box_dim": 8, "room_anchors": room_anchors or {}}
     info = {"version": version, "actions": list(ACTIONS), "goals": list(goals),
             "camera": {"height": 48, "width": width, "vfov": 59.0, "eye_height": 1.5,
                        "pitch": 30.0},
@@ -637,6 +637,72 @@ def test_detector_is_recorded_and_checked(houses, tmp_path, capsys):
     assert "bad.json: not a detector" in bad_input(capsys, [
         "run", *base, "--checkpoint", str(ckpt), "--detector", str(tmp_path / "bad.json"),
         "--out", "x"])
+
+
+ANCHORS = {"Bedroom": "Bed", "Bathroom": "Toilet", "Kitchen": "Fridge", "LivingRoom": "Sofa"}
+
+
+def test_a_roomnav_goal_is_given_its_rooms_anchors_box(houses):
+    """With room anchors in the settings, a RoomNav run's box is that of its room type's anchor:
+    the simulator's ids, or a detector's reading of the frame; ObjectNav runs keep the
+    target's."""
+    from datagen.houses.io import load_houses
+    from eval.rollout import RolloutSettings, lockstep, plan_slots
+    from sim.camera import CameraConfig
+    from sim.detect import target_box, target_table
+    from sim.lattice import ROTATE_LEFT
+
+    records = dict(enumerate(load_houses(houses)))
+    detector = palette_detector([*OBJECTNAV_TARGETS, "Fridge"])
+    for with_detector in (False, True):
+        settings = RolloutSettings(camera=CameraConfig(height=48, width=64), max_steps=12,
+                                   envs_per_worker=4, goals=tuple(GOALS), room_anchors=ANCHORS,
+                                   detector=detector if with_detector else None)
+        seen = []
+
+        def spin(runs, with_detector=with_detector, seen=seen):
+            for run in filter(None, runs):
+                ep = run.episode
+                boxed = ep.target if ep.task == "objectnav" else ANCHORS[ep.target]
+                box = run.target_box()
+                if with_detector:
+                    assert np.array_equal(box, detector.box(run.rgb, boxed))
+                else:
+                    table = target_table(run.ctx.scene.boxes.object_type, boxed)
+                    assert np.array_equal(box, target_box(run.env.observation.ids, table))
+                if ep.task == "roomnav":
+                    seen.append(box[0])
+            return [ROTATE_LEFT] * len(runs)
+
+        lockstep(records, plan_slots(len(records), 24, seed=0), settings, spin,
+                 lambda run, result: None, lambda slot, why: None)
+        assert sum(seen) > 0
+
+
+def test_room_anchors_are_recorded_and_checked(houses, tmp_path, capsys):
+    """A checkpoint trained with room anchors is evaluated with them (recorded, in the report
+    and in how it acted); its detector must know the anchor types; ensemble members must
+    share them."""
+    ckpt = write_checkpoint(tmp_path / "a.ckpt", ["train-0-0"], target_box=True,
+                            room_anchors=ANCHORS)
+    detector = tmp_path / "detector.json"
+    palette_detector([*OBJECTNAV_TARGETS, "Fridge"]).save(detector)
+    base = ["--houses", str(houses), "--episodes", "4", "--videos", "0", "--max-steps", "10",
+            "--progress", "false", "--checkpoint", str(ckpt)]
+    main(["run", *base, "--detector", str(detector), "--out", str(tmp_path / "run")])
+    info = json.loads((tmp_path / "run" / "eval_info.json").read_text())
+    assert info["run"]["room_anchors"] == ANCHORS
+    assert acting(info["run"]).endswith("rooms by Bed/Toilet/Fridge/Sofa")
+    assert "- room_anchors: Bedroom Bed, Bathroom Toilet" in \
+        (tmp_path / "run" / "report.md").read_text()
+    palette_detector().save(tmp_path / "targets.json")
+    err = bad_input(capsys, ["run", *base, "--detector", str(tmp_path / "targets.json"),
+                             "--out", str(tmp_path / "x")])
+    assert "has no colour for Fridge" in err and "--types" in err
+    plain = write_checkpoint(tmp_path / "b.ckpt", ["train-0-0"], target_box=True)
+    err = bad_input(capsys, ["run", *base, "--ensemble", f"[{plain}]", "--out",
+                             str(tmp_path / "y")])
+    assert "room_anchors" in err and str(plain) in err
 
 
 def test_baseline_with_dataset_meets_the_checkpoints_episodes(houses, tmp_path):

@@ -646,6 +646,77 @@ def test_stored_target_boxes_are_the_rendered_ones_and_a_sample_without_them_is_
     assert seen > 0
 
 
+ANCHORS = {"LivingRoom": "Television", "Kitchen": "Fridge"}
+"""RoomNav anchors the fixture's two-room houses hold (--data.room_anchors)."""
+
+
+def test_room_anchors_give_roomnav_goals_the_box_of_their_rooms_anchor(dataset):
+    """--data.room_anchors: a RoomNav step's box is the one the embedded env's ids give for its
+    room type's anchor at the stored pose (the shard's stored zeros are not read); ObjectNav
+    steps keep the target's box; a raw sample's chunks are the same rendered boxes."""
+    from sim.detect import box_target
+
+    anchored = list(tiny_datamodule(dataset, target_box=True, room_anchors=ANCHORS)
+                    .val_dataloader())
+    boxed = list(tiny_datamodule(dataset, target_box=True).val_dataloader())
+    goals = load_info(dataset)["goals"]
+    for a, b in zip(anchored, boxed):
+        assert all(torch.equal(a[k], b[k]) for k in b if k != "target_box")
+        objectnav = torch.tensor([goals[g].startswith("objectnav/") for g in a["goals"]])
+        assert torch.equal(a["target_box"][objectnav], b["target_box"][objectnav])
+    info = load_info(dataset)
+    env = EmbeddedEnv(CameraConfig(**info["camera"]), AgentConfig(**info["agent"]))
+    house = HouseFile.scan(info["splits"]["val"]["houses"]["path"]).read([0])[0].house
+    scene, _ = env.load(house)
+    poses = PoseRenderer(info, PoseRenderer.house_files(info, ["val"]))
+    want, roomnav_seen = [], 0
+    for url in shard_urls(dataset, "val"):
+        for sample in iter_episodes(Path(url)):
+            meta = sample["meta.json"]
+            table = target_table(scene.boxes.object_type,
+                                 box_target(meta["task"], meta["target"], ANCHORS))
+            own = [target_box(env.reset(house, Pose(x, z, yaw)).ids, table)
+                   for x, z, yaw in meta["poses"]]
+            want += own
+            if meta["task"] == "roomnav":
+                roomnav_seen += sum(box[0] for box in own)
+    boxes = torch.cat([b["target_box"][b["mask"]] for b in anchored])  # (steps, 6)
+    assert torch.equal(boxes, torch.from_numpy(np.stack(want))) and roomnav_seen > 0
+    with tarfile.open(shard_urls(dataset, "val")[0]) as tar:
+        raw: dict[str, dict[str, bytes]] = {}
+        for member in (m for m in tar if m.isfile()):
+            key, _, ext = member.name.partition(".")
+            raw.setdefault(key, {})[ext] = tar.extractfile(member).read()
+    for sample in raw.values():
+        meta = json.loads(sample["meta.json"])
+        chunk = episode_chunks(sample, {meta["goal"]: 0}, 500, (32, 48), None, boxes=lambda m, a, b:
+                               poses.boxes(m, "val", a, b, ANCHORS), anchored=True)[0]
+        rendered = poses.boxes(meta, "val", room_anchors=ANCHORS)
+        assert np.array_equal(chunk["target_box"].numpy(), rendered)
+        if meta["task"] == "roomnav":
+            assert not np.load(io.BytesIO(sample["target_box.npy"])).any() and rendered.any()
+
+
+def test_room_anchors_are_checked_and_travel_with_the_checkpoint(dataset, tmp_path,
+                                                                 monkeypatch):
+    """The anchors need the box input, room types of the dataset and known object types (one
+    line naming the field); the policy's config and checkpoint carry them."""
+    for kwargs, match in (({}, "add --data.target_box true"),
+                          ({"target_box": True, "room_anchors": {"Garage": "Car"}},
+                           r"data.room_anchors.Garage: not a RoomNav target"),
+                          ({"target_box": True, "room_anchors": {"Kitchen": "Fridgee"}},
+                           r"data.room_anchors.Kitchen: 'Fridgee' is not an object type")):
+        kwargs = {"room_anchors": ANCHORS, **kwargs}
+        with pytest.raises(ValueError, match=match):
+            tiny_datamodule(dataset, **kwargs)
+    assert tiny_datamodule(dataset, target_box=True).spec["room_anchors"] == {}
+    monkeypatch.setattr("sys.argv", ["spoc-train"])
+    cli_fit(dataset, tmp_path, 1, "--data.target_box", "true", "--data.room_anchors",
+            json.dumps(ANCHORS))
+    _, info = load_policy(tmp_path / "checkpoints" / "last.ckpt")
+    assert info.config["room_anchors"] == ANCHORS and info.config["target_box"]
+
+
 def test_an_augmented_chunks_box_moves_with_its_frames(dataset):
     """The training shift moves the target's box with the frames (shift_box at the offset the
     frames were shifted by), for every seed; the box is otherwise the unshifted chunk's."""

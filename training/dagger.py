@@ -540,7 +540,8 @@ def run_round(run: DaggerRun, r: int, beta: float) -> dict:
     prev = run.checkpoint("dagger", r - 1)
     policy, pinfo = load_policy(prev)
     view = open_view(data, cfg.train_houses, pinfo.goals, cfg.max_steps, cfg.envs)
-    settings = view.settings
+    settings = dataclasses.replace(view.settings,
+                                   room_anchors=dict(pinfo.config.get("room_anchors") or {}))
     if cfg.detector is not None:
         settings = dataclasses.replace(settings, detector=load_detector(cfg.detector, pinfo))
     records = view.houses.read(list(range(len(view.houses))))

@@ -13,11 +13,12 @@ step has none (padding, RoomNav pixels, episodes written without them: datasets 
 the labels, DAgger rounds written before they got them), and ``num_skipped`` () long (bad
 shards or samples skipped while this batch was assembled); with ``target_box``, ``target_box``
 (B, L, 6) float32, the simulator's box of the target in each frame (:mod:`sim.detect`, zeros
-for padding and RoomNav), the shard's ``target_box.npy`` where the sample has it, else from the
-instance ids rendered at the stored poses (:class:`PoseRenderer`; the same box, at 1.64x the
-loader's CPU per frame); with ``room_labels``, ``room_type`` (B, L) long, the type of the room
-the agent stands in at each step (index into the dataset's RoomNav targets, from the house's
-floor polygons at the stored poses; -1 for padding and outside every room);
+for padding and RoomNav; with ``room_anchors``, a RoomNav goal's anchor's), the shard's
+``target_box.npy`` where the sample has it, else from the instance ids rendered at the stored
+poses (:class:`PoseRenderer`; the same box, at 1.64x the loader's CPU per frame); with
+``room_labels``, ``room_type`` (B, L) long, the type of the room the agent stands in at each
+step (index into the dataset's RoomNav targets, from the house's floor polygons at the stored
+poses; -1 for padding and outside every room);
 training batches for an accelerator also carry ``colour`` (B, 2, 3) float32, each chunk's
 colour jitter, which the model applies on the device (``PolicyModule.on_after_batch_transfer``):
 the jitter's float arithmetic is ~40% of a loader worker's time at 112x192
@@ -70,7 +71,7 @@ from datagen.houses.io import HouseError, iter_house_lines
 from datagen.shards import decode_frames
 from datagen.tasks import box_corners, outside_frustum
 from sim.camera import CameraConfig
-from sim.detect import BOX_FEATURES, target_box, target_table
+from sim.detect import BOX_FEATURES, box_target, check_room_anchors, target_box, target_table
 from sim.env import EmbeddedEnv
 from sim.lattice import MOVE_AHEAD, AgentConfig
 from sim.scene import point_in_polygon, room_polygons
@@ -300,16 +301,18 @@ def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
                    jitter: float = 0.0, shift: int = 0, defer_colour: bool = False,
                    render: Callable[[dict, int, int], np.ndarray] | None = None,
                    boxes: Callable[[dict, int, int], np.ndarray] | None = None,
-                   rooms: Callable[[dict], np.ndarray] | None = None
-                   ) -> list[dict[str, Any]]:
+                   rooms: Callable[[dict], np.ndarray] | None = None,
+                   anchored: bool = False) -> list[dict[str, Any]]:
     """Turn one webdataset sample into training chunks (one random one when ``rng`` is given).
 
     With ``defer_colour`` each augmented chunk carries its colour jitter as ``colour`` (2, 3)
     instead of having it applied (see :func:`augment`). ``render(meta, start, stop)``, when
     given, makes the frames instead of the shard's video (:class:`PoseRenderer`);
     ``boxes(meta, start, stop)``, when given, the chunks' ``target_box`` (n, 6) for samples
-    that do not store theirs; ``rooms(meta)``, when given, the episode's ``room_type`` (T,)
-    (:class:`RoomLabels`).
+    that do not store theirs (and, when ``anchored``, for every RoomNav sample: shards store
+    no box for a RoomNav goal, its room's anchor type is rendered instead, see
+    ``ShardDataModule.room_anchors``); ``rooms(meta)``, when given, the episode's
+    ``room_type`` (T,) (:class:`RoomLabels`).
 
     Raises on anything malformed; the caller skips and counts the sample.
     """
@@ -338,6 +341,8 @@ def episode_chunks(sample: dict, goal_index: dict[str, int], seq_len: int,
     box_all = None
     if boxes is not None:  # the sample's own boxes where it stores them, else rendered
         stored = episode_target_box(sample, len(actions))  # (T, 6)
+        if anchored and meta["task"] != TASK_OBJECTNAV:
+            stored = None
         box_all = torch.from_numpy(boxes(meta, first, stop) if stored is None
                                    else stored[first:stop])  # (n, 6)
     chunks = []
@@ -521,17 +526,18 @@ class PoseRenderer:
         render = self.env.renderer.render_rgb
         return np.stack([render(x, z, yaw) for x, z, yaw in meta["poses"][start:stop]])
 
-    def boxes(self, meta: dict, split: str, start: int = 0, stop: int | None = None
-              ) -> np.ndarray:
+    def boxes(self, meta: dict, split: str, start: int = 0, stop: int | None = None,
+              room_anchors: dict[str, str] | None = None) -> np.ndarray:
         """(n, 6) float32: the target's box (:func:`sim.detect.target_box`) in the episode's
-        frames ``start:stop``, from instance ids rendered at the stored poses (all zeros for
-        RoomNav)."""
+        frames ``start:stop``, from instance ids rendered at the stored poses. A RoomNav
+        goal's target is its room type's anchor in ``room_anchors`` (all zeros without one)."""
         poses = meta["poses"][start:stop]
         out = np.zeros((len(poses), BOX_FEATURES), dtype=np.float32)
-        if meta["task"] != TASK_OBJECTNAV:
+        target = box_target(meta["task"], meta["target"], room_anchors)
+        if target is None:
             return out
         scene, _ = self.load(meta, split)
-        table = target_table(scene.boxes.object_type, meta["target"])
+        table = target_table(scene.boxes.object_type, target)
         # a pose from which every target instance is outside the view frustum sees none of
         # them: no need to render (as datagen's target_pixels labels skip it)
         corners = box_corners(scene.boxes, np.flatnonzero(table[1:]))  # (K, 8, 3)
@@ -680,7 +686,8 @@ class EpisodeChunkStream(ShardStream):
     consumer, as ``colour``). ``train=False``: every shard once (split over ranks
     when there are enough shards, else each rank reads all), every step once, no augmentation.
     ``target_box``: each chunk also carries the target's box, the sample's stored one or else
-    from ids rendered at its poses.
+    from ids rendered at its poses; ``room_anchors`` (room type -> object type) gives RoomNav
+    goals the box of their room's anchor, rendered.
     """
 
     def __init__(self, urls: list[tuple[str, str]], info: dict, *, train: bool, seq_len: int,
@@ -688,7 +695,7 @@ class EpisodeChunkStream(ShardStream):
                  shuffle_buffer: int = 32, jitter: float = 0.0, shift: int = 0,
                  frames: str = "decoded", seed: int = 0, rank: int = 0, world_size: int = 1,
                  defer_colour: bool = False, target_box: bool = False,
-                 room_labels: bool = False):
+                 room_labels: bool = False, room_anchors: dict[str, str] | None = None):
         super().__init__(urls, info, train=train, batch_size=batch_size,
                          batches_per_epoch=batches_per_epoch, frames=frames, seed=seed,
                          rank=rank, world_size=world_size)
@@ -696,7 +703,7 @@ class EpisodeChunkStream(ShardStream):
         self.seq_len, self.image_size = seq_len, tuple(image_size)
         self.shuffle_buffer, self.jitter, self.shift = shuffle_buffer, jitter, shift
         self.defer_colour, self.target_box = defer_colour, target_box
-        self.room_labels = room_labels
+        self.room_labels, self.room_anchors = room_labels, dict(room_anchors or {})
         self.poses: PoseRenderer | None = None
         self.rooms: RoomLabels | None = None
 
@@ -718,12 +725,13 @@ class EpisodeChunkStream(ShardStream):
                 return self.poses.frames(meta, split, start, stop)
         if self.target_box:
             def boxes(meta, start, stop):
-                return self.poses.boxes(meta, split, start, stop)
+                return self.poses.boxes(meta, split, start, stop, self.room_anchors)
         if self.room_labels:
             def rooms(meta):
                 return self.rooms(meta, split)
         return episode_chunks(sample, self.goal_index, self.seq_len, self.image_size, rng,
-                              self.jitter, self.shift, self.defer_colour, render, boxes, rooms)
+                              self.jitter, self.shift, self.defer_colour, render, boxes, rooms,
+                              anchored=bool(self.room_anchors))
 
     def _collate(self, chunks: list[dict]) -> dict[str, torch.Tensor]:
         return collate_chunks(chunks, self.seq_len, self.skips.take_pending())
@@ -781,6 +789,7 @@ class ShardDataModule(pl.LightningDataModule):
         train_splits: list[str] | None = None,
         target_box: bool = False,
         room_labels: bool = False,
+        room_anchors: dict[str, str] | None = None,
         seed: int = 0,
     ):
         """
@@ -807,6 +816,13 @@ class ShardDataModule(pl.LightningDataModule):
                 instance ids rendered at the stored poses with the splits' house files.
             room_labels: Label every step with the type of the room the agent stands in
                 (``room_type``, from the splits' house files), for ``model.aux_room_weight``.
+            room_anchors: With ``target_box``, the box a RoomNav goal gets: for each room type,
+                an object type that stands for it (e.g. ``{Bedroom: Bed, Bathroom: Toilet,
+                Kitchen: Fridge, LivingRoom: Sofa}``); a RoomNav step's box is that type's
+                largest instance in view, rendered from ids at the stored pose (shards store
+                none for RoomNav). Room types left out, and every RoomNav goal by default,
+                get no box. Deployed, the detector must know the anchor types
+                (``spoc-detector fit --types``).
             seed: Seed of the training streams (with epoch, rank and worker).
         """
         super().__init__()
@@ -817,6 +833,11 @@ class ShardDataModule(pl.LightningDataModule):
         check_frames(frames)
         self.root, self.image_size = Path(root), tuple(int(v) for v in image_size)
         self.info = load_info(self.root)
+        if room_anchors and not target_box:
+            raise ValueError("data.room_anchors: the anchors are RoomNav goals' boxes; add "
+                             "--data.target_box true or drop --data.room_anchors")
+        self.room_anchors = check_room_anchors(room_anchors, self.info["goals"],
+                                               "data.room_anchors")
         self.train_splits = list(train_splits or ["train"])
         self.train_urls = [u for u, _ in split_urls(self.root, self.train_splits)]
         self.val_urls = shard_urls(self.root, val_split)
@@ -850,6 +871,7 @@ class ShardDataModule(pl.LightningDataModule):
             "image_size": list(self.image_size),
             "target_box": bool(self.hparams.target_box),
             "room_types": room_types(self.goals) if self.hparams.room_labels else [],
+            "room_anchors": dict(self.room_anchors),
             "train_house_ids": self.train_scan["house_ids"],
             "train_action_counts": self.train_scan["action_counts"],
             "dataset": {"root": str(self.root.resolve()), "info": self.info,
@@ -870,7 +892,7 @@ class ShardDataModule(pl.LightningDataModule):
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
             defer_colour=train and self._on_accelerator, target_box=hp.target_box,
-            room_labels=hp.room_labels)
+            room_labels=hp.room_labels, room_anchors=self.room_anchors)
 
     @property
     def _on_accelerator(self) -> bool:

@@ -3,6 +3,7 @@ it against the simulator's boxes.
 
     spoc-detector fit --data DATASET_DIR --split train --out runs/detector.json
     spoc-detector score --data DATASET_DIR --split val --detector runs/detector.json
+    spoc-detector fit ... --types '[Fridge]'     # also a RoomNav anchor type (--data.room_anchors)
 
 A policy trained with the simulator's box of its target (``--data.target_box true``) needs the
 box at deployment too; ``spoc-eval run --detector FILE`` gives it this detector's box instead,
@@ -16,16 +17,24 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from datagen.constants import KEY_META, TASK_OBJECTNAV
+from datagen.constants import KEY_META
 from datagen.files import json_bytes, write_atomic
 from datagen.shards import iter_episodes
+from sim.assets import object_types
 from sim.cliargs import underscore_options
-from sim.detect import ColourDetector, fit_colour_detector, target_box, target_table
+from sim.detect import (
+    ColourDetector,
+    box_target,
+    check_room_anchors,
+    fit_colour_detector,
+    target_box,
+    target_table,
+)
 from training.data import DatasetMismatchError, PoseRenderer, load_info, shard_urls, split_urls
 from training.pretrain import label_vocab
 
@@ -46,6 +55,10 @@ class FitConfig:
     """Episodes read (the split's first, in shard order): many houses, many assets."""
     stride: int = 12
     """Every stride-th frame of an episode is used."""
+    types: list[str] = field(default_factory=list)
+    """More object types fitted beside the dataset's ObjectNav targets: the RoomNav anchors of
+    a policy trained with ``--data.room_anchors`` (e.g. ``[Fridge]``). Each type is fitted on
+    its own pixels alone, so the targets' fit is the same with or without them."""
     out: str = "runs/detector.json"
     """Where the detector is written (JSON)."""
 
@@ -64,6 +77,9 @@ class ScoreConfig:
     """Episodes read (the split's first, in shard order; ObjectNav ones are scored)."""
     stride: int = 1
     """Every stride-th frame of an episode is scored."""
+    room_anchors: dict[str, str] = field(default_factory=dict)
+    """Also score RoomNav episodes, on the box of their room type's anchor (as a policy
+    trained with ``--data.room_anchors`` gets it)."""
     out: str | None = None
     """Also write the scores here (JSON)."""
 
@@ -108,6 +124,12 @@ def fit(cfg: FitConfig) -> ColourDetector:
     """Fit a detector of the dataset's ObjectNav targets on ``cfg.split`` and write it."""
     info, renderer = open_split(cfg.data, cfg.split)
     targets, _ = label_vocab(info)
+    known = set(object_types())
+    for extra in cfg.types:
+        if extra not in known:
+            raise DatasetMismatchError(f"types: {extra!r} is not an object type of the asset "
+                                       "database; name one, e.g. Fridge")
+    targets = targets + [t for t in dict.fromkeys(cfg.types) if t not in targets]
     index = {t: k + 1 for k, t in enumerate(targets)}
     frames = []
     for meta in split_episodes(cfg.data, cfg.split, cfg.episodes):
@@ -117,7 +139,7 @@ def fit(cfg: FitConfig) -> ColourDetector:
             instances = np.where(type_map > 0, ids, 0).astype(np.uint16)  # < 65,536 objects
             frames.append((rgb, type_map, instances))
     fitted_on = {"data": str(cfg.data), "split": cfg.split, "episodes": cfg.episodes,
-                 "stride": cfg.stride}
+                 "stride": cfg.stride, **({"types": list(cfg.types)} if cfg.types else {})}
     detector = fit_colour_detector(frames, targets, fitted_on)
     if not detector.centre:
         raise DatasetMismatchError(f"{cfg.data}/{cfg.split}: no target type is in view in the "
@@ -142,15 +164,17 @@ def score(cfg: ScoreConfig) -> dict:
     it (precision), and the mean IoU of its boxes with the simulator's where both see it."""
     detector = ColourDetector.load(cfg.detector)
     info, renderer = open_split(cfg.data, cfg.split)
+    anchors = check_room_anchors(cfg.room_anchors, info["goals"], "room_anchors")
     frame_pixels = info["camera"]["height"] * info["camera"]["width"]
     counts: dict[str, np.ndarray] = {}  # type -> [shown, shown big, said, hit, hit big, iou sum]
     for meta in split_episodes(cfg.data, cfg.split, cfg.episodes):
-        if meta["task"] != TASK_OBJECTNAV:
+        target = box_target(meta["task"], meta["target"], anchors)
+        if target is None:
             continue
-        row = counts.setdefault(meta["target"], np.zeros(6))
+        row = counts.setdefault(target, np.zeros(6))
         for rgb, ids, types in rendered_frames(renderer, meta, cfg.split, cfg.stride):
-            truth = target_box(ids, target_table(types, meta["target"]))
-            said = detector.box(rgb, meta["target"])
+            truth = target_box(ids, target_table(types, target))
+            said = detector.box(rgb, target)
             big = round(float(truth[5]) ** 2 * frame_pixels) >= SEEN_PIXELS
             hit = bool(truth[0] and said[0])
             row += (truth[0], truth[0] and big, said[0], hit, hit and big,

@@ -184,7 +184,8 @@ class PolicyModule(pl.LightningModule):
             raise ValueError("model.policy.target_box: the policy takes the target's box but the "
                              "data gives none; add --data.target_box true")
         cfg = replace(cfg, num_actions=len(self.actions), num_goals=len(dataset_spec["goals"]),
-                      image_size=tuple(dataset_spec["image_size"]), target_box=boxes)
+                      image_size=tuple(dataset_spec["image_size"]), target_box=boxes,
+                      room_anchors=dict(dataset_spec.get("room_anchors") or {}))
         if self.aux:
             cfg = replace(cfg, aux_heads=True)
         self.room = aux_room_weight > 0

@@ -72,6 +72,10 @@ class PolicyConfig:
     ``data.target_box``; rollouts pass ``obs["target_box"]``."""
     box_dim: int = 32
     """Box embedding size (with ``target_box``)."""
+    room_anchors: dict[str, str] = field(default_factory=dict)
+    """With ``target_box``, the object type whose box each RoomNav room type gets
+    (:func:`sim.detect.box_target`); none by default. ``PolicyModule`` sets it from
+    ``data.room_anchors``; rollouts box the same types."""
     aux_heads: bool = False
     """Two auxiliary heads for training (``forward_aux``; acting never uses them): whether
     the target is in view, a logit from each frame's (goal-conditioned) feature and the goal
@@ -509,6 +513,7 @@ def load_policy(ckpt_path: str | Path, map_location: str | torch.device = "cpu"
     record["config"].setdefault("goal_film", False)
     record["config"].setdefault("aux_heads", False)
     record["config"].setdefault("room_types", 0)
+    record["config"].setdefault("room_anchors", {})
     policy = make_policy(record["config"])
     policy.load_state_dict(policy_state(ckpt))
     info = PolicyInfo(config=record["config"], actions=record["actions"], goals=record["goals"],
