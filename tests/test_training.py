@@ -715,6 +715,25 @@ def test_room_anchors_are_checked_and_travel_with_the_checkpoint(dataset, tmp_pa
             json.dumps(ANCHORS))
     _, info = load_policy(tmp_path / "checkpoints" / "last.ckpt")
     assert info.config["room_anchors"] == ANCHORS and info.config["target_box"]
+    with pytest.raises(ValueError, match="boxes RoomNav anchors .* and this run's none"):
+        cli_fit(dataset, tmp_path, 2, "--ckpt_path", "last", "--data.target_box", "true")
+    cli_fit(dataset, tmp_path, 2, "--ckpt_path", "last", "--data.target_box", "true",
+            "--data.room_anchors", json.dumps(ANCHORS))  # the same anchors resume
+
+
+def test_fit_timer_times_the_batches_after_its_start(dataset, tmp_path, monkeypatch, capsys):
+    """scripts/fit_timer.py, given to spoc-train as a callback, times the batches after its
+    start and writes one JSON row."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
+    monkeypatch.setattr("sys.argv", ["spoc-train"])
+    out = tmp_path / "timing.json"
+    cli_fit(dataset, tmp_path, 2, "--trainer.callbacks+=fit_timer.FitTimer",
+            "--trainer.callbacks.init_args.start", "1",
+            "--trainer.callbacks.init_args.out", str(out))
+    row = json.loads(out.read_text())
+    assert row["from_step"] == 1 and row["timed_batches"] == 9  # to step 10: 2 epochs of 5
+    assert row["seconds"] > 0 and row["batches_per_s"] > 0
+    assert json.dumps(row) in capsys.readouterr().out
 
 
 def test_an_augmented_chunks_box_moves_with_its_frames(dataset):

@@ -339,7 +339,16 @@ class PolicyModule(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse, in one line, a checkpoint whose policy has other auxiliary heads or another
-        target-box input than this run's (the state dicts would not match)."""
+        target-box input than this run's (the state dicts would not match), or boxes other
+        RoomNav anchors (the weights would be trained on another input)."""
+        record = checkpoint.get(CHECKPOINT_KEY) or {}
+        theirs = record.get("config", {}).get("room_anchors") or {}
+        mine = self.policy.cfg.room_anchors
+        if theirs != mine:
+            raise ValueError(f"--ckpt_path: the checkpoint's policy boxes RoomNav anchors "
+                             f"{theirs or 'none'} and this run's {mine or 'none'}; set "
+                             "--data.room_anchors as in that run, or start from it with "
+                             "--model.init_checkpoint")
         keys = checkpoint.get("state_dict", {})
         for prefix, wanted, (has, lacks), fix in (
                 ("policy.visible_head.", self.policy.cfg.aux_heads,
