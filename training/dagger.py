@@ -36,7 +36,9 @@ A policy trained with the target's box (``--data.target_box true`` in ``train_ar
 rolled out and evaluated as deployed: ``--detector FILE`` gives it the box a ``spoc-detector``
 reads from each frame instead of the simulator's, and ``--end_threshold`` (per task:
 ``--end_threshold_by_task``) overrules its unsure ``end``s, in the rollouts and the
-evaluations alike; training reads the simulator's box.
+evaluations alike; training reads the simulator's box. A policy trained with RoomNav anchors
+(``--data.room_anchors``, carried by its checkpoint) is given its RoomNav goals' anchor boxes
+in both, and ``train_args`` must repeat the anchors (a resume refuses others).
 """
 
 from __future__ import annotations
