@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from datagen.constants import TASK_OBJECTNAV, TASK_ROOMNAV
+from datagen.constants import TASK_OBJECTNAV
 from datagen.files import json_bytes, write_atomic
 from sim.scene import chromaticity
 
@@ -37,25 +37,6 @@ def box_target(task: str, target: str, room_anchors: dict[str, str] | None = Non
     if task == TASK_OBJECTNAV:
         return target
     return (room_anchors or {}).get(target)
-
-
-def check_room_anchors(room_anchors: dict, goals: list[str], where: str) -> dict[str, str]:
-    """``room_anchors`` as a plain dict, checked against a goal vocabulary: each key a RoomNav
-    target of ``goals``, each value a known object type (ValueError naming ``where``.key)."""
-    from sim.assets import object_types
-
-    rooms = [g.split("/", 1)[1] for g in goals if g.startswith(f"{TASK_ROOMNAV}/")]
-    known = set(object_types())
-    out = {}
-    for room, anchor in dict(room_anchors or {}).items():
-        if room not in rooms:
-            raise ValueError(f"{where}.{room}: not a RoomNav target of the dataset ({rooms}); "
-                             "key the anchors by its room types")
-        if anchor not in known:
-            raise ValueError(f"{where}.{room}: {anchor!r} is not an object type of the asset "
-                             "database; name one, e.g. Bed, Toilet, Fridge or Sofa")
-        out[str(room)] = str(anchor)
-    return out
 
 
 def target_table(object_types: list[str], target: str | None) -> np.ndarray:

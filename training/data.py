@@ -70,8 +70,9 @@ from datagen.files import sha256_file
 from datagen.houses.io import HouseError, iter_house_lines
 from datagen.shards import decode_frames
 from datagen.tasks import box_corners, outside_frustum
+from sim.assets import object_types
 from sim.camera import CameraConfig
-from sim.detect import BOX_FEATURES, box_target, check_room_anchors, target_box, target_table
+from sim.detect import BOX_FEATURES, box_target, target_box, target_table
 from sim.env import EmbeddedEnv
 from sim.lattice import MOVE_AHEAD, AgentConfig
 from sim.scene import point_in_polygon, room_polygons
@@ -459,6 +460,30 @@ def room_types(goals: Iterable[str]) -> list[str]:
     """The room types a dataset's goal vocabulary names (its RoomNav targets), in its order:
     what ``room_type`` labels index."""
     return [g.split("/", 1)[1] for g in goals if g.startswith("roomnav/")]
+
+
+def check_object_type(name: str, where: str) -> str:
+    """``name`` if it is an object type of the asset database, else ValueError naming
+    ``where``."""
+    if name not in set(object_types()):
+        raise ValueError(f"{where}: {name!r} is not an object type of the asset database; "
+                         "name one, e.g. Bed, Toilet, Fridge or Sofa")
+    return str(name)
+
+
+def check_room_anchors(room_anchors: dict | None, goals: list[str], where: str
+                       ) -> dict[str, str]:
+    """``room_anchors`` (:func:`sim.detect.box_target`) as a plain dict, checked against a goal
+    vocabulary: each key one of its room types, each value a known object type (ValueError
+    naming ``where``.key)."""
+    rooms = room_types(goals)
+    out = {}
+    for room, anchor in dict(room_anchors or {}).items():
+        if room not in rooms:
+            raise ValueError(f"{where}.{room}: not a RoomNav target of the dataset ({rooms}); "
+                             "key the anchors by its room types")
+        out[str(room)] = check_object_type(anchor, f"{where}.{room}")
+    return out
 
 
 class RoomLabels:

@@ -25,17 +25,17 @@ import numpy as np
 from datagen.constants import KEY_META
 from datagen.files import json_bytes, write_atomic
 from datagen.shards import iter_episodes
-from sim.assets import object_types
 from sim.cliargs import underscore_options
-from sim.detect import (
-    ColourDetector,
-    box_target,
+from sim.detect import ColourDetector, box_target, fit_colour_detector, target_box, target_table
+from training.data import (
+    DatasetMismatchError,
+    PoseRenderer,
+    check_object_type,
     check_room_anchors,
-    fit_colour_detector,
-    target_box,
-    target_table,
+    load_info,
+    shard_urls,
+    split_urls,
 )
-from training.data import DatasetMismatchError, PoseRenderer, load_info, shard_urls, split_urls
 from training.pretrain import label_vocab
 
 EXIT_BAD_INPUT = 2
@@ -124,12 +124,8 @@ def fit(cfg: FitConfig) -> ColourDetector:
     """Fit a detector of the dataset's ObjectNav targets on ``cfg.split`` and write it."""
     info, renderer = open_split(cfg.data, cfg.split)
     targets, _ = label_vocab(info)
-    known = set(object_types())
-    for extra in cfg.types:
-        if extra not in known:
-            raise DatasetMismatchError(f"types: {extra!r} is not an object type of the asset "
-                                       "database; name one, e.g. Fridge")
-    targets = targets + [t for t in dict.fromkeys(cfg.types) if t not in targets]
+    extra = [check_object_type(t, "types") for t in dict.fromkeys(cfg.types)]
+    targets = targets + [t for t in extra if t not in targets]
     index = {t: k + 1 for k, t in enumerate(targets)}
     frames = []
     for meta in split_episodes(cfg.data, cfg.split, cfg.episodes):
