@@ -827,6 +827,26 @@ def test_a_split_without_shards_is_one_line_naming_the_command(dataset, tmp_path
     assert "\n" not in message
 
 
+def test_a_split_without_its_house_file_record_is_one_line_when_frames_are_rendered(
+        dataset, tmp_path):
+    """Rendered frames, boxes and room labels need the split's house file: a dataset whose
+    info.json does not record it is refused when the data module is made, naming the file,
+    the field and the options that do without it; decoded frames alone do not need it."""
+    root = tmp_path / "ds"
+    shutil.copytree(dataset, root)
+    info = json.loads((root / "info.json").read_text())
+    del info["splits"]["val"]["houses"]
+    (root / "info.json").write_text(json.dumps(info))
+    tiny_datamodule(root)
+    for options, fix in (({"frames": "rendered"}, "--data.frames decoded"),
+                         ({"target_box": True}, "--data.target_box false")):
+        with pytest.raises(DatasetMismatchError) as err:
+            tiny_datamodule(root, **options)
+        message = str(err.value)
+        assert message.startswith(f"{root / 'info.json'}: splits.val.houses is missing")
+        assert fix in message and "`spoc-datagen episodes`" in message and "\n" not in message
+
+
 def test_corrupt_shard_and_sample_are_skipped_and_counted(tmp_path):
     root = write_dataset(tmp_path / "ds", shards={"train": (2, 3), "val": (2, 2)})
     for split in ("train", "val"):

@@ -93,11 +93,12 @@ class DatasetMismatchError(ValueError):
 # info.json and shard lists
 
 
-def load_info(root: str | Path) -> dict:
-    """Read and check ``root/info.json``; raise ``DatasetMismatchError`` naming field and fix."""
+def load_info(root: str | Path, option: str = "--data.root") -> dict:
+    """Read and check ``root/info.json``; raise ``DatasetMismatchError`` naming field and fix
+    (``option``: the command's option that gave ``root``)."""
     path = Path(root) / INFO_FILE
     if not path.is_file():
-        raise DatasetMismatchError(f"{path}: not found; point --data.root at a directory written "
+        raise DatasetMismatchError(f"{path}: not found; point {option} at a directory written "
                                    "by `spoc-datagen episodes`")
     info = json.loads(path.read_text())
     check_info(info, path)
@@ -528,17 +529,28 @@ class PoseRenderer:
         self.houses = houses
 
     @staticmethod
-    def house_files(info: dict, splits: Iterable[str]) -> dict[str, HouseLines]:
-        """The house file of each split, as info.json names it."""
+    def house_entries(info: dict, splits: Iterable[str], where: str | Path = INFO_FILE,
+                      fix: str = "") -> dict[str, dict]:
+        """info.json's (at ``where``) record of each split's house file (path, sha256, count),
+        or a one-line DatasetMismatchError; ``fix``: what it suggests beside writing the split
+        again."""
         out = {}
         for split in splits:
             entry = info.get("splits", {}).get(split, {}).get("houses")
             if not entry:
-                raise DatasetMismatchError(f"info.json: splits.{split}.houses is missing; the "
-                                           "frames are rendered from each split's house file "
-                                           "(use --data.frames decoded)")
-            out[split] = HouseLines(entry["path"], entry["sha256"])
+                raise DatasetMismatchError(
+                    f"{where}: splits.{split}.houses is missing, and the frames and labels are "
+                    f"rendered from the split's house file; write the split again with "
+                    f"`spoc-datagen episodes`, which records it{fix}")
+            out[split] = entry
         return out
+
+    @staticmethod
+    def house_files(info: dict, splits: Iterable[str], where: str | Path = INFO_FILE
+                    ) -> dict[str, HouseLines]:
+        """The house file of each split, as info.json names it (:meth:`house_entries`)."""
+        return {split: HouseLines(entry["path"], entry["sha256"])
+                for split, entry in PoseRenderer.house_entries(info, splits, where).items()}
 
     def load(self, meta: dict, split: str):
         """(Scene, Lattice) of an episode's house, loaded into ``env``."""
@@ -866,6 +878,14 @@ class ShardDataModule(pl.LightningDataModule):
         self.train_splits = list(train_splits or ["train"])
         self.train_urls = [u for u, _ in split_urls(self.root, self.train_splits)]
         self.val_urls = shard_urls(self.root, val_split)
+        rendering = [option for option, on in (("--data.frames decoded", frames == "rendered"),
+                                               ("--data.target_box false", target_box),
+                                               ("--data.room_labels false", room_labels)) if on]
+        if rendering:  # checked here: in a loader worker it would be a worker's traceback
+            validated = [val_split] if self.val_urls else []
+            PoseRenderer.house_entries(self.info, [*self.train_splits, *validated],
+                                       self.root / INFO_FILE,
+                                       ", or train with " + " and ".join(rendering))
         self._train_scan: dict | None = None
 
     @property

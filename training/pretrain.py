@@ -296,6 +296,10 @@ class LabelledFrameDataModule(pl.LightningDataModule):
         self.info = load_info(self.root)
         self.objects, self.rooms = label_vocab(self.info)
         self.train_splits = list(train_splits or ["train"])
+        # the labels are rendered from the house files: checked here, not in a loader worker
+        validated = [val_split] if shard_urls(self.root, val_split) else []
+        PoseRenderer.house_entries(self.info, [*self.train_splits, *validated],
+                                   self.root / "info.json")
         self.grid: tuple[int, int] | None = None  # the conv grid; else the trainer's model's
 
     @property
