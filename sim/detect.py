@@ -13,6 +13,7 @@ the RGB frame alone (:class:`ColourDetector`, fitted on training frames by
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -234,7 +235,7 @@ MIN_COLOUR_SHARE = 0.02
 pixels' rounding, not an asset), unless it is the type's only one."""
 
 
-def type_colours(frames: list[tuple], types: int) -> list[np.ndarray]:
+def type_colours(frames: Iterable[tuple], types: int) -> list[np.ndarray]:
     """Each type's colours ((C, 3) float32, C >= 0) in ``frames`` (:func:`fit_colour_detector`):
     the chromaticity of each instance's summed lit pixels in each frame (bright pixels weigh
     more: their uint8 rounding moves it less), merged greedily (most pixels first) within
@@ -243,15 +244,15 @@ def type_colours(frames: list[tuple], types: int) -> list[np.ndarray]:
     seen: list[list[tuple[int, np.ndarray]]] = [[] for _ in range(types)]  # (pixels, colour)
     for rgb, type_map, *rest in frames:
         instances = rest[0] if rest else type_map
-        lit = lit_pixels(rgb)
-        for k in np.unique(type_map[lit]):
-            if k == 0:
-                continue
-            sel = lit & (type_map == k)
-            ids, pixels = instances[sel], rgb[sel].astype(np.int64)  # (n,), (n, 3)
-            for i in np.unique(ids):
-                own = ids == i
-                seen[k - 1].append((int(own.sum()), chromaticity(pixels[own].sum(axis=0))))
+        sel = lit_pixels(rgb) & (type_map > 0)
+        # one key per (type, instance) pair, in the order of the type, then the instance
+        key = type_map[sel].astype(np.int64) << 32 | instances[sel].astype(np.int64)  # (n,)
+        pairs, which = np.unique(key, return_inverse=True)
+        pixels, lit = np.bincount(which, minlength=len(pairs)), rgb[sel]  # (pairs,), (n, 3)
+        sums = np.stack([np.bincount(which, lit[:, ch], len(pairs)) for ch in range(3)],
+                        axis=1).astype(np.int64)  # (pairs, 3): exact, far below 2**53
+        for pair, n, total in zip(pairs, pixels, sums):
+            seen[int(pair >> 32) - 1].append((int(n), chromaticity(total)))
     out = []
     for found in seen:
         centres: list[np.ndarray] = []
@@ -269,11 +270,49 @@ def type_colours(frames: list[tuple], types: int) -> list[np.ndarray]:
     return out
 
 
-def fit_colour_detector(frames: list[tuple], targets: list[str], fitted_on: dict | None = None
-                        ) -> ColourDetector:
+def colour_reach(colours: np.ndarray) -> tuple[np.ndarray, np.float32]:
+    """(mean, reach) of ``colours`` ((C, 3) float32): their mean, and how far from it a pixel
+    within the largest of :data:`RADII` of one of them can be (their largest distance from the
+    mean plus that radius, plus :data:`HULL_MARGIN` for rounding)."""
+    mean = colours.mean(axis=0)
+    return mean, np.float32(float(np.abs(colours - mean).sum(-1).max()) + RADII[-1] + HULL_MARGIN)
+
+
+def radius_counts(rows: np.ndarray, colours: np.ndarray, reach: tuple | None = None
+                  ) -> np.ndarray:
+    """(len(RADII),) int64: how many of the pixels ``rows`` ((3, P) float32 chromaticities,
+    a row per channel) are within each of :data:`RADII` (L1) of one of ``colours`` ((C, 3)
+    float32, C >= 1), the distance summed one channel at a time (faster than over a last axis
+    of 3, the same sums).
+
+    Only the pixels within ``reach`` (:func:`colour_reach`, computed when not given) of the
+    colours' mean are measured against every colour: by the triangle inequality no other
+    pixel is within the largest radius of any of them. The counts are those of measuring every
+    pixel (tested), at ~1/C of the cost where most pixels are of other colours."""
+    mean, far = colour_reach(colours) if reach is None else reach
+    near = np.abs(rows[0] - mean[0])
+    near += np.abs(rows[1] - mean[1])
+    near += np.abs(rows[2] - mean[2])
+    rows = rows[:, near <= far]  # (3, P')
+    dist = np.full(rows.shape[1], np.inf, np.float32)
+    for colour in colours:
+        d = np.abs(rows[0] - colour[0])
+        d += np.abs(rows[1] - colour[1])
+        d += np.abs(rows[2] - colour[2])
+        np.minimum(dist, d, out=dist)
+    bins = np.searchsorted(np.asarray(RADII, np.float32), dist)  # first radius holding it
+    return np.cumsum(np.bincount(bins, minlength=len(RADII) + 1))[:-1]
+
+
+def fit_colour_detector(frames: Iterable[tuple], targets: list[str],
+                        fitted_on: dict | None = None) -> ColourDetector:
     """Fit a :class:`ColourDetector` of ``targets`` on ``frames``: (rgb (H, W, 3) uint8, type
     map (H, W) with k + 1 where ``targets[k]`` is and 0 elsewhere[, instance ids (H, W)])
     tuples; without instance ids, a type's pixels in a frame count as one instance.
+
+    ``frames`` is read twice, first for the colours, then for the radii: a list, or an iterable
+    giving the same frames each time it is iterated (``spoc-detector fit`` renders them again),
+    so that no more than one frame need be held at a time.
 
     A type's colours are its instances' (:func:`type_colours`): assets of one type differ in
     colour, and a single median between them misses the ones far from it. Its radius and
@@ -284,16 +323,17 @@ def fit_colour_detector(frames: list[tuple], targets: list[str], fitted_on: dict
     colours = type_colours(frames, len(targets))
     fitted = [k for k in range(len(targets)) if len(colours[k])]
     radii = np.asarray(RADII, np.float32)
-    within = np.zeros((len(frames), len(fitted), len(radii)), np.int64)  # pixels within r
-    shown = np.zeros((len(frames), len(fitted)), bool)
-    for f, (rgb, types, *_) in enumerate(frames):
+    reach = {k: colour_reach(colours[k]) for k in fitted}
+    within_rows, shown_rows = [], []  # per frame: pixels within each radius, types shown
+    for rgb, types, *_ in frames:
         c, lit = lit_chromaticity(rgb)
-        c = c[lit]  # (P, 3)
-        for j, k in enumerate(fitted):
-            dist = np.abs(c[:, None, :] - colours[k][None]).sum(-1).min(1)  # (P,)
-            bins = np.searchsorted(radii, dist)  # first radius that holds the pixel
-            within[f, j] = np.cumsum(np.bincount(bins, minlength=len(radii) + 1))[:-1]
-        shown[f] = np.isin(np.asarray(fitted) + 1, types)
+        rows = np.ascontiguousarray(c[lit].T)  # (3, P) lit pixels
+        within_rows.append(np.stack([radius_counts(rows, colours[k], reach[k]) for k in fitted])
+                           if fitted else np.zeros((0, len(radii)), np.int64))
+        shown_rows.append(np.isin(np.asarray(fitted) + 1, types))
+    num_frames = len(within_rows)
+    within = np.stack(within_rows) if within_rows else np.zeros((0, len(fitted), len(radii)))
+    shown = np.stack(shown_rows) if shown_rows else np.zeros((0, len(fitted)), bool)
     centre, radius, least, f1s = {}, {}, {}, {}
     for j, k in enumerate(fitted):
         scores = {}  # (radius index, min pixels) -> F1
@@ -311,5 +351,5 @@ def fit_colour_detector(frames: list[tuple], targets: list[str], fitted_on: dict
         centre[name] = tuple(tuple(float(x) for x in row) for row in colours[k])
         radius[name], least[name] = round(float(radii[r]), 3), int(m)
         f1s[name] = round(scores[(r, m)], 4)
-    info = dict(fitted_on or {}, frames=len(frames), frame_f1=f1s)
+    info = dict(fitted_on or {}, frames=num_frames, frame_f1=f1s)
     return ColourDetector(centre, radius, least, info)

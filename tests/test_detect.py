@@ -11,9 +11,11 @@ import pytest
 from sim.detect import (
     BOX_FEATURES,
     MIN_BRIGHTNESS,
+    RADII,
     ColourDetector,
     fit_colour_detector,
     l1_times_total,
+    radius_counts,
     target_box,
     target_table,
 )
@@ -112,6 +114,59 @@ def test_fit_finds_each_types_colour_and_a_radius_that_rejects_the_others():
     assert detector.fitted_on["frame_f1"]["Mug"] == 1.0 and detector.fitted_on["frames"] == 40
     for rgb, types in frames:
         assert DETECTOR.box(rgb, "Mug")[0] == types.any() == detector.box(rgb, "Mug")[0]
+
+
+def test_radius_counts_are_those_of_measuring_every_pixel():
+    """The fit's per-radius pixel counts, measured only near the colours' mean, equal the
+    counts over every pixel against every colour: on random pixels, on pixels scattered about
+    the colours, and on pixels exactly at the largest radius."""
+    rng = np.random.default_rng(0)
+    for trial in range(30):
+        colours = rng.dirichlet(np.ones(3), size=int(rng.integers(1, 8))).astype(np.float32)
+        if trial % 3 == 0:  # colours of one type lie close together
+            colours = (colours[:1] * 0.9 + colours * 0.1).astype(np.float32)
+        spread = rng.dirichlet(np.ones(3), size=400)
+        near = colours[rng.integers(len(colours), size=400)] + rng.normal(0, 0.06, (400, 3))
+        edge = colours[:1] + np.float32(RADII[-1]) * np.array([[0.5, -0.5, 0.0]])
+        c = np.concatenate([spread, near, edge]).astype(np.float32)
+        dist = np.abs(c[:, None, :] - colours[None]).sum(-1).min(1)
+        brute = [(dist <= np.float32(r)).sum() for r in RADII]
+        assert radius_counts(np.ascontiguousarray(c.T), colours).tolist() == brute
+    assert radius_counts(np.zeros((3, 0), np.float32), colours).tolist() == [0] * len(RADII)
+
+
+def test_fit_reads_frames_made_again_and_holds_one_at_a_time():
+    """The fit reads its frames twice; given an iterable that makes them again each time, it
+    gives the same detector as from a list and never holds an earlier frame while reading the
+    next (``spoc-detector fit`` renders its frames this way instead of keeping thousands)."""
+    import weakref
+
+    class Frames:
+        def __init__(self):
+            self.passes, self.most_alive, self.alive = 0, 0, []
+
+        def __iter__(self):
+            self.passes += 1
+            for k in range(12):
+                self.alive = [r for r in self.alive if r() is not None]
+                self.most_alive = max(self.most_alive, len(self.alive))
+                types = np.zeros((20, 30), np.uint8)
+                regions = [(slice(0, 4), slice(25, 30), ORANGE)]
+                if k % 2:
+                    regions.append((slice(5, 9), slice(5, 10), RED))
+                    types[5:9, 5:10] = 1
+                rgb = painted(regions=regions)
+                self.alive.append(weakref.ref(rgb))
+                yield rgb, types
+                del rgb, types  # the generator's own references go with the frame
+
+    frames = Frames()
+    detector = fit_colour_detector(frames, ["Mug"])
+    # while the next frame is made, at most the last is still held (a list: all of them)
+    assert frames.passes == 2 and frames.most_alive == 1
+    assert detector.fitted_on["frames"] == 12
+    held = fit_colour_detector(list(Frames()), ["Mug"])
+    assert detector.to_json() == held.to_json()
 
 
 def test_fit_keeps_each_asset_colour_of_a_type():

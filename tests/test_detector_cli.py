@@ -11,11 +11,12 @@ from training_helpers import write_dataset
 
 from datagen.episodes import HouseFile
 from sim.camera import CameraConfig
-from sim.detect import ColourDetector
+from sim.detect import ColourDetector, fit_colour_detector
 from sim.env import EmbeddedEnv
 from sim.lattice import AgentConfig
 from sim.scene import asset_color, chromaticity
-from training.detector import main
+from training.detector import FitConfig, FitFrames, fit, main, open_split
+from training.pretrain import label_vocab
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +58,22 @@ def test_fit_on_train_then_score_on_val(dataset, tmp_path, capsys):
     assert total["frames_shown"] >= 20 and len(result["per_type"]) >= 2
     assert total["recall"] >= 0.9 and total["precision"] >= 0.7 and total["iou"] >= 0.8
     assert "all" in capsys.readouterr().out
+
+
+def test_the_fit_renders_its_frames_again_rather_than_holding_them(dataset, tmp_path):
+    """The fit reads its frames twice and renders them both times: the same detector as
+    from the same frames held in a list."""
+    cfg = FitConfig(data=str(dataset), split="train", stride=2, out=str(tmp_path / "d.json"))
+    streamed = fit(cfg)
+    info, renderer = open_split(cfg.data, cfg.split)
+    targets, _ = label_vocab(info)
+    frames = FitFrames(cfg, renderer, targets)
+    held = list(frames)
+    assert len(held) == streamed.fitted_on["frames"] > 10
+    for (a, b, c), (x, y, z) in zip(held, frames):  # the second rendering: the same frames
+        assert (a == x).all() and (b == y).all() and (c == z).all()
+    again = fit_colour_detector(held, targets, dict(streamed.fitted_on))
+    assert again.to_json() == streamed.to_json()
 
 
 def test_bad_input_is_one_line(dataset, tmp_path, capsys):

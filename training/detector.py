@@ -87,16 +87,10 @@ class ScoreConfig:
 def open_split(root: str, split: str) -> tuple[dict, PoseRenderer]:
     """(info.json, a renderer of the split's houses), or DatasetMismatchError naming what is
     missing."""
-    if not (Path(root) / "info.json").is_file():
-        raise DatasetMismatchError(f"{root}/info.json: not found; give --data a directory "
-                                   "written by `spoc-datagen episodes`")
+    info = load_info(root, option="--data")
     split_urls(root, [split])  # a split without shards: its one-line error
-    info = load_info(root)
-    houses = info.get("splits", {}).get(split, {}).get("houses")
-    if not houses:
-        raise DatasetMismatchError(f"{root}/info.json: splits.{split}.houses is missing; the "
-                                   "frames are rendered from the split's house file")
-    return info, PoseRenderer(info, PoseRenderer.house_files(info, [split]))
+    houses = PoseRenderer.house_files(info, [split], Path(root) / "info.json")
+    return info, PoseRenderer(info, houses)
 
 
 def split_episodes(root: str, split: str, episodes: int) -> Iterator[dict]:
@@ -120,27 +114,41 @@ def rendered_frames(renderer: PoseRenderer, meta: dict, split: str, stride: int
         yield frame.rgb, frame.ids, scene.boxes.object_type
 
 
+@dataclass
+class FitFrames:
+    """The fit's labelled frames, (rgb, type map, instance ids) as
+    :func:`sim.detect.fit_colour_detector` reads them, rendered again each time they are
+    iterated: the fit reads them twice, and holding them would take 0.13 MB per 112x192 frame
+    (the default 2,000 episodes at stride 12: ~5,000 frames, ~0.7 GB)."""
+
+    cfg: FitConfig
+    renderer: PoseRenderer
+    targets: list[str]
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        index = {t: k + 1 for k, t in enumerate(self.targets)}
+        for meta in split_episodes(self.cfg.data, self.cfg.split, self.cfg.episodes):
+            for rgb, ids, types in rendered_frames(self.renderer, meta, self.cfg.split,
+                                                   self.cfg.stride):
+                lut = np.array([0] + [index.get(t, 0) for t in types], dtype=np.uint8)
+                type_map = lut[ids]  # the targets' instance ids tell their assets' colours apart
+                instances = np.where(type_map > 0, ids, 0).astype(np.uint16)  # < 65,536 objects
+                yield rgb, type_map, instances
+
+
 def fit(cfg: FitConfig) -> ColourDetector:
     """Fit a detector of the dataset's ObjectNav targets on ``cfg.split`` and write it."""
     info, renderer = open_split(cfg.data, cfg.split)
     targets, _ = label_vocab(info)
     extra = [check_object_type(t, "types") for t in dict.fromkeys(cfg.types)]
     targets = targets + [t for t in extra if t not in targets]
-    index = {t: k + 1 for k, t in enumerate(targets)}
-    frames = []
-    for meta in split_episodes(cfg.data, cfg.split, cfg.episodes):
-        for rgb, ids, types in rendered_frames(renderer, meta, cfg.split, cfg.stride):
-            lut = np.array([0] + [index.get(t, 0) for t in types], dtype=np.uint8)
-            type_map = lut[ids]  # the targets' instance ids tell their assets' colours apart
-            instances = np.where(type_map > 0, ids, 0).astype(np.uint16)  # < 65,536 objects
-            frames.append((rgb, type_map, instances))
     fitted_on = {"data": str(cfg.data), "split": cfg.split, "episodes": cfg.episodes,
                  "stride": cfg.stride, **({"types": list(cfg.types)} if cfg.types else {})}
-    detector = fit_colour_detector(frames, targets, fitted_on)
+    detector = fit_colour_detector(FitFrames(cfg, renderer, targets), targets, fitted_on)
     if not detector.centre:
         raise DatasetMismatchError(f"{cfg.data}/{cfg.split}: no target type is in view in the "
-                                   f"{len(frames)} frames read; raise --episodes or lower "
-                                   "--stride")
+                                   f"{detector.fitted_on['frames']} frames read; raise "
+                                   "--episodes or lower --stride")
     detector.save(cfg.out)
     return detector
 
