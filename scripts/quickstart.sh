@@ -9,9 +9,9 @@ source scripts/_venv.sh
 
 OUT=${OUT:-runs/quickstart}
 WORKERS=${WORKERS:-2}
-TRAIN_HOUSES=${TRAIN_HOUSES:-24}
+TRAIN_HOUSES=${TRAIN_HOUSES:-96}
 VAL_HOUSES=${VAL_HOUSES:-8}
-EVAL_EPISODES=${EVAL_EPISODES:-24}
+EVAL_EPISODES=${EVAL_EPISODES:-48}
 mkdir -p "$OUT"
 stage() { printf '\n== %s  [%s]\n' "$1" "$(date +%H:%M:%S)"; }
 
@@ -25,20 +25,20 @@ spoc-houses show "$OUT/houses/train.jsonl.gz" --index 0 --out "$OUT/houses/train
 
 stage "2/5 expert episodes: shortest-path oracle, rendered, written as webdataset shards"
 spoc-datagen episodes --config configs/datagen/tiny.yaml --houses "$OUT/houses/train.jsonl.gz" \
-    --split train --num-shards 8 --episodes-per-shard 32 --out "$OUT/dataset" --workers "$WORKERS"
+    --split train --num-shards 16 --episodes-per-shard 64 --out "$OUT/dataset" --workers "$WORKERS"
 # The same expert with injected action noise: off-path states labelled with the way back.
 spoc-datagen episodes --config configs/datagen/tiny.yaml --houses "$OUT/houses/train.jsonl.gz" \
-    --split train-noise --num-shards 4 --episodes-per-shard 32 --action_noise 0.2 \
+    --split train-noise --num-shards 8 --episodes-per-shard 64 --action_noise 0.2 \
     --out "$OUT/dataset" --workers "$WORKERS"
 spoc-datagen episodes --config configs/datagen/tiny.yaml --houses "$OUT/houses/val.jsonl.gz" \
     --split val --num-shards 2 --episodes-per-shard 16 --out "$OUT/dataset" --workers "$WORKERS"
 spoc-datagen verify "$OUT/dataset"
 
-stage "3/5 behaviour cloning (configs/train/tiny.yaml, a few minutes on a CPU)"
+stage "3/5 behaviour cloning (configs/train/tiny.yaml with the goal-FiLM CNN, 2,400 batches: a few minutes on a CPU)"
 spoc-train fit --config configs/train/tiny.yaml --data.root "$OUT/dataset" \
     --data.train_splits '[train, train-noise]' --trainer.default_root_dir "$OUT/train" \
-    --trainer.max_epochs 8 --data.batches_per_epoch 25 \
-    --data.batch_size 8 --data.seq_len 16
+    --trainer.max_epochs 12 --data.batches_per_epoch 200 \
+    --data.batch_size 8 --data.seq_len 32 --model.policy.goal_film true
 
 stage "4/5 evaluation on held-out houses, with the oracle, random and forward baselines"
 spoc-eval run --checkpoint "$OUT/train/checkpoints/last.ckpt" --houses "$OUT/houses/val.jsonl.gz" \
