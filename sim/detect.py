@@ -328,12 +328,11 @@ def fit_colour_detector(frames: Iterable[tuple], targets: list[str],
     for rgb, types, *_ in frames:
         c, lit = lit_chromaticity(rgb)
         rows = np.ascontiguousarray(c[lit].T)  # (3, P) lit pixels
-        within_rows.append(np.stack([radius_counts(rows, colours[k], reach[k]) for k in fitted])
-                           if fitted else np.zeros((0, len(radii)), np.int64))
+        within_rows.append([radius_counts(rows, colours[k], reach[k]) for k in fitted])
         shown_rows.append(np.isin(np.asarray(fitted) + 1, types))
     num_frames = len(within_rows)
-    within = np.stack(within_rows) if within_rows else np.zeros((0, len(fitted), len(radii)))
-    shown = np.stack(shown_rows) if shown_rows else np.zeros((0, len(fitted)), bool)
+    within = np.array(within_rows, np.int64).reshape(num_frames, len(fitted), len(radii))
+    shown = np.array(shown_rows, bool).reshape(num_frames, len(fitted))
     centre, radius, least, f1s = {}, {}, {}, {}
     for j, k in enumerate(fitted):
         scores = {}  # (radius index, min pixels) -> F1

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datagen.constants import KEY_META
+from datagen.constants import INFO_FILE, KEY_META
 from datagen.files import json_bytes, write_atomic
 from datagen.shards import iter_episodes
 from sim.cliargs import underscore_options
@@ -89,7 +89,7 @@ def open_split(root: str, split: str) -> tuple[dict, PoseRenderer]:
     missing."""
     info = load_info(root, option="--data")
     split_urls(root, [split])  # a split without shards: its one-line error
-    houses = PoseRenderer.house_files(info, [split], Path(root) / "info.json")
+    houses = PoseRenderer.house_files(info, [split], Path(root) / INFO_FILE)
     return info, PoseRenderer(info, houses)
 
 

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from datagen.constants import KEY_META, KEY_RGB
+from datagen.constants import INFO_FILE, KEY_META, KEY_RGB
 from datagen.files import json_bytes, write_atomic
 from datagen.shards import decode_frames, iter_episodes
 from training.data import (
@@ -299,7 +299,7 @@ class LabelledFrameDataModule(pl.LightningDataModule):
         # the labels are rendered from the house files: checked here, not in a loader worker
         validated = [val_split] if shard_urls(self.root, val_split) else []
         PoseRenderer.house_entries(self.info, [*self.train_splits, *validated],
-                                   self.root / "info.json")
+                                   self.root / INFO_FILE)
         self.grid: tuple[int, int] | None = None  # the conv grid; else the trainer's model's
 
     @property
