@@ -17,6 +17,9 @@ Baselines:
   depend on batching or on the number of workers.
 - ``forward``: ``move_ahead`` until a move is blocked, then ``end`` (it never turns). It
   succeeds only where running straight ahead into an obstacle happens to stop at a goal.
+- ``mapper``: the classical modular agent of :mod:`eval.mapper` (an occupancy map from depth
+  and odometry, frontier exploration, the colour detector; no learning). It reads
+  ``obs["depth"]`` (``uses_depth = True``), which the harness adds for such policies.
 """
 
 from __future__ import annotations
@@ -74,15 +77,27 @@ class ForwardPolicy:
         return torch.where(collided, END, MOVE_AHEAD).long()  # (B,)
 
 
-BASELINES = ("oracle", "random", "forward")
+BASELINES = ("oracle", "random", "forward", "mapper")
 
 
-def make_baseline(name: str, num_actions: int, seed: int = 0):
-    """A baseline policy by name: ``oracle``, ``random`` or ``forward``."""
+def make_baseline(name: str, num_actions: int, seed: int = 0, settings=None):
+    """A baseline policy by name: ``oracle``, ``random``, ``forward`` or ``mapper`` (the map
+    agent of :mod:`eval.mapper`, built from the rollout ``settings``: camera, agent, tasks,
+    goals, detector and its ``MapperConfig``)."""
+
+    def mapper():
+        from eval.mapper import MapperConfig, MapPolicy
+
+        if settings is None or settings.detector is None:
+            raise ValueError("the mapper baseline needs rollout settings with a detector")
+        return MapPolicy(settings.camera, settings.agent, settings.tasks, settings.goals,
+                         settings.detector, settings.mapper or MapperConfig())
+
     factories = {
         "oracle": OraclePolicy,
         "random": lambda: RandomPolicy(num_actions, seed),
         "forward": ForwardPolicy,
+        "mapper": mapper,
     }
     if name not in factories:
         raise ValueError(f"--policy {name!r} is unknown; use one of {', '.join(BASELINES)}")

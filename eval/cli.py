@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from datagen.tasks import TaskConfig
+from eval.mapper import MapperConfig
 from sim.camera import CameraConfig
 from sim.cliargs import underscore_options
 from sim.lattice import AgentConfig
@@ -48,7 +49,8 @@ class EvalConfig:
     (each keeps its own memory and is told the action taken). They must share its goals,
     camera, agent and inputs; houses in any member's training data are refused."""
     policy: str | None = None
-    """A baseline instead of a checkpoint: oracle, random or forward."""
+    """A baseline instead of a checkpoint: oracle, random, forward or mapper (the map agent
+    of :mod:`eval.mapper`: RGB-D, odometry and ``--detector``; no learning)."""
     dataset: str | None = None
     """A dataset directory whose info.json sets camera, agent, tasks and goals (so a baseline
     meets the same episodes as a policy trained on that dataset)."""
@@ -81,8 +83,13 @@ class EvalConfig:
     """Checkpoints only: a threshold per task in place of ``end_threshold`` for that task's
     episodes, e.g. ``'{roomnav: 0.7}'`` beside ``--end_threshold 0.9``."""
     detector: str | None = None
-    """Checkpoints trained with the target's box only: a detector (``spoc-detector fit``)
-    whose box, read from the RGB frame, replaces the simulator's (None: the simulator's)."""
+    """Checkpoints trained with the target's box: a detector (``spoc-detector fit``) whose
+    box, read from the RGB frame, replaces the simulator's (None: the simulator's). Required
+    by ``--policy mapper``, which finds its targets with it."""
+    mapper: MapperConfig | None = None
+    """``--policy mapper`` only: its settings, e.g. ``--mapper.scan_spacing 2.0`` or
+    ``--mapper.room_anchors '{Kitchen: [Fridge]}'`` (None: the defaults of
+    :class:`eval.mapper.MapperConfig`)."""
     memory_steps: int | None = None
     """Checkpoints only, a probe: clear the policy's recurrent state every this many steps of
     an episode (its previous action is kept), as a training chunk of that length starts
@@ -131,9 +138,15 @@ def validate_config(cfg: EvalConfig) -> None:
     if cfg.ensemble and cfg.checkpoint is None:
         raise EvalInputError("--ensemble adds checkpoints to a --checkpoint policy; give "
                              "--checkpoint too (baselines cannot join an ensemble)")
-    if cfg.detector is not None and cfg.checkpoint is None:
+    if cfg.policy == "mapper" and cfg.detector is None:
+        raise EvalInputError("--policy mapper finds its targets with a colour detector: give "
+                             "--detector DETECTOR.json (`spoc-detector fit`)")
+    if cfg.detector is not None and cfg.checkpoint is None and cfg.policy != "mapper":
         raise EvalInputError("--detector applies to a --checkpoint policy trained with the "
-                             "target's box; baselines take no box, so drop it")
+                             "target's box, or to --policy mapper; other baselines take no "
+                             "box, so drop it")
+    if cfg.mapper is not None and cfg.policy != "mapper":
+        raise EvalInputError("--mapper.* settings apply to --policy mapper, so drop them")
     if cfg.memory_steps is not None and (cfg.checkpoint is None or cfg.memory_steps < 1):
         raise EvalInputError(f"--memory_steps {cfg.memory_steps}: give a number of steps >= 1, "
                              "with a --checkpoint policy (baselines have no memory to clear)")
@@ -267,6 +280,10 @@ def build_run(cfg: EvalConfig):
         tasks = tasks or dataset_tasks(data)
         goals = list(data.get("goals") or []) or None
     tasks = tasks or TaskConfig()
+    if cfg.policy == "mapper":
+        detector = read_detector(cfg.detector, goals or tasks.goals(),
+                                 (cfg.mapper or MapperConfig()).room_anchors,
+                                 "the training houses")
     spec = PolicySpec(checkpoint=cfg.checkpoint, baseline=cfg.policy,
                       ensemble=tuple(cfg.ensemble or ()), seed=cfg.seed,
                       sample=cfg.sample, blocked_input=cfg.blocked_input,
@@ -277,7 +294,8 @@ def build_run(cfg: EvalConfig):
         camera=camera or CameraConfig(), agent=agent or AgentConfig(), tasks=tasks,
         backend=cfg.backend, max_steps=cfg.max_steps, envs_per_worker=cfg.envs_per_worker,
         sample_attempts=cfg.sample_attempts, goals=tuple(goals or tasks.goals()),
-        detector=detector, room_anchors=anchors)
+        detector=detector, room_anchors=anchors,
+        mapper=(cfg.mapper or MapperConfig()) if cfg.policy == "mapper" else None)
     return spec, settings, train_ids, steps
 
 
@@ -304,22 +322,31 @@ def load_detector(path: str, info):
     """The ``--detector`` of a checkpoint trained with the target's box (EvalInputError if
     the file is no detector, the policy takes no box or the detector lacks its targets or its
     RoomNav anchors)."""
-    from sim.detect import ColourDetector
-
     if not info.config.get("target_box"):
         raise EvalInputError(f"--detector {path}: the checkpoint's policy takes no target box "
                              "(train it with --data.target_box true), so drop --detector")
+    return read_detector(path, info.goals, info.config.get("room_anchors") or {},
+                         "the policy's training data")
+
+
+def read_detector(path: str, goals, room_anchors: dict, fit_on: str):
+    """A ColourDetector file with a colour for every ObjectNav target in ``goals`` and every
+    RoomNav anchor (``room_anchors``: room type -> a type or several; EvalInputError
+    otherwise)."""
+    from sim.detect import ColourDetector
+
     try:
         detector = ColourDetector.load(path)
     except ValueError as e:
         raise EvalInputError(f"--detector {e}") from None
-    targets = {g.split("/", 1)[1] for g in info.goals if g.startswith("objectnav/")}
-    targets |= set((info.config.get("room_anchors") or {}).values())
+    targets = {g.split("/", 1)[1] for g in goals if g.startswith("objectnav/")}
+    for anchors in room_anchors.values():
+        targets |= {anchors} if isinstance(anchors, str) else set(anchors)
     missing = sorted(targets - set(detector.centre))
     if missing:
         raise EvalInputError(f"--detector {path}: has no colour for {', '.join(missing)}; fit "
-                             "it on the policy's training data with `spoc-detector fit` (its "
-                             "--types for the RoomNav anchors)")
+                             f"it on {fit_on} with `spoc-detector fit` (its --types for the "
+                             "RoomNav anchors)")
     return detector
 
 
@@ -392,6 +419,7 @@ def run_record(cfg: EvalConfig, spec, settings, num_houses: int, seconds: float,
         "end_threshold": cfg.end_threshold,
         "end_threshold_by_task": cfg.end_threshold_by_task or None, "detector": cfg.detector,
         "room_anchors": dict(settings.room_anchors) or None,
+        "mapper": asdict(settings.mapper) if settings.mapper is not None else None,
         "memory_steps": cfg.memory_steps,
         "max_steps": cfg.max_steps,
         "backend": cfg.backend, "workers": cfg.workers, "envs_per_worker": cfg.envs_per_worker,

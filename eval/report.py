@@ -275,6 +275,8 @@ def _run_lines(info: dict) -> list[str]:
     if run.get("room_anchors"):
         lines.append("room_anchors: " + ", ".join(
             f"{k} {v}" for k, v in run["room_anchors"].items()))
+    if run.get("mapper"):
+        lines.append("mapper: " + ", ".join(f"{k} {v}" for k, v in run["mapper"].items()))
     skipped = info.get("skipped", {})
     if skipped:
         lines.append(f"skipped episode slots: {sum(skipped.values())} ("

@@ -39,6 +39,7 @@ from datagen.tasks import (
     within_reach,
 )
 from datagen.workers import exit_with_parent
+from eval.mapper import MapperConfig
 from eval.metrics import NOTHING, EpisodeResult, spl
 from eval.report import video_name
 from sim.camera import CameraConfig
@@ -111,6 +112,8 @@ class RolloutSettings:
     room_anchors: dict[str, str] = field(default_factory=dict)
     """The object type boxed for each RoomNav room type (the policy's
     ``PolicyConfig.room_anchors``; :func:`sim.detect.box_target`)."""
+    mapper: MapperConfig | None = None
+    """The map agent's settings (``--policy mapper``)."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,7 @@ class PolicySpec:
     def name(self) -> str:
         return self.baseline or str(self.checkpoint)
 
-    def build(self):
+    def build(self, settings: RolloutSettings | None = None):
         if self.checkpoint is not None:
             from training.policy import PolicyEnsemble, load_policy
 
@@ -149,7 +152,7 @@ class PolicySpec:
             return PolicyEnsemble([policy, *(load_policy(p)[0] for p in self.ensemble)])
         from eval.baselines import make_baseline
 
-        return make_baseline(self.baseline, len(ACTIONS), self.seed)
+        return make_baseline(self.baseline, len(ACTIONS), self.seed, settings)
 
 
 @dataclass(frozen=True)
@@ -340,9 +343,10 @@ def wants_boxes(policy) -> bool:
 
 
 def batch_obs(runs: list[EpisodeRun | None], camera: CameraConfig, expert: bool,
-              boxes: bool = False) -> dict:
+              boxes: bool = False, depth: bool = False) -> dict:
     """The policy's input for one step; idle slots are padded (black frame, goal 0, no box).
-    ``expert`` adds the oracle's actions, ``boxes`` the target's box (``target_box`` (B, 6))."""
+    ``expert`` adds the oracle's actions, ``boxes`` the target's box (``target_box`` (B, 6)),
+    ``depth`` the depth frames (``depth`` (B, H, W) float32 metres; idle slots zeros)."""
     blank = np.zeros((camera.height, camera.width, 3), np.uint8)
     live = [r is not None for r in runs]
     obs = {
@@ -356,6 +360,10 @@ def batch_obs(runs: list[EpisodeRun | None], camera: CameraConfig, expert: bool,
         none = np.zeros(BOX_FEATURES, np.float32)
         obs["target_box"] = torch.from_numpy(np.stack([r.target_box() if r else none
                                                        for r in runs]))  # (B, 6)
+    if depth:
+        flat = np.zeros((camera.height, camera.width), np.float32)
+        obs["depth"] = torch.from_numpy(np.stack([r.env.observation.depth if r else flat
+                                                  for r in runs]))  # (B, H, W)
     if expert:
         obs["expert"] = torch.tensor([r.expert_action() if ok else END
                                       for r, ok in zip(runs, live)], dtype=torch.long)
@@ -411,8 +419,9 @@ def run_slots(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[Epis
               settings: RolloutSettings, tick: Callable[[int], None] = lambda n: None
               ) -> list[Outcome]:
     """Evaluate ``spec``'s policy on ``slots`` with one batch of environments (one process)."""
-    policy = spec.build()
+    policy = spec.build(settings)
     expert, boxes = bool(getattr(policy, "uses_expert", False)), wants_boxes(policy)
+    depth = bool(getattr(policy, "uses_depth", False))
     outcomes: list[Outcome] = []
 
     def started(run: EpisodeRun) -> None:
@@ -420,7 +429,7 @@ def run_slots(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[Epis
             run.rng = action_rng(spec.seed, run.slot.index)
 
     def act(runs: list[EpisodeRun | None]) -> list[int]:
-        obs = batch_obs(runs, settings.camera, expert, boxes)
+        obs = batch_obs(runs, settings.camera, expert, boxes, depth)
         if not spec.blocked_input:
             del obs["collided"]
         if spec.memory_steps is not None:

@@ -40,15 +40,22 @@ spoc-train fit --config configs/train/tiny.yaml --data.root "$OUT/dataset" \
     --trainer.max_epochs 12 --data.batches_per_epoch 200 \
     --data.batch_size 8 --data.seq_len 32 --model.policy.goal_film true
 
-stage "4/5 evaluation on held-out houses, with the oracle, random and forward baselines"
+stage "4/5 evaluation on held-out houses, with the oracle, random, forward and map-agent baselines"
 spoc-eval run --checkpoint "$OUT/train/checkpoints/last.ckpt" --houses "$OUT/houses/val.jsonl.gz" \
     --episodes "$EVAL_EPISODES" --seed 0 --workers "$WORKERS" --out "$OUT/eval/policy"
 for baseline in oracle random forward; do
     spoc-eval run --policy "$baseline" --dataset "$OUT/dataset" --houses "$OUT/houses/val.jsonl.gz" \
         --episodes "$EVAL_EPISODES" --seed 0 --workers "$WORKERS" --videos 0 --out "$OUT/eval/$baseline"
 done
+# The map agent (no learning: depth, odometry, a colour detector fitted on training frames)
+spoc-detector fit --data "$OUT/dataset" --split train \
+    --types '[Fridge]' --out "$OUT/detector.json"
+spoc-eval run --policy mapper --detector "$OUT/detector.json" --dataset "$OUT/dataset" \
+    --houses "$OUT/houses/val.jsonl.gz" --episodes "$EVAL_EPISODES" --seed 0 --workers "$WORKERS" \
+    --videos 0 --out "$OUT/eval/mapper"
 
 stage "5/5 summary"
-spoc-eval compare "$OUT/eval/policy" "$OUT/eval/oracle" "$OUT/eval/random" "$OUT/eval/forward"
+spoc-eval compare "$OUT/eval/policy" "$OUT/eval/oracle" "$OUT/eval/random" "$OUT/eval/forward" \
+    "$OUT/eval/mapper"
 echo
 echo "report: $OUT/eval/policy/report.html"

@@ -398,7 +398,8 @@ def test_memory_steps_is_recorded_and_checked(houses, tmp_path, capsys, monkeypa
 
     with monkeypatch.context() as m:
         turners = []
-        m.setattr(PolicySpec, "build", lambda self: turners.append(Turner()) or turners[-1])
+        m.setattr(PolicySpec, "build",
+                  lambda self, settings=None: turners.append(Turner()) or turners[-1])
         settings = RolloutSettings(camera=CameraConfig(height=48, width=64), max_steps=10,
                                    envs_per_worker=1, goals=tuple(GOALS))
         outcomes = run_slots(PolicySpec(checkpoint="x", memory_steps=4),
@@ -504,7 +505,8 @@ def test_blocked_input_can_be_withheld(houses, tmp_path, capsys, monkeypatch):
             return torch.full((len(obs["goal"]),), MOVE_AHEAD)
 
     walkers = []
-    monkeypatch.setattr(PolicySpec, "build", lambda self: walkers.append(Walker()) or walkers[-1])
+    monkeypatch.setattr(PolicySpec, "build",
+                        lambda self, settings=None: walkers.append(Walker()) or walkers[-1])
     records = dict(enumerate(load_houses(houses)))
     settings = RolloutSettings(camera=CameraConfig(height=48, width=64), max_steps=30,
                                envs_per_worker=2, goals=tuple(GOALS))
@@ -568,7 +570,7 @@ def test_a_target_box_policy_is_given_the_targets_box(houses, monkeypatch):
 
     for boxes in (True, False):
         spinner = Spinner(boxes)
-        monkeypatch.setattr(PolicySpec, "build", lambda self, built=spinner: built)
+        monkeypatch.setattr(PolicySpec, "build", lambda self, settings=None, built=spinner: built)
         run_slots(PolicySpec(checkpoint="x"), records, slots, settings)
         if boxes:
             assert all(t.shape == (2, 6) for t in spinner.told)

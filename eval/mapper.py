@@ -1,0 +1,420 @@
+"""A map-building agent: the classical (modular) baseline for the learned policies.
+
+It reads what a robot with an RGB-D camera and wheel odometry has: the RGB frame, the depth
+frame and its own actions (with ``collided``, whether its last move was blocked). Nothing
+privileged: no house layout, no instance ids, no oracle. Per episode it
+
+- tracks its pose in the frame it started in (the lattice's moves are exact: one cell ahead
+  unless blocked, a quarter turn per rotation), and lifts every depth pixel into that frame:
+  points at floor height mark their cell as seen floor, points between the agent's floor
+  clearance and its height mark every cell whose centre is within the agent's radius (plus a
+  margin) as blocked; a blocked move marks the cell ahead blocked;
+- finds the target with a colour detector (:class:`sim.detect.ColourDetector`, the one the
+  box policies deploy with): the largest region of the target type's pixels above the floor,
+  lifted by its depth, is remembered as target points (a RoomNav goal looks for its room
+  type's anchor objects, ``MapperConfig.room_anchors``);
+- takes ``end`` when the target's region in the current frame has enough pixels and its
+  nearest point is within reach; else walks to the nearest cell within reach of a remembered
+  target point and turns to face it; else explores: walks to the nearest frontier (an unseen
+  cell next to seen floor, beyond the camera's blind disc around every cell it has stood on);
+  with no frontier left it turns until it has looked all four ways from where it stands, then
+  takes ``end``.
+
+Paths are breadth-first distances over the cells not known to be blocked (unseen cells count
+as free until seen otherwise), recomputed every step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from datagen.constants import TASK_OBJECTNAV
+from datagen.tasks import TaskConfig
+from sim.camera import CameraConfig
+from sim.detect import ColourDetector
+from sim.lattice import END, MOVE_AHEAD, ROTATE_LEFT, ROTATE_RIGHT, AgentConfig, heading_step
+
+ROOM_ANCHORS = {"Bedroom": ("Bed",), "Bathroom": ("Toilet",), "Kitchen": ("Fridge",),
+                "LivingRoom": ("Sofa",)}
+"""The object types a RoomNav goal looks for, per room type: each is in 98-99% of the rooms
+of its type in 100 training houses and in no other room type's (Sofa: 83%, 3 others)."""
+
+
+@dataclass(frozen=True)
+class MapperConfig:
+    """The map agent's settings (metres unless said)."""
+
+    size: int = 256
+    """Cells per side of the map, centred on the start (64 m at 0.25 m)."""
+    margin: float = 0.03
+    """Added to the agent's radius when marking cells near an obstacle point blocked."""
+    max_range: float = 8.0
+    """Depth points further than this (horizontally) are not mapped."""
+    blind: float = 0.9
+    """Cells within this of a cell the agent stood on count as seen for exploration (the
+    pitched camera never sees the floor this close)."""
+    reach: float = 0.99
+    """``end`` when the detected target's nearest point is within this share of the task's
+    ``max_distance`` (ObjectNav; a point on the object is at least as far as its footprint,
+    so this stays inside the success test)."""
+    room_reach: float = 0.5
+    """The same share for a RoomNav goal's anchor object: smaller ends deeper in its room."""
+    extra_pixels: int = 4
+    """``end`` needs the task's ``min_pixels`` plus this many detected pixels."""
+    room_anchors: dict[str, tuple[str, ...]] = field(
+        default_factory=lambda: dict(ROOM_ANCHORS))
+    """The object types a RoomNav goal looks for, per room type (``end`` near any)."""
+    forget_steps: int = 0
+    """A probe: start the map (and the target memory) again every this many steps, keeping
+    the pose; 0: keep it for the whole episode, as deployed."""
+    scan_spacing: float = 1.5
+    """Look all four ways (turns cost no path length) at the start and wherever the agent
+    stands this far from every place it looked all four ways before; 0: never."""
+
+
+class EpisodeMap:
+    """One episode's map, pose and target memory in the agent's start frame."""
+
+    def __init__(self, camera: CameraConfig, agent: AgentConfig, cfg: MapperConfig):
+        if agent.headings != 4:
+            raise ValueError(f"agent.headings: the map agent moves on 4 headings, not "
+                             f"{agent.headings}")
+        self.camera, self.agent, self.cfg = camera, agent, cfg
+        n = cfg.size
+        self.floor = np.zeros((n, n), bool)  # seen floor
+        self.blocked = np.zeros((n, n), bool)
+        self.explored = np.zeros((n, n), bool)  # seen floor, blocked or within the blind disc
+        self.targets = np.zeros((0, 2))  # (M, 2) remembered target points, metres
+        self.tried = np.zeros((n, n), bool)  # approach cells the target was not seen from
+        self.cell = (n // 2, n // 2)
+        self.heading = 0
+        self.looked: dict[tuple[int, int], set[int]] = {}  # headings seen from each cell
+        from sim.render import level_rays  # the renderer's own rays (compiled on import)
+
+        dx, dy, dz = level_rays(camera)
+        self.rays = (dx.ravel(), dy.ravel(), dz.ravel())
+        r = int(math.ceil(cfg.blind / agent.grid))
+        ii, jj = np.mgrid[-r:r + 1, -r:r + 1]
+        self.blind_disc = (ii ** 2 + jj ** 2) * agent.grid ** 2 <= cfg.blind ** 2
+        self._stood(self.cell)
+
+    def forgotten(self) -> EpisodeMap:
+        """A new map at the same pose (``MapperConfig.forget_steps``)."""
+        fresh = EpisodeMap(self.camera, self.agent, self.cfg)
+        fresh.explored[:] = False
+        fresh.cell, fresh.heading = self.cell, self.heading
+        fresh._stood(fresh.cell)
+        return fresh
+
+    # ----------------------------------------------------------------- pose
+
+    def centre(self, cell: tuple[int, int]) -> np.ndarray:
+        """Metres of a cell's centre in the start frame."""
+        c = self.cfg.size // 2
+        return (np.asarray(cell, float) - c) * self.agent.grid
+
+    def ahead(self) -> tuple[int, int]:
+        di, dj = heading_step(self.heading, self.agent.headings)
+        return self.cell[0] + di, self.cell[1] + dj
+
+    def moved(self, action: int, blocked: bool) -> None:
+        """Update the pose after ``action`` (``blocked``: a move that did not happen)."""
+        if action == ROTATE_LEFT:
+            self.heading = (self.heading - 1) % 4
+        elif action == ROTATE_RIGHT:
+            self.heading = (self.heading + 1) % 4
+        elif action == MOVE_AHEAD:
+            a = self.ahead()
+            if blocked:
+                if self._inside(a):
+                    self.blocked[a] = True
+                    self.explored[a] = True
+            elif self._inside(a):
+                self.cell = a
+                self.blocked[a] = False
+                self._stood(a)
+
+    def _inside(self, cell) -> bool:
+        return 0 <= cell[0] < self.cfg.size and 0 <= cell[1] < self.cfg.size
+
+    def _stood(self, cell) -> None:
+        r = self.blind_disc.shape[0] // 2
+        i0, j0 = cell[0] - r, cell[1] - r
+        sl, disc = self._clip(i0, j0, self.blind_disc)
+        self.explored[sl] |= disc
+
+    def _clip(self, i0, j0, patch):
+        n = self.cfg.size
+        a0, b0 = max(i0, 0), max(j0, 0)
+        a1, b1 = min(i0 + patch.shape[0], n), min(j0 + patch.shape[1], n)
+        return (slice(a0, a1), slice(b0, b1)), patch[a0 - i0:a1 - i0, b0 - j0:b1 - j0]
+
+    # ----------------------------------------------------------------- perception
+
+    def lift(self, depth: np.ndarray, pixels: np.ndarray | None = None):
+        """(x, z, height) in metres in the start frame of the depth pixels (all, or the flat
+        indices ``pixels``), the nearest ``max_range`` only."""
+        dx, dy, dz = self.rays
+        d = depth.ravel().astype(np.float64)
+        if pixels is not None:
+            d, dx, dy, dz = d[pixels], dx[pixels], dy[pixels], dz[pixels]
+        right, down, fwd = d * dx, d * dy, d * dz
+        keep = np.isfinite(d) & (d > 0) & (np.hypot(right, fwd) <= self.cfg.max_range)
+        yaw = math.radians(self.heading * 90.0)
+        fx, fz, rx, rz = math.sin(yaw), math.cos(yaw), math.cos(yaw), -math.sin(yaw)
+        x0, z0 = self.centre(self.cell)
+        x = x0 + right * rx + fwd * fx
+        z = z0 + right * rz + fwd * fz
+        return x[keep], z[keep], self.camera.eye_height - down[keep]
+
+    def integrate(self, depth: np.ndarray) -> None:
+        """Mark the floor and obstacles the depth frame shows."""
+        self.looked.setdefault(self.cell, set()).add(self.heading)
+        x, z, height = self.lift(depth)
+        g, c, n = self.agent.grid, self.cfg.size // 2, self.cfg.size
+        on_floor = height <= self.agent.floor_clearance
+        fi = np.round(x[on_floor] / g).astype(int) + c
+        fj = np.round(z[on_floor] / g).astype(int) + c
+        ok = (fi >= 0) & (fi < n) & (fj >= 0) & (fj < n)
+        self.floor[fi[ok], fj[ok]] = True
+        self.explored[fi[ok], fj[ok]] = True
+        solid = (height > self.agent.floor_clearance) & (height < self.agent.height)
+        ox, oz = x[solid] / g, z[solid] / g
+        reach = (self.agent.radius + self.cfg.margin) / g
+        base_i, base_j = np.floor(ox).astype(int), np.floor(oz).astype(int)
+        for di in (0, 1):
+            for dj in (0, 1):
+                ci, cj = base_i + di, base_j + dj
+                near = (ci - ox) ** 2 + (cj - oz) ** 2 <= reach ** 2
+                ci, cj = ci[near] + c, cj[near] + c
+                ok = (ci >= 0) & (ci < n) & (cj >= 0) & (cj < n)
+                self.blocked[ci[ok], cj[ok]] = True
+                self.explored[ci[ok], cj[ok]] = True
+        self.blocked[self.cell] = False  # it stands there
+
+    def remember(self, x: np.ndarray, z: np.ndarray, keep: int = 64) -> None:
+        """Add target points (metres, start frame), at most ``keep`` per frame."""
+        if len(x) > keep:
+            pick = np.linspace(0, len(x) - 1, keep).round().astype(int)
+            x, z = x[pick], z[pick]
+        self.targets = np.concatenate([self.targets, np.stack([x, z], axis=1)])[-4096:]
+
+    # ----------------------------------------------------------------- planning
+
+    def distances(self, goals: np.ndarray) -> np.ndarray:
+        """Breadth-first steps from every cell to the nearest goal cell over the cells not
+        known to be blocked (-1: unreachable), on the window around the seen area."""
+        n = self.cfg.size
+        known = self.explored | goals
+        known[self.cell] = True
+        rows, cols = np.flatnonzero(known.any(1)), np.flatnonzero(known.any(0))
+        i0, i1 = max(rows[0] - 2, 0), min(rows[-1] + 3, n)
+        j0, j1 = max(cols[0] - 2, 0), min(cols[-1] + 3, n)
+        free = ~self.blocked[i0:i1, j0:j1]
+        front = goals[i0:i1, j0:j1] & free
+        dist = np.full(free.shape, -1, np.int32)
+        dist[front] = 0
+        seen = front.copy()
+        d = 0
+        while front.any():
+            d += 1
+            grow = np.zeros_like(front)
+            grow[1:] |= front[:-1]
+            grow[:-1] |= front[1:]
+            grow[:, 1:] |= front[:, :-1]
+            grow[:, :-1] |= front[:, 1:]
+            front = grow & free & ~seen
+            seen |= front
+            dist[front] = d
+        out = np.full((n, n), -1, np.int32)
+        out[i0:i1, j0:j1] = dist
+        return out
+
+    def step_towards(self, dist: np.ndarray) -> int | None:
+        """The action along the distance field from the agent's cell, or None if no goal is
+        reachable or the agent stands on one."""
+        here = dist[self.cell]
+        if here <= 0:
+            return None
+        best = []
+        for h in range(4):
+            di, dj = heading_step(h, 4)
+            nb = (self.cell[0] + di, self.cell[1] + dj)
+            if self._inside(nb) and 0 <= dist[nb] < here:
+                best.append(h)
+        if not best:
+            return None
+        if self.heading in best:
+            return MOVE_AHEAD
+        return turn_towards(self.heading, best[0])
+
+    def frontier(self) -> np.ndarray:
+        """Unexplored cells next to seen floor: where exploring goes next."""
+        seen = self.floor & ~self.blocked
+        near = np.zeros_like(seen)
+        near[1:] |= seen[:-1]
+        near[:-1] |= seen[1:]
+        near[:, 1:] |= seen[:, :-1]
+        near[:, :-1] |= seen[:, 1:]
+        return near & ~self.explored
+
+    def approach(self, reach: float) -> np.ndarray:
+        """Cells within ``reach`` of a remembered target point, not blocked and not tried."""
+        n, g, c = self.cfg.size, self.agent.grid, self.cfg.size // 2
+        out = np.zeros((n, n), bool)
+        if not len(self.targets):
+            return out
+        lo = np.floor((self.targets.min(0) - reach) / g).astype(int) + c
+        hi = np.ceil((self.targets.max(0) + reach) / g).astype(int) + c
+        lo, hi = np.clip(lo, 0, n - 1), np.clip(hi, 0, n - 1)
+        ii, jj = np.mgrid[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1]
+        cells = np.stack([ii.ravel(), jj.ravel()], 1)
+        metres = (cells - c) * g
+        d2 = ((metres[:, None, :] - self.targets[None, ::max(1, len(self.targets) // 256), :])
+              ** 2).sum(-1).min(1)
+        hit = cells[d2 <= reach ** 2]
+        out[hit[:, 0], hit[:, 1]] = True
+        return out & ~self.blocked & ~self.tried
+
+    def scan_turn(self, spacing: float) -> int | None:
+        """A turn towards a heading not yet looked at from this cell, where the agent stands
+        ``spacing`` metres from every cell it has looked all four ways from; else None."""
+        looked = self.looked.get(self.cell, set())
+        if len(looked) == 4:
+            return None
+        here = np.asarray(self.cell)
+        far = all(np.hypot(*(here - c)) * self.agent.grid >= spacing
+                  for c, seen in self.looked.items() if len(seen) == 4)
+        if not far:
+            return None
+        left, right = (self.heading - 1) % 4, (self.heading + 1) % 4
+        return ROTATE_RIGHT if right not in looked or left in looked else ROTATE_LEFT
+
+    def face_target(self) -> int | None:
+        """A rotation towards the nearest remembered target point, or None when facing it."""
+        x0, z0 = self.centre(self.cell)
+        d = self.targets - [x0, z0]
+        k = int(np.argmin((d ** 2).sum(1)))
+        want = int(round(math.degrees(math.atan2(d[k, 0], d[k, 1])) / 90.0)) % 4
+        return None if want == self.heading else turn_towards(self.heading, want)
+
+
+def is_objectnav(goal: str) -> bool:
+    return goal.split("/", 1)[0] == TASK_OBJECTNAV
+
+
+def turn_towards(heading: int, want: int) -> int:
+    """The rotation that brings ``heading`` closer to ``want`` (right when opposite)."""
+    return ROTATE_LEFT if (want - heading) % 4 == 3 else ROTATE_RIGHT
+
+
+class MapPolicy:
+    """The map agent behind the policy contract of :mod:`eval.baselines`: one
+    :class:`EpisodeMap` per batch row, started again on each row's ``first`` step. It reads
+    ``obs["depth"]`` (``uses_depth``) besides the RGB frame, ``goal`` and ``collided``."""
+
+    uses_expert = False
+    uses_depth = True
+
+    def __init__(self, camera: CameraConfig, agent: AgentConfig, tasks: TaskConfig,
+                 goals: tuple[str, ...], detector: ColourDetector,
+                 cfg: MapperConfig = MapperConfig()):
+        self.camera, self.agent, self.tasks, self.cfg = camera, agent, tasks, cfg
+        self.goals, self.detector = tuple(goals), detector
+        missing = sorted({t for g in self.goals for t in self.sought(g)} - set(detector.centre))
+        if missing:
+            raise ValueError(f"the detector has no colour for {', '.join(missing)}; fit it with "
+                             "`spoc-detector fit --types` naming them")
+        self.maps: list[EpisodeMap | None] = []
+        self.last: list[int | None] = []
+        self.steps: list[int] = []
+
+    def sought(self, goal: str) -> tuple[str, ...]:
+        """The object types a goal looks for: its target, or its room type's anchors."""
+        task, target = goal.split("/", 1)
+        if task == TASK_OBJECTNAV:
+            return (target,)
+        return tuple(self.cfg.room_anchors.get(target, ()))
+
+    def reset(self, batch_size: int) -> None:
+        self.maps = [None] * batch_size
+        self.last = [None] * batch_size
+        self.steps = [0] * batch_size
+
+    def act(self, obs: dict):
+        """(B,) LongTensor of actions."""
+        import torch
+
+        rgb, depth = obs["rgb"].numpy(), obs["depth"].numpy()
+        goals, first = obs["goal"].tolist(), obs["first"].tolist()
+        collided = obs["collided"].tolist()
+        actions = []
+        for b in range(len(goals)):
+            if first[b] or self.maps[b] is None:
+                self.maps[b] = EpisodeMap(self.camera, self.agent, self.cfg)
+                self.steps[b] = 0
+            elif self.last[b] is not None:
+                self.maps[b].moved(self.last[b], bool(collided[b]))
+            self.steps[b] += 1
+            if self.cfg.forget_steps and self.steps[b] % self.cfg.forget_steps == 0:
+                self.maps[b] = self.maps[b].forgotten()
+            action = self.decide(self.maps[b], rgb[b], depth[b], self.goals[goals[b]])
+            self.last[b] = action
+            actions.append(action)
+        return torch.tensor(actions, dtype=torch.long)  # (B,)
+
+    def decide(self, m: EpisodeMap, rgb: np.ndarray, depth: np.ndarray, goal: str) -> int:
+        """One step of one episode: map the frame, then end, approach or explore."""
+        m.integrate(depth)
+        sought = self.sought(goal)
+        reach = self.cfg.reach if is_objectnav(goal) else self.cfg.room_reach
+        if any([self.detected(m, rgb, depth, t, reach) for t in sought]):
+            return END  # (a list: every type seen is remembered)
+        if not len(m.targets) and self.cfg.scan_spacing > 0:
+            turn = m.scan_turn(self.cfg.scan_spacing)
+            if turn is not None:
+                return turn
+        if len(m.targets):
+            goals = m.approach(self.tasks.max_distance * reach)
+            if goals[m.cell]:
+                turn = m.face_target()
+                if turn is not None:
+                    return turn
+                m.tried[m.cell] = True  # facing it from here did not show it within reach
+                goals[m.cell] = False
+            action = m.step_towards(m.distances(goals))
+            if action is not None:
+                return action
+        action = m.step_towards(m.distances(m.frontier()))
+        if action is None and len(m.looked.get(m.cell, ())) < 4:
+            return ROTATE_RIGHT  # nothing left to explore from what it saw: look around first
+        return END if action is None else action
+
+    def detected(self, m: EpisodeMap, rgb: np.ndarray, depth: np.ndarray, sought: str,
+                 reach: float) -> bool:
+        """Remember the largest detected region of ``sought``; True when it is within reach
+        with enough pixels to take ``end``."""
+        mask = self.detector.mask(rgb, sought)
+        mask &= self.camera.eye_height - depth * m.rays[1].reshape(depth.shape) \
+            > self.agent.floor_clearance  # no target lies flat on the floor
+        least = self.detector.min_pixels[sought]
+        if mask.sum() < least:
+            return False
+        regions, count = ndimage.label(mask, structure=np.ones((3, 3), bool))
+        sizes = np.bincount(regions.ravel(), minlength=count + 1)
+        sizes[0] = 0
+        k = int(sizes.argmax())
+        if sizes[k] < least:
+            return False
+        x, z, _ = m.lift(depth, np.flatnonzero(regions.ravel() == k))
+        if not len(x):
+            return False
+        m.remember(x, z)
+        x0, z0 = m.centre(m.cell)
+        nearest = float(np.sqrt((x - x0) ** 2 + (z - z0) ** 2).min())
+        enough = sizes[k] >= self.tasks.min_pixels + self.cfg.extra_pixels
+        return enough and nearest <= self.tasks.max_distance * reach
