@@ -281,6 +281,9 @@ def build_run(cfg: EvalConfig):
         goals = list(data.get("goals") or []) or None
     tasks = tasks or TaskConfig()
     if cfg.policy == "mapper":
+        if (agent or AgentConfig()).headings != 4:
+            raise EvalInputError(f"--agent.headings {agent.headings}: the map agent turns in "
+                                 "quarter turns; use a dataset or --agent with 4 headings")
         detector = read_detector(cfg.detector, goals or tasks.goals(),
                                  (cfg.mapper or MapperConfig()).room_anchors,
                                  "the training houses")

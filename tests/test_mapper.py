@@ -147,6 +147,10 @@ def test_mapper_input_is_checked(tmp_path, capsys):
     assert "Fridge" in err and "--types" in err
     err = bad_input(capsys, [*base, "--policy", "oracle", "--mapper.reach", "0.8"])
     assert "--mapper" in err
+    palette_detector([*OBJECTNAV_TARGETS, "Fridge"]).save(tmp_path / "all.json")
+    err = bad_input(capsys, [*base, "--policy", "mapper", "--detector", str(tmp_path / "all.json"),
+                             "--agent.headings", "8"])
+    assert "--agent.headings 8" in err
     assert len(ACTIONS) == 4 and END == 3
 
 
