@@ -71,6 +71,9 @@ class MapperConfig:
     forget_steps: int = 0
     """A probe: start the map (and the target memory) again every this many steps, keeping
     the pose; 0: keep it for the whole episode, as deployed."""
+    simulator_detections: bool = False
+    """A probe (privileged): find the target in the simulator's instance ids instead of with
+    the colour detector, to measure what the detector's errors cost."""
     scan_spacing: float = 1.5
     """Look all four ways (turns cost no path length) at the start and wherever the agent
     stands this far from every place it looked all four ways before; 0: never."""
@@ -329,6 +332,7 @@ class MapPolicy:
         if missing:
             raise ValueError(f"the detector has no colour for {', '.join(missing)}; fit it with "
                              "`spoc-detector fit --types` naming them")
+        self.uses_ids = cfg.simulator_detections
         self.maps: list[EpisodeMap | None] = []
         self.last: list[int | None] = []
         self.steps: list[int] = []
@@ -350,6 +354,7 @@ class MapPolicy:
         import torch
 
         rgb, depth = obs["rgb"].numpy(), obs["depth"].numpy()
+        ids = obs["ids"].numpy() if self.uses_ids else None
         goals, first = obs["goal"].tolist(), obs["first"].tolist()
         collided = obs["collided"].tolist()
         actions = []
@@ -362,17 +367,20 @@ class MapPolicy:
             self.steps[b] += 1
             if self.cfg.forget_steps and self.steps[b] % self.cfg.forget_steps == 0:
                 self.maps[b] = self.maps[b].forgotten()
-            action = self.decide(self.maps[b], rgb[b], depth[b], self.goals[goals[b]])
+            seen = None if ids is None else (ids[b], obs["object_types"][b])
+            action = self.decide(self.maps[b], rgb[b], depth[b], self.goals[goals[b]], seen)
             self.last[b] = action
             actions.append(action)
         return torch.tensor(actions, dtype=torch.long)  # (B,)
 
-    def decide(self, m: EpisodeMap, rgb: np.ndarray, depth: np.ndarray, goal: str) -> int:
-        """One step of one episode: map the frame, then end, approach or explore."""
+    def decide(self, m: EpisodeMap, rgb: np.ndarray, depth: np.ndarray, goal: str,
+               seen: tuple | None = None) -> int:
+        """One step of one episode: map the frame, then end, approach or explore (``seen``:
+        the simulator's ids and object types, for ``simulator_detections``)."""
         m.integrate(depth)
         sought = self.sought(goal)
         reach = self.cfg.reach if is_objectnav(goal) else self.cfg.room_reach
-        if any([self.detected(m, rgb, depth, t, reach) for t in sought]):
+        if any([self.detected(m, rgb, depth, t, reach, seen) for t in sought]):
             return END  # (a list: every type seen is remembered)
         if not len(m.targets) and self.cfg.scan_spacing > 0:
             turn = m.scan_turn(self.cfg.scan_spacing)
@@ -395,13 +403,19 @@ class MapPolicy:
         return END if action is None else action
 
     def detected(self, m: EpisodeMap, rgb: np.ndarray, depth: np.ndarray, sought: str,
-                 reach: float) -> bool:
+                 reach: float, seen: tuple | None = None) -> bool:
         """Remember the largest detected region of ``sought``; True when it is within reach
-        with enough pixels to take ``end``."""
-        mask = self.detector.mask(rgb, sought)
+        with enough pixels to take ``end``. ``seen`` (ids, object types): the simulator's
+        pixels of that type instead of the detector's."""
+        if seen is None:
+            mask = self.detector.mask(rgb, sought)
+            least = self.detector.min_pixels[sought]
+        else:
+            ids, types = seen
+            table = np.concatenate([[False], np.asarray(types, dtype=object) == sought])
+            mask, least = table[ids], 1
         mask &= self.camera.eye_height - depth * m.rays[1].reshape(depth.shape) \
             > self.agent.floor_clearance  # no target lies flat on the floor
-        least = self.detector.min_pixels[sought]
         if mask.sum() < least:
             return False
         regions, count = ndimage.label(mask, structure=np.ones((3, 3), bool))

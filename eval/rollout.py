@@ -343,10 +343,12 @@ def wants_boxes(policy) -> bool:
 
 
 def batch_obs(runs: list[EpisodeRun | None], camera: CameraConfig, expert: bool,
-              boxes: bool = False, depth: bool = False) -> dict:
+              boxes: bool = False, depth: bool = False, ids: bool = False) -> dict:
     """The policy's input for one step; idle slots are padded (black frame, goal 0, no box).
     ``expert`` adds the oracle's actions, ``boxes`` the target's box (``target_box`` (B, 6)),
-    ``depth`` the depth frames (``depth`` (B, H, W) float32 metres; idle slots zeros)."""
+    ``depth`` the depth frames (``depth`` (B, H, W) float32 metres; idle slots zeros), ``ids``
+    the simulator's instance ids (``ids`` (B, H, W) int32, 0 = structure) with each row's
+    object types (``object_types``: a list of B lists, id k + 1 is object k; privileged)."""
     blank = np.zeros((camera.height, camera.width, 3), np.uint8)
     live = [r is not None for r in runs]
     obs = {
@@ -364,6 +366,11 @@ def batch_obs(runs: list[EpisodeRun | None], camera: CameraConfig, expert: bool,
         flat = np.zeros((camera.height, camera.width), np.float32)
         obs["depth"] = torch.from_numpy(np.stack([r.env.observation.depth if r else flat
                                                   for r in runs]))  # (B, H, W)
+    if ids:
+        none = np.zeros((camera.height, camera.width), np.int32)
+        obs["ids"] = torch.from_numpy(np.stack([r.env.observation.ids if r else none
+                                                for r in runs]))  # (B, H, W)
+        obs["object_types"] = [r.ctx.scene.boxes.object_type if r else [] for r in runs]
     if expert:
         obs["expert"] = torch.tensor([r.expert_action() if ok else END
                                       for r, ok in zip(runs, live)], dtype=torch.long)
@@ -422,6 +429,7 @@ def run_slots(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[Epis
     policy = spec.build(settings)
     expert, boxes = bool(getattr(policy, "uses_expert", False)), wants_boxes(policy)
     depth = bool(getattr(policy, "uses_depth", False))
+    ids = bool(getattr(policy, "uses_ids", False))
     outcomes: list[Outcome] = []
 
     def started(run: EpisodeRun) -> None:
@@ -429,7 +437,7 @@ def run_slots(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[Epis
             run.rng = action_rng(spec.seed, run.slot.index)
 
     def act(runs: list[EpisodeRun | None]) -> list[int]:
-        obs = batch_obs(runs, settings.camera, expert, boxes, depth)
+        obs = batch_obs(runs, settings.camera, expert, boxes, depth, ids)
         if not spec.blocked_input:
             del obs["collided"]
         if spec.memory_steps is not None:

@@ -192,3 +192,23 @@ def test_forget_steps_starts_the_map_again_at_the_same_pose(house_env):
         first = False
         assert action != END, step  # no Mug in view this early: the forgetting is exercised
         collided = not env.step(action).success and action == MOVE_AHEAD
+
+
+def test_simulator_detections_probe_reads_the_ids(tmp_path):
+    """``--mapper.simulator_detections true`` finds targets in the simulator's ids: given a
+    detector that sees nothing (a colour no pixel has), it still succeeds, where the same
+    detector alone leaves the agent to stop where exploring ends."""
+    from sim.detect import ColourDetector
+
+    houses = write_houses(tmp_path / "val.jsonl.gz")
+    types = [*OBJECTNAV_TARGETS, "Fridge"]
+    blind = ColourDetector(centre={t: (1.0, 0.0, 0.0) for t in types},
+                           radius={t: 1e-6 for t in types}, min_pixels={t: 10 ** 6 for t in types})
+    blind.save(tmp_path / "blind.json")
+    args = ["--policy", "mapper", "--detector", str(tmp_path / "blind.json"), "--episodes", "6",
+            "--videos", "0", "--max-steps", "300"]
+    sim = run_eval(tmp_path / "sim", houses, *args, "--mapper.simulator_detections", "true")
+    assert sim["run"]["mapper"]["simulator_detections"] is True
+    assert sim["aggregated"]["success_rate"] >= 0.5
+    none = run_eval(tmp_path / "none", houses, *args)
+    assert none["aggregated"]["success_rate"] < sim["aggregated"]["success_rate"]
