@@ -30,12 +30,11 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage
 
 from datagen.constants import TASK_OBJECTNAV
 from datagen.tasks import TaskConfig
 from sim.camera import CameraConfig
-from sim.detect import ColourDetector
+from sim.detect import ColourDetector, largest_region, target_table
 from sim.lattice import END, MOVE_AHEAD, ROTATE_LEFT, ROTATE_RIGHT, AgentConfig, heading_step
 
 ROOM_ANCHORS = {"Bedroom": ("Bed",), "Bathroom": ("Toilet",), "Kitchen": ("Fridge",),
@@ -412,23 +411,18 @@ class MapPolicy:
             least = self.detector.min_pixels[sought]
         else:
             ids, types = seen
-            table = np.concatenate([[False], np.asarray(types, dtype=object) == sought])
-            mask, least = table[ids], 1
+            mask, least = target_table(types, sought)[ids], 1
         mask &= self.camera.eye_height - depth * m.rays[1].reshape(depth.shape) \
             > self.agent.floor_clearance  # no target lies flat on the floor
-        if mask.sum() < least:
+        found = largest_region(mask, least)
+        if found is None:
             return False
-        regions, count = ndimage.label(mask, structure=np.ones((3, 3), bool))
-        sizes = np.bincount(regions.ravel(), minlength=count + 1)
-        sizes[0] = 0
-        k = int(sizes.argmax())
-        if sizes[k] < least:
-            return False
+        regions, k, pixels = found
         x, z, _ = m.lift(depth, np.flatnonzero(regions.ravel() == k))
         if not len(x):
             return False
         m.remember(x, z)
         x0, z0 = m.centre(m.cell)
         nearest = float(np.sqrt((x - x0) ** 2 + (z - z0) ** 2).min())
-        enough = sizes[k] >= self.tasks.min_pixels + self.cfg.extra_pixels
+        enough = pixels >= self.tasks.min_pixels + self.cfg.extra_pixels
         return enough and nearest <= self.tasks.max_distance * reach

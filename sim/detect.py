@@ -110,18 +110,26 @@ def l1_times_total(f: np.ndarray, total: np.ndarray, centre) -> np.ndarray:
     return dist
 
 
-def region_box(mask: np.ndarray, least: int) -> np.ndarray:
-    """(6,) float32 box feature (:data:`BOX_FEATURES`) of the largest 8-connected region of
-    the (H, W) bool ``mask``, all zeros when it has fewer than ``least`` pixels."""
+def largest_region(mask: np.ndarray, least: int) -> tuple[np.ndarray, int, int] | None:
+    """The largest 8-connected region of the (H, W) bool ``mask`` as (the (H, W) int region
+    labels, its label, its pixels), or None when it has fewer than ``least`` pixels."""
     if mask.sum() < least:
-        return np.zeros(BOX_FEATURES, dtype=np.float32)
+        return None
     regions, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
     sizes = np.bincount(regions.ravel(), minlength=n + 1)
     sizes[0] = 0
     k = int(sizes.argmax())
-    if sizes[k] < least:
+    return None if sizes[k] < least else (regions, k, int(sizes[k]))
+
+
+def region_box(mask: np.ndarray, least: int) -> np.ndarray:
+    """(6,) float32 box feature (:data:`BOX_FEATURES`) of the largest 8-connected region of
+    the (H, W) bool ``mask``, all zeros when it has fewer than ``least`` pixels."""
+    found = largest_region(mask, least)
+    if found is None:
         return np.zeros(BOX_FEATURES, dtype=np.float32)
-    return target_box(regions, np.arange(n + 1) == k)
+    regions, k, _ = found
+    return target_box(regions, np.arange(int(regions.max()) + 1) == k)
 
 
 Colour = tuple[float, float, float]
