@@ -147,6 +147,9 @@ def validate_config(cfg: EvalConfig) -> None:
                              "box, so drop it")
     if cfg.mapper is not None and cfg.policy != "mapper":
         raise EvalInputError("--mapper.* settings apply to --policy mapper, so drop them")
+    if cfg.mapper is not None and cfg.mapper.explorer and cfg.mapper.oracle_explorer:
+        raise EvalInputError("--mapper.explorer and --mapper.oracle_explorer both pick the "
+                             "frontier; give one")
     if cfg.memory_steps is not None and (cfg.checkpoint is None or cfg.memory_steps < 1):
         raise EvalInputError(f"--memory_steps {cfg.memory_steps}: give a number of steps >= 1, "
                              "with a --checkpoint policy (baselines have no memory to clear)")
@@ -287,6 +290,8 @@ def build_run(cfg: EvalConfig):
         detector = read_detector(cfg.detector, goals or tasks.goals(),
                                  (cfg.mapper or MapperConfig()).room_anchors,
                                  "the training houses")
+        if cfg.mapper is not None and cfg.mapper.explorer is not None:
+            check_explorer(cfg.mapper.explorer, goals or tasks.goals(), detector)
     spec = PolicySpec(checkpoint=cfg.checkpoint, baseline=cfg.policy,
                       ensemble=tuple(cfg.ensemble or ()), seed=cfg.seed,
                       sample=cfg.sample, blocked_input=cfg.blocked_input,
@@ -351,6 +356,25 @@ def read_detector(path: str, goals, room_anchors: dict, fit_on: str):
                              f"it on {fit_on} with `spoc-detector fit` (its --types for the "
                              "RoomNav anchors)")
     return detector
+
+
+def check_explorer(path: str, goals, detector) -> None:
+    """EvalInputError unless ``path`` is an explorer (``spoc-explorer fit``) that knows every
+    goal evaluated and whose context types ``detector`` has colours for."""
+    from training.explorer import Explorer
+
+    try:
+        explorer = Explorer.load(path)
+    except ValueError as e:
+        raise EvalInputError(f"--mapper.explorer {e}") from None
+    missing = sorted(set(goals) - set(explorer.goals))
+    if missing:
+        raise EvalInputError(f"--mapper.explorer {path}: field 'goals' lacks {', '.join(missing)}"
+                             "; fit it on data collected with this evaluation's goals")
+    missing = sorted(set(explorer.context) - set(detector.centre))
+    if missing:
+        raise EvalInputError(f"--mapper.explorer {path}: its context types {', '.join(missing)} "
+                             "have no colour in --detector; give the detector it was fitted with")
 
 
 def check_backend(settings) -> None:

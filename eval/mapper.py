@@ -16,7 +16,8 @@ privileged: no house layout, no instance ids, no oracle. Per episode it
 - takes ``end`` when the target's region in the current frame has enough pixels and its
   nearest point is within reach; else walks to the nearest cell within reach of a remembered
   target point and turns to face it; else explores: walks to the nearest frontier (an unseen
-  cell next to seen floor, beyond the camera's blind disc around every cell it has stood on);
+  cell next to seen floor, beyond the camera's blind disc around every cell it has stood on),
+  or to the one a fitted explorer picks (``MapperConfig.explorer``, :mod:`training.explorer`);
   with no frontier left it turns until it has looked all four ways from where it stands, then
   takes ``end``.
 
@@ -76,6 +77,13 @@ class MapperConfig:
     scan_spacing: float = 1.5
     """Look all four ways (turns cost no path length) at the start and wherever the agent
     stands this far from every place it looked all four ways before; 0: never."""
+    explorer: str | None = None
+    """A fitted explorer (``spoc-explorer fit``'s ``explorer.pt``) that picks which frontier
+    to walk to; None: the nearest frontier."""
+    oracle_explorer: bool = False
+    """A probe (privileged): pick the frontier by the fitted explorer's training target, the
+    map steps to it plus the shortest-path oracle's moves from it to the goal, to measure
+    what exploring well is worth."""
 
 
 class EpisodeMap:
@@ -92,6 +100,10 @@ class EpisodeMap:
         self.explored = np.zeros((n, n), bool)  # seen floor, blocked or within the blind disc
         self.targets = np.zeros((0, 2))  # (M, 2) remembered target points, metres
         self.tried = np.zeros((n, n), bool)  # approach cells the target was not seen from
+        self.visited = np.zeros((n, n), bool)  # cells it stood on
+        self.explore_goal: np.ndarray | None = None  # the explorer's frontier cells, kept
+        self.privileged = None  # the oracle's labels (training.explorer.Privileged), probes only
+        self.context = np.zeros((0, n, n), bool)  # (K, n, n) where each context type was seen
         self.cell = (n // 2, n // 2)
         self.heading = 0
         self.looked: dict[tuple[int, int], set[int]] = {}  # headings seen from each cell
@@ -108,6 +120,8 @@ class EpisodeMap:
         """A new map at the same pose (``MapperConfig.forget_steps``)."""
         fresh = EpisodeMap(self.camera, self.agent, self.cfg)
         fresh.explored[:] = False
+        fresh.visited[:] = False
+        fresh.privileged = self.privileged
         fresh.cell, fresh.heading = self.cell, self.heading
         fresh._stood(fresh.cell)
         return fresh
@@ -144,6 +158,7 @@ class EpisodeMap:
         return 0 <= cell[0] < self.cfg.size and 0 <= cell[1] < self.cfg.size
 
     def _stood(self, cell) -> None:
+        self.visited[cell] = True
         r = self.blind_disc.shape[0] // 2
         i0, j0 = cell[0] - r, cell[1] - r
         sl, disc = self._clip(i0, j0, self.blind_disc)
@@ -235,6 +250,12 @@ class EpisodeMap:
         out = np.full((n, n), -1, np.int32)
         out[i0:i1, j0:j1] = dist
         return out
+
+    def steps_from_agent(self) -> np.ndarray:
+        """Breadth-first steps from the agent's cell to every cell (-1: unreachable)."""
+        here = np.zeros_like(self.floor)
+        here[self.cell] = True
+        return self.distances(here)
 
     def step_towards(self, dist: np.ndarray) -> int | None:
         """The action along the distance field from the agent's cell, or None if no goal is
@@ -332,6 +353,18 @@ class MapPolicy:
             raise ValueError(f"the detector has no colour for {', '.join(missing)}; fit it with "
                              "`spoc-detector fit --types` naming them")
         self.uses_ids = cfg.simulator_detections
+        self.explorer = None
+        self.context_types: tuple[str, ...] = ()  # noted on the map for the explorer
+        if cfg.explorer is not None:
+            from training.explorer import Explorer
+
+            self.explorer = Explorer.load(cfg.explorer)
+            self.context_types = self.explorer.context
+        self.uses_oracle = cfg.oracle_explorer
+        if cfg.oracle_explorer:
+            from training.explorer import OracleExplorer
+
+            self.explorer = OracleExplorer()
         self.maps: list[EpisodeMap | None] = []
         self.last: list[int | None] = []
         self.steps: list[int] = []
@@ -360,6 +393,8 @@ class MapPolicy:
         for b in range(len(goals)):
             if first[b] or self.maps[b] is None:
                 self.maps[b] = EpisodeMap(self.camera, self.agent, self.cfg)
+                if self.uses_oracle:
+                    self.maps[b].privileged = obs["privileged"][b]
                 self.steps[b] = 0
             elif self.last[b] is not None:
                 self.maps[b].moved(self.last[b], bool(collided[b]))
@@ -377,6 +412,8 @@ class MapPolicy:
         """One step of one episode: map the frame, then end, approach or explore (``seen``:
         the simulator's ids and object types, for ``simulator_detections``)."""
         m.integrate(depth)
+        if self.context_types:
+            self.note_context(m, rgb, depth)
         sought = self.sought(goal)
         reach = self.cfg.reach if is_objectnav(goal) else self.cfg.room_reach
         if any([self.detected(m, rgb, depth, t, reach, seen) for t in sought]):
@@ -396,10 +433,44 @@ class MapPolicy:
             action = m.step_towards(m.distances(goals))
             if action is not None:
                 return action
-        action = m.step_towards(m.distances(m.frontier()))
+        return self.explore(m, goal)
+
+    def explore(self, m: EpisodeMap, goal: str) -> int:
+        """Walk to a frontier: the explorer's pick (kept until none of its cells is a frontier
+        any more or it cannot be reached), else the nearest; with none left, look around from
+        here, then ``end``."""
+        front = m.frontier()
+        if self.explorer is not None:
+            if m.explore_goal is not None:
+                m.explore_goal &= front
+            if m.explore_goal is None or not m.explore_goal.any():
+                m.explore_goal = self.explorer.choose(m, goal, m.steps_from_agent())
+            if m.explore_goal is not None:
+                action = m.step_towards(m.distances(m.explore_goal))
+                if action is not None:
+                    return action
+                m.explore_goal = None
+        action = m.step_towards(m.distances(front))
         if action is None and len(m.looked.get(m.cell, ())) < 4:
             return ROTATE_RIGHT  # nothing left to explore from what it saw: look around first
         return END if action is None else action
+
+    def note_context(self, m: EpisodeMap, rgb: np.ndarray, depth: np.ndarray) -> None:
+        """Mark the cells under each context type's detected pixels (the detector's
+        ``min_pixels`` or more, above the floor) in ``m.context``."""
+        if len(m.context) != len(self.context_types):
+            m.context = np.zeros((len(self.context_types), *m.floor.shape), bool)
+        above = self.camera.eye_height - depth * m.rays[1].reshape(depth.shape) \
+            > self.agent.floor_clearance
+        g, c, n = self.agent.grid, self.cfg.size // 2, self.cfg.size
+        for k, t in enumerate(self.context_types):
+            pixels = np.flatnonzero(self.detector.mask(rgb, t) & above)
+            if len(pixels) < self.detector.min_pixels[t]:
+                continue
+            x, z, _ = m.lift(depth, pixels[::4])
+            i, j = np.round(x / g).astype(int) + c, np.round(z / g).astype(int) + c
+            ok = (i >= 0) & (i < n) & (j >= 0) & (j < n)
+            m.context[k, i[ok], j[ok]] = True
 
     def detected(self, m: EpisodeMap, rgb: np.ndarray, depth: np.ndarray, sought: str,
                  reach: float, seen: tuple | None = None) -> bool:

@@ -231,7 +231,8 @@ class EpisodeRun:
         self.steps, self.path_length, self.collisions = 0, 0.0, 0
         self.first, self.collided, self.reached_goal = True, False, False
         self.rgb = env.reset(ctx.record.house, Pose(*ctx.pose(episode.start))).rgb
-        self.state = self._lattice_state()
+        self.state = self.start_state = self._lattice_state()
+        self._privileged = None
         self.boxed_type = box_target(episode.task, episode.target, settings.room_anchors)
         self.is_target = target_table(ctx.scene.boxes.object_type, self.boxed_type)
         self.detector = settings.detector
@@ -249,6 +250,14 @@ class EpisodeRun:
 
     def expert_action(self) -> int:
         return self.oracle.expert_action(self.state)
+
+    def privileged(self):
+        """The episode's start state and the oracle's moves per cell (a probe's input)."""
+        if self._privileged is None:
+            from training.explorer import Privileged, oracle_cell_moves
+
+            self._privileged = Privileged(self.start_state, oracle_cell_moves(self))
+        return self._privileged
 
     def target_box(self) -> np.ndarray:
         """(6,) the target's box in the current frame (:func:`sim.detect.target_box`): the
@@ -343,12 +352,15 @@ def wants_boxes(policy) -> bool:
 
 
 def batch_obs(runs: list[EpisodeRun | None], camera: CameraConfig, expert: bool,
-              boxes: bool = False, depth: bool = False, ids: bool = False) -> dict:
+              boxes: bool = False, depth: bool = False, ids: bool = False,
+              oracle: bool = False) -> dict:
     """The policy's input for one step; idle slots are padded (black frame, goal 0, no box).
     ``expert`` adds the oracle's actions, ``boxes`` the target's box (``target_box`` (B, 6)),
     ``depth`` the depth frames (``depth`` (B, H, W) float32 metres; idle slots zeros), ``ids``
     the simulator's instance ids (``ids`` (B, H, W) int32, 0 = structure) with each row's
-    object types (``object_types``: a list of B lists, id k + 1 is object k; privileged)."""
+    object types (``object_types``: a list of B lists, id k + 1 is object k; privileged),
+    ``oracle`` each row's start state and oracle distances (``privileged``: a list of B
+    :class:`training.explorer.Privileged` or None; a probe's)."""
     blank = np.zeros((camera.height, camera.width, 3), np.uint8)
     live = [r is not None for r in runs]
     obs = {
@@ -371,6 +383,8 @@ def batch_obs(runs: list[EpisodeRun | None], camera: CameraConfig, expert: bool,
         obs["ids"] = torch.from_numpy(np.stack([r.env.observation.ids if r else none
                                                 for r in runs]))  # (B, H, W)
         obs["object_types"] = [r.ctx.scene.boxes.object_type if r else [] for r in runs]
+    if oracle:
+        obs["privileged"] = [r.privileged() if r else None for r in runs]
     if expert:
         obs["expert"] = torch.tensor([r.expert_action() if ok else END
                                       for r, ok in zip(runs, live)], dtype=torch.long)
@@ -430,6 +444,7 @@ def run_slots(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[Epis
     expert, boxes = bool(getattr(policy, "uses_expert", False)), wants_boxes(policy)
     depth = bool(getattr(policy, "uses_depth", False))
     ids = bool(getattr(policy, "uses_ids", False))
+    oracle = bool(getattr(policy, "uses_oracle", False))
     outcomes: list[Outcome] = []
 
     def started(run: EpisodeRun) -> None:
@@ -437,7 +452,7 @@ def run_slots(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[Epis
             run.rng = action_rng(spec.seed, run.slot.index)
 
     def act(runs: list[EpisodeRun | None]) -> list[int]:
-        obs = batch_obs(runs, settings.camera, expert, boxes, depth, ids)
+        obs = batch_obs(runs, settings.camera, expert, boxes, depth, ids, oracle)
         if not spec.blocked_input:
             del obs["collided"]
         if spec.memory_steps is not None:
