@@ -455,13 +455,17 @@ class MapPolicy:
             return ROTATE_RIGHT  # nothing left to explore from what it saw: look around first
         return END if action is None else action
 
+    def above_floor(self, m: EpisodeMap, depth: np.ndarray) -> np.ndarray:
+        """(H, W) bool: the pixels whose depth puts them above the agent's floor clearance."""
+        return self.camera.eye_height - depth * m.rays[1].reshape(depth.shape) \
+            > self.agent.floor_clearance
+
     def note_context(self, m: EpisodeMap, rgb: np.ndarray, depth: np.ndarray) -> None:
         """Mark the cells under each context type's detected pixels (the detector's
         ``min_pixels`` or more, above the floor) in ``m.context``."""
         if len(m.context) != len(self.context_types):
             m.context = np.zeros((len(self.context_types), *m.floor.shape), bool)
-        above = self.camera.eye_height - depth * m.rays[1].reshape(depth.shape) \
-            > self.agent.floor_clearance
+        above = self.above_floor(m, depth)
         g, c, n = self.agent.grid, self.cfg.size // 2, self.cfg.size
         for k, t in enumerate(self.context_types):
             pixels = np.flatnonzero(self.detector.mask(rgb, t) & above)
@@ -483,8 +487,7 @@ class MapPolicy:
         else:
             ids, types = seen
             mask, least = target_table(types, sought)[ids], 1
-        mask &= self.camera.eye_height - depth * m.rays[1].reshape(depth.shape) \
-            > self.agent.floor_clearance  # no target lies flat on the floor
+        mask &= self.above_floor(m, depth)  # no target lies flat on the floor
         found = largest_region(mask, least)
         if found is None:
             return False

@@ -77,7 +77,7 @@ def test_privileged_labels_are_the_oracles_moves(house_env):  # noqa: F811 - the
     m.integrate(env.observation.depth)
     steps = m.steps_from_agent()
     view, index = E.map_view(m, steps)
-    cost = E.frontier_costs(m, steps, index, priv)
+    cost = E.frontier_costs(view, index, steps, priv, m.cfg.size)
     rows, cols, _ = index
     finite = np.isfinite(cost)
     assert finite.any()

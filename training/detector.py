@@ -25,7 +25,7 @@ import numpy as np
 from datagen.constants import INFO_FILE, KEY_META
 from datagen.files import json_bytes, write_atomic
 from datagen.shards import iter_episodes
-from sim.cliargs import underscore_options
+from sim.cliargs import config_commands, parse_config_command
 from sim.detect import ColourDetector, box_target, fit_colour_detector, target_box, target_table
 from training.data import (
     DatasetMismatchError,
@@ -198,27 +198,15 @@ def score_row(row: np.ndarray) -> dict:
 
 
 def build_parser():
-    from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
-
-    set_parsing_settings(docstring_parse_attribute_docstrings=True)
-    parser = ArgumentParser(prog="spoc-detector", description=__doc__.strip().splitlines()[0])
-    sub = parser.add_subcommands(dest="command")
-    for name, cls in (("fit", FitConfig), ("score", ScoreConfig)):
-        cmd = ArgumentParser(description=cls.__doc__)
-        cmd.add_argument("--config", action=ActionConfigFile, help="A YAML file of options.")
-        cmd.add_class_arguments(cls, as_group=False)
-        sub.add_subcommand(name, cmd, help=cls.__doc__)
-    return parser
+    return config_commands("spoc-detector", __doc__.strip().splitlines()[0],
+                           {"fit": FitConfig, "score": ScoreConfig})
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = build_parser()
-    args = parser.parse_args(underscore_options(sys.argv[1:] if argv is None else argv))
-    init = parser.instantiate_classes(args)
-    values = {k: v for k, v in vars(init[args.command]).items()
-              if k not in ("config", "__path__")}
+    command, values = parse_config_command(build_parser(),
+                                           sys.argv[1:] if argv is None else argv)
     try:
-        if args.command == "fit":
+        if command == "fit":
             detector = fit(FitConfig(**values))
             f1 = detector.fitted_on["frame_f1"]
             colours = [len(c) for c in detector.centre.values()]

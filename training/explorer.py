@@ -42,7 +42,7 @@ from torch.nn import functional as F
 
 from datagen.tasks import TaskConfig
 from sim.camera import CameraConfig
-from sim.cliargs import underscore_options
+from sim.cliargs import config_commands, parse_config_command
 from sim.lattice import heading_step
 
 VIEW = 96
@@ -95,6 +95,12 @@ def map_view(m, steps: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
     s = steps[rows, cols].astype(np.float32)
     out[-1] = np.where(inside & (s >= 0), np.minimum(s / STEPS_SCALE, 1.0), 1.0)
     return out, index
+
+
+def reachable_frontier(view: np.ndarray, index, steps: np.ndarray) -> np.ndarray:
+    """(VIEW, VIEW) bool: the view's frontier cells the agent can reach on its map."""
+    rows, cols, _ = index
+    return (view[PLANES.index("frontier")] > 0) & (steps[rows, cols] >= 0)
 
 
 def blocks(mask: np.ndarray) -> np.ndarray:
@@ -235,7 +241,7 @@ class OracleExplorer:
         if m.privileged is None:
             return None
         view, index = map_view(m, steps)
-        costs = block_costs(frontier_costs(m, steps, index, m.privileged))
+        costs = block_costs(frontier_costs(view, index, steps, m.privileged, m.cfg.size))
         if not np.isfinite(costs).any():
             return None
         return pick_block(m, view, index, steps, -costs)
@@ -245,7 +251,7 @@ def pick_block(m, view: np.ndarray, index, steps: np.ndarray, scores: np.ndarray
     """(size, size) bool: the reachable frontier cells of the block with the highest score
     ((n, n)) among the blocks that hold any; None when none does."""
     rows, cols, _ = index
-    front = (view[PLANES.index("frontier")] > 0) & (steps[rows, cols] >= 0)
+    front = reachable_frontier(view, index, steps)
     allowed = blocks(front)
     if not allowed.any():
         return None
@@ -304,14 +310,15 @@ class Privileged:
         return out
 
 
-def frontier_costs(m, steps: np.ndarray, index, priv: Privileged) -> np.ndarray:
-    """(VIEW, VIEW) float32: for each frontier cell in view, the agent's steps to it on its
-    map plus the oracle's moves from it to the goal; inf elsewhere."""
-    rows, cols, inside = index
-    s = steps[rows, cols]
-    front = m.frontier()[rows, cols] & inside & (s >= 0)
+def frontier_costs(view: np.ndarray, index, steps: np.ndarray, priv: Privileged,
+                   size: int) -> np.ndarray:
+    """(VIEW, VIEW) float32: for each reachable frontier cell in the view (of a map of
+    ``size`` cells a side), the agent's steps to it on its map plus the oracle's moves from it
+    to the goal; inf elsewhere."""
+    rows, cols, _ = index
+    front = reachable_frontier(view, index, steps)
     cost = np.full((VIEW, VIEW), np.inf, np.float32)
-    cost[front] = s[front] + priv.moves_at(rows[front], cols[front], m.cfg.size)
+    cost[front] = steps[rows, cols][front] + priv.moves_at(rows[front], cols[front], size)
     return cost
 
 
@@ -360,9 +367,8 @@ def collecting_policy(settings, every: int, context: list[str]):
             if m.privileged is not None and m.explore_steps % every == 0:
                 steps = m.steps_from_agent()
                 view, index = map_view(m, steps)
-                cost = frontier_costs(m, steps, index, m.privileged)
-                allowed = blocks((view[PLANES.index("frontier")] > 0)
-                                 & (steps[index[0], index[1]] >= 0))  # as pick_block
+                cost = frontier_costs(view, index, steps, m.privileged, m.cfg.size)
+                allowed = blocks(reachable_frontier(view, index, steps))  # as pick_block
                 if np.isfinite(cost).any():
                     self.samples.append((view, self.goal_ids[goal], allowed, block_costs(cost)))
             return super().explore(m, goal)
@@ -664,29 +670,17 @@ class ExplorerModule(pl.LightningModule):
 
 
 def build_parser():
-    from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
-
-    set_parsing_settings(docstring_parse_attribute_docstrings=True)
-    parser = ArgumentParser(prog="spoc-explorer", description=__doc__.strip().splitlines()[0])
-    sub = parser.add_subcommands(dest="command")
-    for name, cls in (("collect", CollectConfig), ("fit", FitConfig)):
-        cmd = ArgumentParser(description=cls.__doc__)
-        cmd.add_argument("--config", action=ActionConfigFile, help="A YAML file of options.")
-        cmd.add_class_arguments(cls, as_group=False)
-        sub.add_subcommand(name, cmd, help=cls.__doc__)
-    return parser
+    return config_commands("spoc-explorer", __doc__.strip().splitlines()[0],
+                           {"collect": CollectConfig, "fit": FitConfig})
 
 
 def main(argv: list[str] | None = None) -> None:
     from eval.cli import EvalInputError
 
-    parser = build_parser()
-    args = parser.parse_args(underscore_options(sys.argv[1:] if argv is None else argv))
-    init = parser.instantiate_classes(args)
-    values = {k: v for k, v in vars(init[args.command]).items()
-              if k not in ("config", "__path__")}
+    command, values = parse_config_command(build_parser(),
+                                           sys.argv[1:] if argv is None else argv)
     try:
-        if args.command == "collect":
+        if command == "collect":
             chunks, samples = collect(CollectConfig(**values))
             print(f"{chunks} chunk(s), {samples} samples -> {values['out']}")
         else:
