@@ -18,14 +18,15 @@ from dataclasses import dataclass
 
 from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
 
+from common.cli import underscore_options
+from datagen.config import DatagenConfig, VideoConfig
+from datagen.dataset import DatasetError, open_dataset
 from datagen.episodes import HouseFile
 from datagen.executors import EXECUTORS, run_local, run_ray
-from datagen.houses.io import HouseError
-from datagen.shards import DatagenConfig, DatasetError, VideoConfig, open_dataset
 from datagen.tasks import TaskConfig
 from datagen.verify import verify_dataset
 from sim.camera import CameraConfig
-from sim.cliargs import underscore_options
+from sim.house import HouseError
 from sim.lattice import AgentConfig
 
 USAGE_ERROR = 2

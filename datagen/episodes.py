@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from common.files import sha256_file
 from datagen.constants import (
     POSE_DIGITS,
     SOURCE_EXPERT,
@@ -23,14 +24,6 @@ from datagen.constants import (
     TASK_OBJECTNAV,
     TASK_ROOMNAV,
     TASKS,
-)
-from datagen.files import sha256_file
-from datagen.houses.io import (
-    HouseError,
-    HouseRecord,
-    iter_house_lines,
-    parse_house_line,
-    read_house,
 )
 from datagen.navgraph import MOTIONS, MOVE_UNITS, NavTable
 from datagen.oracle import ExpertPath, Oracle
@@ -44,6 +37,13 @@ from datagen.tasks import (
 )
 from sim.detect import BOX_FEATURES, target_box, target_table
 from sim.env import EmbeddedEnv
+from sim.house import (
+    HouseError,
+    HouseRecord,
+    iter_house_lines,
+    parse_house_line,
+    read_house,
+)
 from sim.lattice import END
 
 # --------------------------------------------------------------------------- house files

@@ -13,9 +13,10 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+from common.workers import exit_with_parent
+from datagen.config import DatagenConfig
 from datagen.episodes import HouseFile
-from datagen.shards import DatagenConfig, ShardResult, write_shard
-from datagen.workers import exit_with_parent
+from datagen.shards import ShardResult, write_shard
 
 Progress = Callable[[int], None]
 

@@ -31,7 +31,7 @@ from datagen.constants import (
 from datagen.navgraph import NavTable
 from sim.assets import object_types
 from sim.camera import CameraConfig
-from sim.env import VisibleObject
+from sim.interface import VisibleObject
 from sim.scene import Scene
 
 
@@ -248,3 +248,14 @@ def objectnav_goal_sets(scene: Scene, table: NavTable, render_ids: Callable, cam
             for k in seen[counts[id_of[seen]] >= min_pixels]:
                 goal_rows[k][c * H + h] = True
     return goal, rendered
+
+
+def box_target(task: str, target: str, room_anchors: dict[str, str] | None = None
+               ) -> str | None:
+    """The object type whose box a goal's policy input shows: an ObjectNav goal's target;
+    for a RoomNav goal, the object type that stands for its room type in ``room_anchors``
+    (e.g. ``{"Bedroom": "Bed"}``: a room is recognised by what is in it), else None (no
+    box)."""
+    if task == TASK_OBJECTNAV:
+        return target
+    return (room_anchors or {}).get(target)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.files import sha256_file
 from datagen.constants import (
     INFO_FILE,
     KEY_ACTIONS,
@@ -35,21 +36,15 @@ from datagen.constants import (
     SOURCE_NOISY,
     TASK_OBJECTNAV,
 )
+from datagen.dataset import DatasetError, read_info
 from datagen.episodes import HouseContext, HouseFile
-from datagen.files import sha256_file
-from datagen.houses.io import HouseError
-from datagen.shards import (
-    META_KEYS,
-    DatasetError,
-    decode_frames,
-    iter_episodes,
-    read_info,
-    shard_name,
-)
+from datagen.shards import META_KEYS, iter_episodes, shard_name
 from datagen.tasks import TaskConfig, goal_name, objectnav_success, roomnav_success
+from datagen.video import decode_frames
 from sim.camera import CameraConfig
 from sim.detect import BOX_FEATURES
 from sim.env import EmbeddedEnv
+from sim.house import HouseError
 from sim.lattice import END, AgentConfig
 
 FRAME_TOLERANCE = 12.0

@@ -1,15 +1,27 @@
-"""RGB to yuv420p for the episode encoder: integer BT.601 (limited range, the matrix swscale
-uses by default), chroma averaged over each 2x2 block, written straight into a PyAV frame.
+"""The episodes' video: H.264 in MP4 (:func:`encode_mp4`, :func:`decode_frames`).
 
-It replaces swscale's rgb24 -> yuv420p conversion inside ``stream.encode`` (about a quarter of
-the encoding time at 224x384); integer arithmetic keeps the bytes identical on every platform.
+RGB goes to yuv420p by integer BT.601 (limited range, the matrix swscale uses by default),
+chroma averaged over each 2x2 block, written straight into a PyAV frame
+(:func:`yuv420p_frame`). It replaces swscale's rgb24 -> yuv420p conversion inside
+``stream.encode`` (about a quarter of the encoding time at 224x384); integer arithmetic keeps
+the bytes identical on every platform.
 """
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterable
+
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 from numba import njit
+
+from datagen.config import VideoConfig
+
+ONE_SWSCALE_THREAD = {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
+"""Keyword for one-thread RGB conversion: PyAV >= 17 lets swscale start a thread per core;
+older versions have no ``threads`` option and convert on the calling thread."""
 
 _SHIFT = 16
 _KR, _KB = 0.299, 0.114
@@ -63,3 +75,48 @@ def yuv420p_frame(rgb: np.ndarray) -> av.VideoFrame:
     _rgb_to_yuv420p(rgb, _plane(frame, 0), _plane(frame, 1), _plane(frame, 2),
                     _Y, _U, _V, _Y_OFF, _C_OFF, _SHIFT)
     return frame
+
+
+def encode_mp4(frames: Iterable[np.ndarray], height: int, width: int, video: VideoConfig) -> bytes:
+    """H.264 MP4 bytes of (H, W, 3) uint8 frames; the same frames give the same bytes.
+
+    Frames are converted to yuv420p by :func:`yuv420p_frame` (BT.601 limited
+    range, as swscale's default, which decoders assume)."""
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=video.fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"crf": str(video.crf), "preset": video.preset, "threads": "1"}
+        stream.codec_context.thread_count = 1
+        for frame in frames:
+            for packet in stream.encode(yuv420p_frame(frame)):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buf.getvalue()
+
+
+def decode_frames(mp4: bytes, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Frames ``start:stop`` of an mp4 (to the end when ``stop`` is None) -> uint8 (n, H, W, 3).
+
+    Frames before ``start`` are decoded (H.264 needs them) but not converted to RGB. One
+    decoder thread and one swscale context for the whole video (``frame.to_ndarray`` sets up
+    a new one per frame, multi-threaded in PyAV >= 17, which costs more than the conversion):
+    a loader worker is one core. Raises ``ValueError`` if the video ends before ``stop`` (or
+    has no frames).
+    """
+    frames, count = [], 0
+    to_rgb = VideoReformatter()
+    with av.open(io.BytesIO(mp4), mode="r", format="mp4") as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "NONE"
+        for frame in container.decode(stream):
+            if count >= start:
+                frames.append(to_rgb.reformat(frame, format="rgb24", **ONE_SWSCALE_THREAD)
+                              .to_ndarray())
+            count += 1
+            if count == stop:
+                break
+    if not frames or (stop is not None and count < stop):
+        raise ValueError(f"video has {count} frames, frames {start}:{stop} were asked for")
+    return np.stack(frames)

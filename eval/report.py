@@ -1,5 +1,5 @@
-"""Everything an evaluation writes: ``eval_info.json``, ``report.md``, ``report.html``, the
-plots and the episode videos, and the side-by-side table of ``spoc-eval compare``.
+"""What an evaluation writes: ``eval_info.json``, ``report.md``, ``report.html`` and the plots
+(the episode videos: :mod:`eval.video`; ``spoc-eval compare``'s table: :mod:`eval.compare`).
 
 The report's tables are computed from ``eval_info.json``'s episode rows alone, so
 ``spoc-eval report RUN`` rebuilds them for a finished run (one written before a table existed
@@ -15,16 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.metrics import NOTHING, EpisodeResult, aggregate, mcnemar_p
+from eval.metrics import NOTHING, EpisodeResult, aggregate
+from eval.video import video_episode
 
 EVAL_INFO = "eval_info.json"
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 PLOT_BY_TARGET = "success_by_target.png"
 PLOT_BY_ROOMS = "success_by_rooms.png"
-VIDEO_DIR = "videos"
-VIDEO_FPS = 8
-MIN_VIDEO_HEIGHT = 192
 
 
 # --------------------------------------------------------------------------- eval_info.json
@@ -51,71 +49,6 @@ def read_eval_info(run_dir: Path) -> dict:
         with gzip.open(path, "rt") as f:
             return json.load(f)
     return json.loads(path.read_text())
-
-
-# --------------------------------------------------------------------------- videos
-
-
-def video_frame(ego: np.ndarray, topdown: np.ndarray, min_height: int = MIN_VIDEO_HEIGHT
-                ) -> np.ndarray:
-    """The egocentric frame (H, W, 3), enlarged by an integer factor to at least
-    ``min_height`` rows, beside the top-down map scaled to the same height, padded to even
-    sides for H.264's 4:2:0 chroma: (H', W', 3) uint8."""
-    k = max(1, -(-min_height // ego.shape[0]))
-    ego = np.repeat(np.repeat(ego, k, axis=0), k, axis=1)  # (kH, kW, 3)
-    h = ego.shape[0]
-    th, tw = topdown.shape[:2]
-    new_w = max(1, round(tw * h / th))
-    rows = np.minimum((np.arange(h) * th / h).astype(int), th - 1)
-    cols = np.minimum((np.arange(new_w) * tw / new_w).astype(int), tw - 1)
-    side = topdown[rows][:, cols]  # nearest-neighbour resize to (h, new_w, 3)
-    frame = np.concatenate([ego, np.full((h, 2, 3), 255, np.uint8), side], axis=1)
-    pad_h, pad_w = frame.shape[0] % 2, frame.shape[1] % 2
-    return np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)))
-
-
-class VideoWriter:
-    """Streams frames into an H.264 mp4 (PyAV), so a long episode is never held in memory."""
-
-    def __init__(self, path: Path, fps: int = VIDEO_FPS):
-        import av
-
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_name(self.path.stem + ".tmp.mp4")
-        self._container = av.open(str(self._tmp), mode="w")
-        self._stream = self._container.add_stream("libx264", rate=fps)
-        self._stream.pix_fmt = "yuv420p"
-        self._stream.options = {"preset": "veryfast", "crf": "23"}
-        self._started = False
-
-    def add(self, frame: np.ndarray) -> None:
-        """Append one (H, W, 3) uint8 frame with even H and W (all frames the same size)."""
-        import av
-
-        if not self._started:
-            self._stream.height, self._stream.width = frame.shape[:2]
-            self._started = True
-        video_frame_ = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-        for packet in self._stream.encode(video_frame_):
-            self._container.mux(packet)
-
-    def close(self) -> Path:
-        for packet in self._stream.encode():
-            self._container.mux(packet)
-        self._container.close()
-        self._tmp.replace(self.path)
-        return self.path
-
-
-def video_name(episode: int) -> str:
-    """Path of an episode's video relative to the run directory."""
-    return f"{VIDEO_DIR}/episode-{episode:05d}.mp4"
-
-
-def video_episode(name: str) -> int:
-    """The episode index of a :func:`video_name`."""
-    return int(Path(name).stem.rsplit("-", 1)[1])
 
 
 def _video_caption(info: dict, name: str) -> str:
@@ -175,14 +108,14 @@ def write_plots(out_dir: Path, aggregated: dict) -> list[str]:
 # --------------------------------------------------------------------------- tables
 
 
-def _pct(x: float) -> str:
+def pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
 def _summary_cells(s: dict) -> list[str]:
     lo, hi = s["success_ci95"]
-    return [str(s["num_episodes"]), _pct(s["success_rate"]), f"[{_pct(lo)}, {_pct(hi)}]",
-            _pct(s["reached_goal_rate"]), f"{s['spl']:.3f}", f"{s['steps']:.1f}",
+    return [str(s["num_episodes"]), pct(s["success_rate"]), f"[{pct(lo)}, {pct(hi)}]",
+            pct(s["reached_goal_rate"]), f"{s['spl']:.3f}", f"{s['steps']:.1f}",
             f"{s['path_length']:.2f}", f"{s['final_distance']:.2f}", f"{s['collisions']:.2f}"]
 
 
@@ -217,10 +150,10 @@ OUTCOME_HEADER = ["success %", "ended away %", "timed out %", "left a goal %",
 def _outcome_cells(agg: dict) -> list[str]:
     o = agg["outcomes"]
     in_view, metres = o["ended_away_target_in_view"], o["ended_away_view_distance_median"]
-    return [_pct(agg["success_rate"]), _pct(o["ended_away"]), _pct(o["timed_out"]),
-            _pct(o["left_goal"]), f"{o['ended_away_final_distance_median']:.2f}",
+    return [pct(agg["success_rate"]), pct(o["ended_away"]), pct(o["timed_out"]),
+            pct(o["left_goal"]), f"{o['ended_away_final_distance_median']:.2f}",
             f"{o['ended_away_path_ratio_median']:.2f}",
-            "-" if in_view is None else _pct(in_view), "-" if metres is None else f"{metres:.2f}"]
+            "-" if in_view is None else pct(in_view), "-" if metres is None else f"{metres:.2f}"]
 
 
 STOPPED_HEADER = ["target", "ended away", "target in view %", "stopped in front of (episodes)"]
@@ -233,7 +166,7 @@ def _stopped_rows(by_target: dict[str, dict], top: int = 4) -> list[list[str]]:
         items = list(v["stopped_at"].items())
         cells = [f"{name} {count}" for name, count in items[:top]]
         rest = sum(count for _, count in items[top:])
-        rows.append([target, str(v["ended_away"]), _pct(v["target_in_view"]),
+        rows.append([target, str(v["ended_away"]), pct(v["target_in_view"]),
                      ", ".join(cells + ([f"other {rest}"] if rest else []))])
     return rows
 
@@ -277,6 +210,9 @@ def _run_lines(info: dict) -> list[str]:
             f"{k} {v}" for k, v in run["room_anchors"].items()))
     if run.get("mapper"):
         lines.append("mapper: " + ", ".join(f"{k} {v}" for k, v in run["mapper"].items()))
+    if run.get("probe"):
+        lines.append("probes (a measurement, not a deployable result): " + ", ".join(
+            f"{k} {v}" for k, v in run["probe"].items()))
     skipped = info.get("skipped", {})
     if skipped:
         lines.append(f"skipped episode slots: {sum(skipped.values())} ("
@@ -326,76 +262,3 @@ def write_report(out_dir: Path, info: dict) -> list[Path]:
     plots = write_plots(out_dir, info["aggregated"])
     return [write_markdown(out_dir, info, plots), write_html(out_dir, info, plots),
             *(Path(out_dir) / p for p in plots)]
-
-
-# --------------------------------------------------------------------------- compare
-
-
-def episode_keys(info: dict) -> list[tuple]:
-    """What identifies each evaluated episode (index, house, task, target, seed)."""
-    return [(r["episode"], r["house_id"], r["task"], r["target"], r["seed"])
-            for r in info["per_episode"]]
-
-
-def paired_line(name_a: str, a: dict, name_b: str, b: dict) -> str:
-    """The exact McNemar test of ``b`` against ``a`` on their shared episodes, or why not."""
-    if episode_keys(a) != episode_keys(b):
-        return f"{name_b} vs {name_a}: different episodes, not paired"
-    pairs = [(x["success"], y["success"]) for x, y in zip(a["per_episode"], b["per_episode"])]
-    only_a = sum(x and not y for x, y in pairs)
-    only_b = sum(y and not x for x, y in pairs)
-    return (f"{name_b} vs {name_a}: only {name_b} succeeds in {only_b} episodes, only {name_a} "
-            f"in {only_a}; exact McNemar p = {mcnemar_p(only_a, only_b):.3g}")
-
-
-def acting(run: dict) -> str:
-    """How a run's policy chose its actions: argmax, sampled or with a stopping rule (over an
-    ensemble's mean probabilities), the detector that gave it the target's box (none: the
-    simulator's, when the policy takes one), the RoomNav goals' anchor types and the memory
-    probe."""
-    if run.get("checkpoint") is None:
-        return "-"  # a baseline acts by its own rule
-    how = "sampled" if run.get("sample") else "argmax"
-    if run.get("ensemble"):
-        how += f" of the mean of {1 + len(run['ensemble'])} policies"
-    if run.get("end_threshold") is not None:
-        how += f", end >= {run['end_threshold']:g}"
-    for task, value in (run.get("end_threshold_by_task") or {}).items():
-        how += f", {task} end >= {value:g}"
-    if run.get("blocked_input") is False:
-        how += ", no blocked input"
-    if run.get("detector"):
-        how += f", detector {Path(run['detector']).name}"
-    if run.get("room_anchors"):
-        how += ", rooms by " + "/".join(run["room_anchors"].values())
-    if run.get("memory_steps") is not None:
-        how += f", memory cleared every {run['memory_steps']} steps"
-    return how
-
-
-def compare_table(runs: dict[str, dict]) -> str:
-    """A plain-text side-by-side table of runs (name -> eval_info dict), each run after the
-    first paired with the one before it on their shared episodes."""
-    header = ["run", "policy", "acting", "batches", "episodes", "success %", "95% CI", "SPL",
-              "reached goal %", "ended away %", "timed out %", "collisions", "steps"]
-    rows = []
-    for name, info in runs.items():
-        agg, run = analysis(info), info.get("run", {})
-        lo, hi = agg["success_ci95"]
-        steps = run.get("trained_steps")
-        rows.append([name, str(run.get("policy", "?")), acting(run),
-                     "-" if steps is None else str(steps),
-                     str(agg["num_episodes"]), _pct(agg["success_rate"]),
-                     f"[{_pct(lo)}, {_pct(hi)}]", f"{agg['spl']:.3f}",
-                     _pct(agg["reached_goal_rate"]), _pct(agg["outcomes"]["ended_away"]),
-                     _pct(agg["outcomes"]["timed_out"]), f"{agg['collisions']:.1f}",
-                     f"{agg['steps']:.1f}"])
-    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip()
-             for r in [header, *rows]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    names = list(runs)
-    if len(names) > 1:
-        lines.append("")
-        lines += [paired_line(a, runs[a], b, runs[b]) for a, b in zip(names, names[1:])]
-    return "\n".join(lines)

@@ -1,7 +1,7 @@
 """Rollouts of a policy on held-out houses: a fixed episode set, batched environments, workers.
 
 The evaluation set is planned from ``(seed, number of houses, episodes)`` alone
-(:func:`plan_slots`): slot ``k`` belongs to one house and draws its episode from
+(:func:`eval.slots.plan_slots`): slot ``k`` belongs to one house and draws its episode from
 :func:`datagen.episodes.sample_episode` with seeds derived from ``(seed, k, attempt)``; an
 attempt that yields no valid episode (no reachable goal, expert path longer than the step
 limit) is retried with the next attempt seed, up to ``sample_attempts`` times. The policy
@@ -19,101 +19,35 @@ from __future__ import annotations
 import multiprocessing as mp
 import queue as queue_lib
 import traceback
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from datagen.constants import TASK_OBJECTNAV, TASKS
-from datagen.episodes import Episode, HouseContext, sample_episode
-from datagen.houses.io import HouseRecord
-from datagen.tasks import (
-    TaskConfig,
-    goal_name,
-    objectnav_success,
-    roomnav_success,
-    within_reach,
-)
-from datagen.workers import exit_with_parent
-from eval.mapper import MapperConfig
-from eval.metrics import NOTHING, EpisodeResult, spl
-from eval.report import video_name
+from agents.baselines import make_baseline
+from agents.checkpoint import load_policy
+from agents.ensemble import PolicyEnsemble
+from agents.map_agent import MapPolicy
+from agents.mapper import MapperConfig
+from common.workers import exit_with_parent
+from datagen.constants import TASKS
+from eval.episode import EpisodeRun, HouseContexts, RolloutSettings
+from eval.metrics import EpisodeResult
+from eval.probes import OracleExplorer, ProbeConfig
+from eval.slots import EpisodeSlot
 from sim.camera import CameraConfig
-from sim.detect import BOX_FEATURES, ColourDetector, box_target, target_box, target_table
-from sim.env import EmbeddedEnv, Env, Pose, make_env
-from sim.lattice import ACTIONS, END, MOVE_AHEAD, AgentConfig
-
-State = tuple[int, int, int]
+from sim.detect import BOX_FEATURES
+from sim.env import make_env
+from sim.house import HouseRecord
+from sim.lattice import ACTIONS, END
 
 ACTION_STREAM = 0x5A3F
 """Tags the action-sampling seed sequence apart from the episode seeds (seed, index, attempt)."""
 
 
-# --------------------------------------------------------------------------- the episode set
-
-
-@dataclass(frozen=True)
-class EpisodeSlot:
-    """One planned evaluation episode: its index, the house it is drawn in, its seeds."""
-
-    index: int
-    house: int
-    """Position of the house in the house file (0-based)."""
-    seed: int
-    """The evaluation seed; attempt ``a`` samples from :func:`episode_seed` (seed, index, a)."""
-
-
-def episode_seed(seed: int, index: int, attempt: int) -> int:
-    """A 32-bit seed for one sampling attempt of one slot (independent streams)."""
-    return int(np.random.SeedSequence([seed, index, attempt]).generate_state(1)[0])
-
-
-def plan_slots(num_houses: int, episodes: int, seed: int) -> list[EpisodeSlot]:
-    """``episodes`` slots spread evenly over the houses, house-major (slots of a house are
-    consecutive, so a worker's share touches few houses)."""
-    per_house = [episodes // num_houses + (h < episodes % num_houses) for h in range(num_houses)]
-    houses = [h for h, n in enumerate(per_house) for _ in range(n)]
-    return [EpisodeSlot(k, h, seed) for k, h in enumerate(houses)]
-
-
-def video_slots(episodes: int, videos: int) -> frozenset[int]:
-    """Slots whose episodes are filmed: ``videos`` of them, evenly spread over the set."""
-    if videos <= 0 or episodes <= 0:
-        return frozenset()
-    return frozenset(int(k) for k in np.linspace(0, episodes - 1, min(videos, episodes)).round())
-
-
-# --------------------------------------------------------------------------- settings
-
-
-@dataclass(frozen=True)
-class RolloutSettings:
-    """What every worker needs besides the policy and its episodes."""
-
-    camera: CameraConfig = CameraConfig()
-    agent: AgentConfig = AgentConfig()
-    tasks: TaskConfig = field(default_factory=TaskConfig)
-    backend: str = "embedded"
-    max_steps: int = 500
-    envs_per_worker: int = 4
-    sample_attempts: int = 10
-    goals: tuple[str, ...] = ()
-    """The policy's goal vocabulary: ``obs["goal"]`` indexes into it."""
-    run_dir: str | None = None
-    """Run directory the episode videos go under (None: no videos)."""
-    video_slots: frozenset[int] = frozenset()
-    detector: ColourDetector | None = None
-    """Where the target's box comes from: this detector reading the frame, else the
-    simulator's instance ids (:meth:`EpisodeRun.target_box`)."""
-    room_anchors: dict[str, str] = field(default_factory=dict)
-    """The object type boxed for each RoomNav room type (the policy's
-    ``PolicyConfig.room_anchors``; :func:`sim.detect.box_target`)."""
-    mapper: MapperConfig | None = None
-    """The map agent's settings (``--policy mapper``)."""
+# --------------------------------------------------------------------------- what to run
 
 
 @dataclass(frozen=True)
@@ -124,35 +58,45 @@ class PolicySpec:
     baseline: str | None = None
     ensemble: tuple[str, ...] = ()
     """More checkpoints that act with ``checkpoint`` as one policy
-    (:class:`training.policy.PolicyEnsemble`)."""
+    (:class:`agents.ensemble.PolicyEnsemble`)."""
     seed: int = 0
     sample: bool = False
     """Draw a checkpoint policy's actions from its softmax, per episode from
     :func:`action_rng` (else argmax)."""
-    blocked_input: bool = True
-    """Pass the policy ``collided`` (its last move was blocked); False withholds it."""
     end_threshold: float | None = None
     """Take ``end`` only at this probability or more, else the most probable other action."""
     end_threshold_by_task: dict[str, float] | None = None
     """Per-task thresholds that replace ``end_threshold`` for that task's episodes."""
-    memory_steps: int | None = None
-    """Clear the policy's recurrent state every this many steps of an episode (``forget``)."""
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    """Research probes (:class:`eval.probes.ProbeConfig`)."""
 
     @property
     def name(self) -> str:
         return self.baseline or str(self.checkpoint)
 
     def build(self, settings: RolloutSettings | None = None):
+        """The policy: the checkpoint's (an ensemble with ``ensemble``), the map agent of
+        ``settings`` with this spec's probes, or a baseline of :mod:`agents.baselines`."""
         if self.checkpoint is not None:
-            from training.policy import PolicyEnsemble, load_policy
-
             policy, _ = load_policy(self.checkpoint)
             if not self.ensemble:
                 return policy
             return PolicyEnsemble([policy, *(load_policy(p)[0] for p in self.ensemble)])
-        from eval.baselines import make_baseline
+        if self.baseline == "mapper":
+            return map_agent(settings, self.probe)
+        return make_baseline(self.baseline, len(ACTIONS), self.seed)
 
-        return make_baseline(self.baseline, len(ACTIONS), self.seed, settings)
+
+def map_agent(settings: RolloutSettings, probe: ProbeConfig):
+    """The map agent of the rollout ``settings`` (camera, agent, tasks, goals, detector, its
+    ``MapperConfig``), with the map agent's research probes of ``probe`` switched in."""
+    if settings is None or settings.detector is None:
+        raise ValueError("the map agent needs rollout settings with a detector")
+    return MapPolicy(settings.camera, settings.agent, settings.tasks, settings.goals,
+                     settings.detector, settings.mapper or MapperConfig(),
+                     explorer=OracleExplorer() if probe.oracle_explorer else None,
+                     forget_steps=probe.map_forget_steps,
+                     simulator_detections=probe.simulator_detections)
 
 
 @dataclass(frozen=True)
@@ -166,184 +110,7 @@ class Outcome:
     """Path of the episode video relative to the run directory, if filmed."""
 
 
-# --------------------------------------------------------------------------- one episode
-
-
-class FinalView(NamedTuple):
-    """What the final frame shows (:func:`final_test`); the last three are None for RoomNav."""
-
-    success: bool
-    """The task's success test at the final pose (the datagen rule)."""
-    target_distance: float | None
-    """Metres to the nearest target instance in view with at least ``min_pixels``, at any
-    distance (None if there is none)."""
-    target_pixels: int | None
-    """The most pixels of any one target instance in the frame."""
-    stopped_at: str | None
-    """The type of the object with the most pixels among those within ``max_distance`` with at
-    least ``min_pixels``; :data:`eval.metrics.NOTHING` if none."""
-
-
-def final_test(env: Env, task: str, target: str, tasks: TaskConfig) -> FinalView:
-    """The success test and, for ObjectNav, what the agent stopped in front of."""
-    if task != TASK_OBJECTNAV:
-        return FinalView(roomnav_success(env.current_room(), target), None, None, None)
-    visible = env.visible_objects()
-    targets = [v for v in visible.values() if v.object_type == target]
-    seen = [v.distance for v in targets if v.pixels >= tasks.min_pixels]
-    near = within_reach(visible, tasks.min_pixels, tasks.max_distance)
-    front = max(near, key=lambda v: v.pixels).object_type if near else NOTHING
-    return FinalView(objectnav_success(visible, target, tasks.min_pixels, tasks.max_distance),
-                     min(seen) if seen else None, max((v.pixels for v in targets), default=0),
-                     front)
-
-
-class EpisodeVideo:
-    """Frames of one episode: the egocentric view beside a top-down map with the path so far."""
-
-    def __init__(self, path: Path, ctx: HouseContext):
-        from eval.report import VideoWriter  # PyAV is imported only when filming
-
-        self.writer, self.ctx = VideoWriter(path), ctx
-        self.trail: list[tuple[float, float]] = []
-
-    def add(self, rgb: np.ndarray, pose: Pose) -> None:
-        from eval.report import video_frame
-        from sim.topdown import topdown_image
-
-        if not self.trail or self.trail[-1] != (pose.x, pose.z):
-            self.trail.append((pose.x, pose.z))
-        top = topdown_image(self.ctx.scene, self.ctx.lattice, path=self.trail, pose=pose)
-        self.writer.add(video_frame(rgb, top))
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-class EpisodeRun:
-    """One episode in progress in one environment."""
-
-    def __init__(self, env: Env, ctx: HouseContext, episode: Episode, slot: EpisodeSlot,
-                 settings: RolloutSettings):
-        self.env, self.ctx, self.episode, self.slot = env, ctx, episode, slot
-        self.oracle = ctx.oracle(episode.task, episode.target)
-        self.goal = settings.goals.index(goal_name(episode.task, episode.target))
-        self.steps, self.path_length, self.collisions = 0, 0.0, 0
-        self.first, self.collided, self.reached_goal = True, False, False
-        self.rgb = env.reset(ctx.record.house, Pose(*ctx.pose(episode.start))).rgb
-        self.state = self.start_state = self._lattice_state()
-        self._privileged = None
-        self.boxed_type = box_target(episode.task, episode.target, settings.room_anchors)
-        self.is_target = target_table(ctx.scene.boxes.object_type, self.boxed_type)
-        self.detector = settings.detector
-        self.video = None
-        self.rng: np.random.Generator | None = None
-        """Action sampling generator (``PolicySpec.sample``), set by the worker."""
-        if settings.run_dir is not None and slot.index in settings.video_slots:
-            self.video_name = video_name(slot.index)
-            self.video = EpisodeVideo(Path(settings.run_dir) / self.video_name, ctx)
-            self.video.add(self.rgb, env.pose)
-
-    def _lattice_state(self) -> State:
-        pose, lat = self.env.pose, self.ctx.lattice
-        return (*lat.cell_of(pose.x, pose.z), lat.heading_of(pose.yaw))
-
-    def expert_action(self) -> int:
-        return self.oracle.expert_action(self.state)
-
-    def privileged(self):
-        """The episode's start state and the oracle's moves per cell (a probe's input)."""
-        if self._privileged is None:
-            from training.explorer import Privileged, oracle_cell_moves
-
-            self._privileged = Privileged(self.start_state, oracle_cell_moves(self))
-        return self._privileged
-
-    def target_box(self) -> np.ndarray:
-        """(6,) the target's box in the current frame (:func:`sim.detect.target_box`): the
-        detector's from the RGB frame where the settings give one, else from the ids."""
-        if self.detector is not None:
-            return self.detector.box(self.rgb, self.boxed_type)
-        return target_box(self.env.observation.ids, self.is_target)
-
-    def advance(self, action: int, settings: RolloutSettings) -> EpisodeResult | None:
-        """Apply one action; the episode's result when it is over (``end`` or the limit)."""
-        self.steps += 1
-        self.first = False
-        if action == END:
-            return self._finish(settings, ended=True)
-        before = self.state
-        result = self.env.step(action)
-        self.rgb, self.state = result.observation.rgb, self._lattice_state()
-        self.reached_goal = self.reached_goal or self.oracle.is_goal(self.state)
-        self.collided = action == MOVE_AHEAD and not result.success
-        self.collisions += self.collided
-        if self.state[:2] != before[:2]:
-            self.path_length += float(self.ctx.table.metres[self.ctx.table.node(before), 0])
-        if self.video is not None:
-            self.video.add(self.rgb, self.env.pose)
-        if self.steps >= settings.max_steps:
-            return self._finish(settings, ended=False)
-        return None
-
-    def _finish(self, settings: RolloutSettings, ended: bool) -> EpisodeResult:
-        ep = self.episode
-        view = final_test(self.env, ep.task, ep.target, settings.tasks)
-        success = ended and view.success
-        if self.video is not None:
-            self.video.close()
-        shortest = float(ep.path.metres)
-        return EpisodeResult(
-            episode=self.slot.index, house_id=ep.house_id, task=ep.task, target=ep.target,
-            success=bool(success), spl=spl(success, shortest, self.path_length),
-            steps=self.steps, path_length=self.path_length, shortest_length=shortest,
-            final_distance=float(self.oracle.path(self.state).metres),
-            collisions=int(self.collisions), seed=ep.seed, num_rooms=len(self.ctx.scene.rooms),
-            reached_goal=bool(self.reached_goal or success),
-            target_in_view=None if ep.task != TASK_OBJECTNAV else view.target_distance is not None,
-            target_view_distance=view.target_distance, target_pixels=view.target_pixels,
-            stopped_at=view.stopped_at)
-
-
 # --------------------------------------------------------------------------- one worker
-
-
-class HouseContexts:
-    """Per-house contexts (goal sets, oracles) of the embedded world, least recently used."""
-
-    def __init__(self, houses: dict[int, HouseRecord], settings: RolloutSettings, size: int = 4):
-        self.houses, self.settings, self.size = houses, settings, size
-        self.env = EmbeddedEnv(settings.camera, settings.agent, cache_houses=size)
-        self._cache: OrderedDict[int, HouseContext] = OrderedDict()
-
-    def get(self, house: int) -> HouseContext:
-        if house not in self._cache:
-            self._cache[house] = HouseContext(self.houses[house], self.env, self.settings.tasks)
-            while len(self._cache) > self.size:
-                self._cache.popitem(last=False)
-        self._cache.move_to_end(house)
-        return self._cache[house]
-
-    def sample(self, slot: EpisodeSlot) -> Episode | str:
-        """The slot's episode (the first valid attempt), or the last attempt's skip reason."""
-        ctx, reason = self.get(slot.house), "no_attempt"
-        for attempt in range(self.settings.sample_attempts):
-            seed = episode_seed(slot.seed, slot.index, attempt)
-            ep = sample_episode(ctx, f"eval-{slot.index:05d}", seed, self.settings.max_steps)
-            if not isinstance(ep, str):
-                return ep
-            reason = ep
-        return reason
-
-    def start(self, slot: EpisodeSlot, env: Env) -> EpisodeRun | str:
-        """The slot's episode started in ``env``, or why the slot is skipped (including a goal
-        the policy has no embedding for)."""
-        ep = self.sample(slot)
-        if isinstance(ep, str):
-            return ep
-        if ep.goal not in self.settings.goals:
-            return "goal_not_in_policy_vocabulary"
-        return EpisodeRun(env, self.get(slot.house), ep, slot, self.settings)
 
 
 def wants_boxes(policy) -> bool:
@@ -360,7 +127,7 @@ def batch_obs(runs: list[EpisodeRun | None], camera: CameraConfig, expert: bool,
     the simulator's instance ids (``ids`` (B, H, W) int32, 0 = structure) with each row's
     object types (``object_types``: a list of B lists, id k + 1 is object k; privileged),
     ``oracle`` each row's start state and oracle distances (``privileged``: a list of B
-    :class:`training.explorer.Privileged` or None; a probe's)."""
+    :class:`eval.probes.Privileged` or None; a probe's)."""
     blank = np.zeros((camera.height, camera.width, 3), np.uint8)
     live = [r is not None for r in runs]
     obs = {
@@ -453,11 +220,12 @@ def run_slots(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[Epis
 
     def act(runs: list[EpisodeRun | None]) -> list[int]:
         obs = batch_obs(runs, settings.camera, expert, boxes, depth, ids, oracle)
-        if not spec.blocked_input:
+        if not spec.probe.blocked_input:
             del obs["collided"]
-        if spec.memory_steps is not None:
+        memory = spec.probe.memory_steps
+        if memory is not None:
             obs["forget"] = torch.tensor([r is not None and r.steps > 0
-                                          and r.steps % spec.memory_steps == 0 for r in runs])
+                                          and r.steps % memory == 0 for r in runs])
         return policy_actions(policy, obs, runs, spec.end_threshold, spec.end_threshold_by_task)
 
     def finished(run: EpisodeRun, result: EpisodeResult) -> None:
@@ -577,7 +345,7 @@ def rollout(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[Episod
         finally:
             torch.set_num_threads(threads)
     ctx = mp.get_context("forkserver")  # a fresh server (no torch threads) forks the workers
-    ctx.set_forkserver_preload(["eval.rollout", "eval.baselines", "training.policy"])
+    ctx.set_forkserver_preload(["eval.rollout"])
     channel = ctx.Queue()
     procs = []
     for w, share in enumerate(shares):
@@ -594,4 +362,3 @@ def rollout(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[Episod
             if p.is_alive():
                 p.terminate()
     return sorted(outcomes, key=lambda o: o.index)
-

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's real result on one GPU node, in a fixed wall-clock budget: the same houses and
+# The CPU recipe of docs/experiments/behaviour-cloning.md on one GPU node, in a fixed wall-clock budget: the same houses and
 # datagen commands as the CPU recipe (expert + noise-injected expert + val, 112x192), then the
 # goal-FiLM CNN of configs/train/gpu.yaml trained from scratch at 112x192 for what is left of
 # the budget, its learning rate decayed to 0 over the last DECAY_FRACTION of the batches.
@@ -15,7 +15,7 @@
 # A dry run on a CPU: ACCELERATOR=cpu PRECISION=32-true with small *_SHARDS and
 # BATCHES_PER_EPOCH (the datagen resumes: shards already written are kept).
 # Another policy: CONFIG, IMAGE_SIZE, BATCH_SIZE and TRAIN_ARGS (more spoc-train arguments,
-# split on spaces), e.g. the README's box policy of configs/train/cpu.yaml on one GPU:
+# split on spaces), e.g. the box policy of configs/train/cpu.yaml (docs/experiments/one-gpu.md) on one GPU:
 #   CONFIG=configs/train/cpu.yaml IMAGE_SIZE='[84, 144]' \
 #   TRAIN_ARGS='--data.target_box true --model.policy.encoder_batch 0' bash scripts/gpu_run.sh
 set -euo pipefail

@@ -17,10 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from datagen.houses.io import HouseError, load_house
+from common.cli import underscore_options
 from sim.camera import CameraConfig
-from sim.cliargs import underscore_options
+from sim.env import EmbeddedEnv, visible_objects
+from sim.house import HouseError, load_house
+from sim.interface import Pose
 from sim.lattice import AgentConfig
+from sim.topdown import save_map
 
 EXIT_BAD_INPUT = 2
 
@@ -84,9 +87,6 @@ def render(path: Path, out: Path, index: int = 0, pose: str | None = None,
         camera: The egocentric camera.
         agent: The lattice agent (grid, headings, radius).
     """
-    from sim.env import EmbeddedEnv, Pose, visible_objects
-    from sim.topdown import save_map
-
     rec = load_house(path, index)
     env = EmbeddedEnv(camera=camera, agent=agent)
     scene, lattice = env.load(rec.house)

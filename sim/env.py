@@ -1,110 +1,21 @@
-"""One environment interface for every backend, and the embedded (pure-Python) backend.
+"""The embedded backend of the environment interface (:mod:`sim.interface`), and
+:func:`make_env`, which builds any backend by name.
 
-``Env.reset(house, pose)`` places the agent; ``Env.step(action)`` applies one of
-:data:`sim.lattice.ACTIONS`; ``Env.observation`` holds RGB, depth and instance ids;
-``Env.visible_objects()`` maps object ids to pixel counts and distances. The embedded env is
-pure and deterministic: the same house and pose give the same pixels.
+The embedded env is pure and deterministic: the same house and pose give the same pixels.
 """
 
 from __future__ import annotations
 
-import abc
 import json
 from collections import OrderedDict
-from dataclasses import dataclass
 
 import numpy as np
 
 from sim.camera import CameraConfig
-from sim.lattice import ACTIONS, AgentConfig, Lattice
+from sim.interface import Env, Observation, Pose, StepResult, VisibleObject, action_index
+from sim.lattice import AgentConfig, Lattice
 from sim.scene import Scene, build_scene, stable_hash
-
-
-@dataclass(frozen=True)
-class Pose:
-    """Agent position on the floor (x, z metres) and heading (yaw degrees, 0 faces +z)."""
-
-    x: float
-    z: float
-    yaw: float
-
-    @classmethod
-    def parse(cls, text: str) -> Pose:
-        """``"X,Z,HEADING"`` -> Pose (the ``--pose`` syntax)."""
-        try:
-            x, z, yaw = (float(v) for v in text.split(","))
-        except ValueError:
-            raise ValueError(f"--pose {text!r}: expected X,Z,HEADING (metres, metres, degrees)"
-                             ) from None
-        return cls(x, z, yaw)
-
-
-@dataclass
-class Observation:
-    rgb: np.ndarray  # (H, W, 3) uint8
-    depth: np.ndarray  # (H, W) float32, metres along the optical axis
-    ids: np.ndarray  # (H, W) int32 instance ids, 0 = structure
-
-
-@dataclass(frozen=True)
-class VisibleObject:
-    object_id: str
-    object_type: str
-    pixels: int
-    """Pixels of the object in the current frame."""
-    distance: float
-    """Horizontal distance in metres from the agent's centre to the object's footprint."""
-
-
-@dataclass(frozen=True)
-class StepResult:
-    observation: Observation
-    success: bool
-    """False when a move was blocked (the agent stayed in place)."""
-
-
-def action_index(action: int | str) -> int:
-    """An action given by name or index, checked, as an index into ACTIONS."""
-    if isinstance(action, str):
-        if action not in ACTIONS:
-            raise ValueError(f"action {action!r} is not one of {ACTIONS}")
-        return ACTIONS.index(action)
-    if not 0 <= int(action) < len(ACTIONS):
-        raise ValueError(f"action {action} is not an index into {ACTIONS}")
-    return int(action)
-
-
-class Env(abc.ABC):
-    """The interface every backend implements."""
-
-    actions = ACTIONS
-
-    @abc.abstractmethod
-    def reset(self, house: dict, pose: Pose) -> Observation:
-        """Load ``house`` (schema 1.0.0) if it is not loaded and place the agent at ``pose``."""
-
-    @abc.abstractmethod
-    def step(self, action: int | str) -> StepResult:
-        """Apply one action."""
-
-    @property
-    @abc.abstractmethod
-    def observation(self) -> Observation: ...
-
-    @property
-    @abc.abstractmethod
-    def pose(self) -> Pose: ...
-
-    @abc.abstractmethod
-    def visible_objects(self) -> dict[str, VisibleObject]:
-        """Objects with at least one pixel in the current frame."""
-
-    @abc.abstractmethod
-    def current_room(self) -> tuple[str, str] | None:
-        """(room id, room type) of the room the agent stands in, or None."""
-
-    def close(self) -> None:
-        """Release the backend's resources."""
+from sim.thor import ThorEnv
 
 
 class EmbeddedEnv(Env):
@@ -198,16 +109,12 @@ def visible_objects(scene: Scene, ids: np.ndarray, pose: Pose) -> dict[str, Visi
                                           float(dist[k])) for k in seen}
 
 
-BACKENDS = {"embedded": EmbeddedEnv}
+BACKENDS = {"embedded": EmbeddedEnv, "ai2thor": ThorEnv}
+"""Environment classes by backend name (:func:`make_env`)."""
 
 
 def make_env(backend: str = "embedded", **kwargs) -> Env:
     """An environment by backend name: ``embedded`` or ``ai2thor``."""
-    if backend == "ai2thor":
-        from sim.thor import ThorEnv
-
-        return ThorEnv(**kwargs)
     if backend not in BACKENDS:
-        raise ValueError(f"backend {backend!r} is unknown; use one of "
-                         f"{sorted([*BACKENDS, 'ai2thor'])}")
+        raise ValueError(f"backend {backend!r} is unknown; use one of {sorted(BACKENDS)}")
     return BACKENDS[backend](**kwargs)

@@ -20,7 +20,7 @@ along a segment), and a rectangle is skipped in an image column when its nearest
 beyond that distance in every column pair the two share. Ids agree with the numpy reference
 (:mod:`sim.render_ref`, per-pixel 3D rays against every rectangle and box, a different
 algorithm) on every pixel of the tested poses; see ``tests/test_render.py`` and
-``scripts/bench_render.md``.
+``docs/performance.md``.
 
 Shading is deliberately simple so that geometry is legible: a fixed light gives each wall or
 box face its own brightness (box tops brighter, bottoms darker), brightness falls off with
@@ -655,7 +655,7 @@ class Renderer:
     inverse-depth test (:func:`render_frame`): the nearest surface along each pixel's own
     ray. ``column_oversample`` densifies the column table that culls surfaces hidden behind
     full-height walls (speed only: the output does not depend on it). See
-    ``scripts/bench_render.md``.
+    ``docs/performance.md``.
     """
 
     def __init__(self, scene: Scene, camera: CameraConfig = CameraConfig(),

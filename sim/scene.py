@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sim.assets import asset_database, object_types
+from sim.house import wall_geometry
 
 # Piece kinds.
 WALL, DOOR_PANEL, WINDOW = 0, 1, 2
@@ -179,8 +180,6 @@ def point_in_polygon(x: float, z: float, poly: np.ndarray) -> bool:
 
 
 def _wall_frame(wall: dict) -> tuple[np.ndarray, np.ndarray, float, float]:
-    from datagen.houses.io import wall_geometry
-
     (x0, z0), (x1, z1), lo, hi = wall_geometry(wall)
     return np.array([x0, z0]), np.array([x1, z1]), lo, hi
 
@@ -324,7 +323,7 @@ def build_boxes(house: dict) -> Boxes:
 
 
 def build_scene(house: dict, house_id: str | None = None) -> Scene:
-    """Flat geometry of a schema-1.0.0 house (see :mod:`datagen.houses.io`)."""
+    """Flat geometry of a schema-1.0.0 house (see :mod:`sim.house`)."""
     polys = room_polygons(house)
     rooms = [Room(r["id"], r["roomType"], polys[r["id"]],
                   material_color(r.get("floorMaterial"), r["roomType"] + "-floor"))

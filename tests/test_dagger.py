@@ -12,28 +12,23 @@ import numpy as np
 import pytest
 from training_helpers import palette_detector, write_dataset
 
-import training.dagger
+import training.dagger.rollouts
+from agents.checkpoint import load_policy
 from datagen.constants import OBJECTNAV_TARGETS
+from datagen.dataset import read_info, shard_paths
 from datagen.episodes import HouseContext, HouseFile
-from datagen.shards import META_KEYS, iter_episodes, read_info, shard_paths
+from datagen.shards import META_KEYS, iter_episodes
 from datagen.tasks import TaskConfig
 from datagen.verify import check_episode, verify_dataset
 from sim.camera import CameraConfig
 from sim.env import EmbeddedEnv
 from sim.lattice import AgentConfig
-from training.dagger import (
-    DaggerConfig,
-    DaggerError,
-    beta_schedule,
-    coin_rng,
-    main,
-    mixed_rollouts,
-    open_view,
-    round_seed,
-    run_dagger,
-)
-from training.data import PoseRenderer
-from training.policy import load_policy
+from training.dagger.cli import main
+from training.dagger.config import DaggerConfig, DaggerError, beta_schedule
+from training.dagger.rollouts import coin_rng, mixed_rollouts, round_seed
+from training.dagger.run import run_dagger
+from training.dagger.shards import open_view
+from training.data.houses import PoseRenderer
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -162,7 +157,7 @@ def test_verify_catches_a_wrong_label(run):
 
 def test_loader_feeds_executed_actions_as_previous_actions(run):
     """DAgger labels are the oracle's; the previous-action input must be what was done."""
-    from training.data import episode_chunks
+    from training.data.chunks import episode_chunks
 
     sample = next(s for s in dagger_samples(run)
                   if (s["executed.npy"][:-1] != s["actions.npy"][:-1]).any())
@@ -200,7 +195,7 @@ def test_mixed_rollouts_are_seeded_and_mix_by_beta(run):
     policy, pinfo = load_policy(run["info"]["rounds"][0]["checkpoint"])
     view = open_view(run["data"], None, pinfo.goals, max_steps=25, envs=2)
     houses = view.houses.read([0])
-    from eval.rollout import plan_slots
+    from eval.slots import plan_slots
 
     slots = plan_slots(1, 2, round_seed(7, 1))
 
@@ -303,7 +298,7 @@ def test_a_box_policy_rolls_out_and_is_evaluated_with_its_detector(tmp_path, cap
 
     policy, pinfo = load_policy(rounds[1]["checkpoint"])
     view = open_view(data, None, pinfo.goals, max_steps=10, envs=2)
-    from eval.rollout import plan_slots
+    from eval.slots import plan_slots
 
     spy = Spy()
     settings = dataclasses.replace(view.settings, detector=spy, room_anchors=anchors)
@@ -321,8 +316,8 @@ def test_a_box_policy_rolls_out_and_is_evaluated_with_its_detector(tmp_path, cap
     # a threshold of 1 for every task reaches every step's action: the policy never ends, so
     # every rollout runs to the limit
     by_task = []
-    real = training.dagger.policy_actions
-    monkeypatch.setattr(training.dagger, "policy_actions",
+    real = training.dagger.rollouts.policy_actions
+    monkeypatch.setattr(training.dagger.rollouts, "policy_actions",
                         lambda *args: by_task.append(args[4]) or real(*args))
     never, _ = mixed_rollouts(policy, view.houses.read([0]), plan_slots(1, 2, 3), view.settings,
                               0.0, 1, 0, end_threshold=None,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from datagen.cli import main
-from datagen.houses.io import load_houses, write_house_json
+from sim.house import load_houses, write_house_json
 
 TINY = ["--camera.height", "32", "--camera.width", "48", "--tasks.min_pixels", "3",
         "--episodes-per-shard", "2", "--episodes-per-house", "2", "--progress", "false"]

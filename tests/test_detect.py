@@ -8,18 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from sim.detect import (
-    BOX_FEATURES,
-    MIN_BRIGHTNESS,
-    RADII,
-    ColourDetector,
-    fit_colour_detector,
-    l1_times_total,
-    radius_counts,
-    target_box,
-    target_table,
-)
+from agents.detector import MIN_BRIGHTNESS, ColourDetector, l1_times_total
+from sim.detect import BOX_FEATURES, target_box, target_table
 from sim.scene import chromaticity
+from training.detector.fit import RADII, fit_colour_detector, radius_counts
 
 
 def test_target_table_marks_the_target_type_and_never_structure():

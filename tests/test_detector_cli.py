@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 from training_helpers import write_dataset
 
+from agents.detector import ColourDetector
 from datagen.episodes import HouseFile
 from sim.camera import CameraConfig
-from sim.detect import ColourDetector, fit_colour_detector
 from sim.env import EmbeddedEnv
 from sim.lattice import AgentConfig
 from sim.scene import asset_color, chromaticity
-from training.detector import FitConfig, FitFrames, fit, main, open_split
-from training.pretrain import label_vocab
+from training.detector.cli import FitConfig, FitFrames, fit, main, open_split
+from training.detector.fit import fit_colour_detector
+from training.pretrain.data import label_vocab
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from training_helpers import palette_detector
 
 from datagen.constants import DATASET_VERSION, OBJECTNAV_TARGETS, ROOMNAV_TARGETS
 from eval.cli import main
+from eval.compare import acting
 from eval.metrics import (
     NOTHING,
     EpisodeResult,
@@ -30,7 +31,7 @@ from eval.metrics import (
     stopped_at,
     wilson_interval,
 )
-from eval.report import acting, report_tables
+from eval.report import report_tables
 from sim.lattice import ACTIONS
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -198,11 +199,12 @@ def test_reached_goal_separates_stopping_from_navigating():
     """An agent that walks the expert's path but never ends reached the goal without
     succeeding; the expert itself reached it and succeeded."""
     from datagen.episodes import HouseContext, sample_episode
-    from datagen.houses.io import load_houses
     from datagen.tasks import TaskConfig
-    from eval.rollout import EpisodeRun, EpisodeSlot, RolloutSettings
+    from eval.episode import EpisodeRun, RolloutSettings
+    from eval.slots import EpisodeSlot
     from sim.camera import CameraConfig
     from sim.env import EmbeddedEnv
+    from sim.house import load_houses
     from sim.lattice import END, ROTATE_LEFT
 
     camera, tasks = CameraConfig(height=48, width=64), TaskConfig(min_pixels=4)
@@ -247,7 +249,7 @@ def write_checkpoint(path: Path, train_house_ids: list[str], version: str = DATA
                      width: int = 64, room_anchors: dict | None = None) -> Path:
     """An untrained tiny policy checkpoint (weights drawn with ``seed``) trained on 48x64
     frames of "train" houses."""
-    from eval.baselines import write_untrained_checkpoint
+    from agents.checkpoint import write_untrained_checkpoint
 
     policy = {"image_size": (32, 48), "channels": (8, 16), "groups": 4, "pool_size": (2, 2),
               "feature_dim": 32, "goal_dim": 8, "action_dim": 8, "hidden_dim": 32,
@@ -360,9 +362,9 @@ def test_end_threshold_is_recorded_and_checked(houses, tmp_path, capsys):
 
 
 def test_forget_clears_the_memory_and_keeps_the_previous_action(tmp_path):
-    """obs["forget"] (--memory_steps): that row steps as from a zero state with its previous
+    """obs["forget"] (--probe.memory_steps): that row steps as from a zero state with its previous
     action kept, like a training chunk that starts mid-episode; other rows remember."""
-    from training.policy import load_policy
+    from agents.checkpoint import load_policy
 
     policy, _ = load_policy(write_checkpoint(tmp_path / "tiny.ckpt", ["train-0-0"]))
     rng = np.random.default_rng(0)
@@ -380,9 +382,12 @@ def test_forget_clears_the_memory_and_keeps_the_previous_action(tmp_path):
 
 
 def test_memory_steps_is_recorded_and_checked(houses, tmp_path, capsys, monkeypatch):
-    from datagen.houses.io import load_houses
-    from eval.rollout import PolicySpec, RolloutSettings, plan_slots, run_slots
+    from eval.episode import RolloutSettings
+    from eval.probes import ProbeConfig
+    from eval.rollout import PolicySpec, run_slots
+    from eval.slots import plan_slots
     from sim.camera import CameraConfig
+    from sim.house import load_houses
     from sim.lattice import ROTATE_LEFT
 
     class Turner:  # turns in place, recording which steps it was told to forget
@@ -402,7 +407,7 @@ def test_memory_steps_is_recorded_and_checked(houses, tmp_path, capsys, monkeypa
                   lambda self, settings=None: turners.append(Turner()) or turners[-1])
         settings = RolloutSettings(camera=CameraConfig(height=48, width=64), max_steps=10,
                                    envs_per_worker=1, goals=tuple(GOALS))
-        outcomes = run_slots(PolicySpec(checkpoint="x", memory_steps=4),
+        outcomes = run_slots(PolicySpec(checkpoint="x", probe=ProbeConfig(memory_steps=4)),
                              dict(enumerate(load_houses(houses))), plan_slots(2, 2, seed=0),
                              settings)
         ran = sum(o.result is not None for o in outcomes)  # each runs out its 10 steps
@@ -411,21 +416,23 @@ def test_memory_steps_is_recorded_and_checked(houses, tmp_path, capsys, monkeypa
     ckpt = write_checkpoint(tmp_path / "tiny.ckpt", ["train-0-0", "train-0-1"])
     base = ["--checkpoint", str(ckpt), "--episodes", "4", "--videos", "0", "--max-steps", "30"]
     whole = run_eval(tmp_path / "whole", houses, *base)
-    longer = run_eval(tmp_path / "longer", houses, *base, "--memory_steps", "30")
-    assert longer["run"]["memory_steps"] == 30 and whole["run"]["memory_steps"] is None
+    longer = run_eval(tmp_path / "longer", houses, *base, "--probe.memory_steps", "30")
+    assert longer["run"]["probe"] == {"memory_steps": 30} and whole["run"]["probe"] is None
     assert acting(longer["run"]) == "argmax, memory cleared every 30 steps"
     assert acting(whole["run"]) == "argmax"
     assert longer["per_episode"] == whole["per_episode"]  # never cleared within 30 steps
-    for args in (["--memory_steps", "0"], ["--policy", "forward", "--memory_steps", "8"]):
+    for args in (["--probe.memory_steps", "0"],
+                 ["--policy", "forward", "--probe.memory_steps", "8"]):
         argv = ["run", "--houses", str(houses), *(base if "--policy" not in args else []),
                 *args, "--out", str(tmp_path / "x")]
-        assert "--memory_steps" in bad_input(capsys, argv)
+        assert "--probe.memory_steps" in bad_input(capsys, argv)
 
 
 def test_an_ensemble_acts_on_its_members_mean_probabilities(tmp_path):
     """Each step gives the log of the members' mean probabilities; each member keeps its own
     memory and is fed the ensemble's action, so it steps as it would alone on that episode."""
-    from training.policy import PolicyEnsemble, load_policy
+    from agents.checkpoint import load_policy
+    from agents.ensemble import PolicyEnsemble
 
     paths = [write_checkpoint(tmp_path / f"m{i}.ckpt", [], seed=i) for i in range(2)]
     ensemble = PolicyEnsemble([load_policy(p)[0] for p in paths])
@@ -486,11 +493,14 @@ def test_ensemble_runs_are_recorded_and_checked(houses, tmp_path, capsys):
 
 
 def test_blocked_input_can_be_withheld(houses, tmp_path, capsys, monkeypatch):
-    """--blocked_input false (an ablation) hides collisions from a checkpoint policy; by
-    default it sees them."""
-    from datagen.houses.io import load_houses
-    from eval.rollout import PolicySpec, RolloutSettings, plan_slots, run_slots
+    """--probe.blocked_input false (an ablation) hides collisions from a checkpoint policy;
+    by default it sees them."""
+    from eval.episode import RolloutSettings
+    from eval.probes import ProbeConfig
+    from eval.rollout import PolicySpec, run_slots
+    from eval.slots import plan_slots
     from sim.camera import CameraConfig
+    from sim.house import load_houses
     from sim.lattice import MOVE_AHEAD
 
     class Walker:  # walks into the first wall, recording what it was told
@@ -512,18 +522,18 @@ def test_blocked_input_can_be_withheld(houses, tmp_path, capsys, monkeypatch):
                                envs_per_worker=2, goals=tuple(GOALS))
     slots = plan_slots(len(records), 2, seed=0)
     for told in (True, False):
-        outcomes = run_slots(PolicySpec(checkpoint="x", blocked_input=told), records, slots,
-                             settings)
+        outcomes = run_slots(PolicySpec(checkpoint="x", probe=ProbeConfig(blocked_input=told)),
+                             records, slots, settings)
         assert sum(o.result.collisions for o in outcomes) > 0
         seen = walkers[-1].seen
         assert all(c is None for c in seen) if not told else any(c.any() for c in seen)
     ckpt = write_checkpoint(tmp_path / "tiny.ckpt", ["train-0-0", "train-0-1"])
     info = run_eval(tmp_path / "withheld", houses, "--checkpoint", str(ckpt), "--episodes", "2",
-                    "--videos", "0", "--max-steps", "20", "--blocked_input", "false")
-    assert info["run"]["blocked_input"] is False
+                    "--videos", "0", "--max-steps", "20", "--probe.blocked_input", "false")
+    assert info["run"]["probe"] == {"blocked_input": False}
     err = bad_input(capsys, ["run", "--houses", str(houses), "--policy", "forward",
-                             "--blocked_input", "false", "--out", str(tmp_path / "x")])
-    assert "--blocked_input" in err
+                             "--probe.blocked_input", "false", "--out", str(tmp_path / "x")])
+    assert "--probe.blocked_input" in err
 
 
 def test_a_target_box_policy_is_given_the_targets_box(houses, monkeypatch):
@@ -532,9 +542,11 @@ def test_a_target_box_policy_is_given_the_targets_box(houses, monkeypatch):
     other policies get none."""
     from types import SimpleNamespace
 
-    from datagen.houses.io import load_houses
-    from eval.rollout import PolicySpec, RolloutSettings, lockstep, plan_slots, run_slots
+    from eval.episode import RolloutSettings
+    from eval.rollout import PolicySpec, lockstep, run_slots
+    from eval.slots import plan_slots
     from sim.camera import CameraConfig
+    from sim.house import load_houses
     from sim.lattice import ROTATE_LEFT
 
     records = dict(enumerate(load_houses(houses)))
@@ -582,10 +594,12 @@ def test_a_target_box_policy_is_given_the_targets_box(houses, monkeypatch):
 def test_a_detector_gives_the_box_read_from_the_frame(houses):
     """With a detector in the settings, a run's box is the detector's of the frame the policy
     sees (not the simulator's ids), and on these renders it sees what the simulator sees."""
-    from datagen.houses.io import load_houses
-    from eval.rollout import RolloutSettings, lockstep, plan_slots
+    from eval.episode import RolloutSettings
+    from eval.rollout import lockstep
+    from eval.slots import plan_slots
     from sim.camera import CameraConfig
     from sim.detect import target_box
+    from sim.house import load_houses
     from sim.lattice import ROTATE_LEFT
 
     detector = palette_detector()
@@ -648,10 +662,12 @@ def test_a_roomnav_goal_is_given_its_rooms_anchors_box(houses):
     """With room anchors in the settings, a RoomNav run's box is that of its room type's anchor:
     the simulator's ids, or a detector's reading of the frame; ObjectNav runs keep the
     target's."""
-    from datagen.houses.io import load_houses
-    from eval.rollout import RolloutSettings, lockstep, plan_slots
+    from eval.episode import RolloutSettings
+    from eval.rollout import lockstep
+    from eval.slots import plan_slots
     from sim.camera import CameraConfig
     from sim.detect import target_box, target_table
+    from sim.house import load_houses
     from sim.lattice import ROTATE_LEFT
 
     records = dict(enumerate(load_houses(houses)))
@@ -732,10 +748,12 @@ def test_baseline_with_a_missing_dataset_exits_2(houses, tmp_path, capsys):
     assert "--dataset" in err and "info.json" in err
 
 
-def test_eval_never_imports_lightning():
-    code = ("import sys, eval.cli, eval.rollout, eval.report, eval.baselines, eval.metrics, "
-            "training.policy; sys.exit(int(any(m.split('.')[0] in ('lightning', "
-            "'pytorch_lightning') for m in sys.modules)))")
+def test_acting_never_imports_training_or_lightning():
+    """What acts loads and runs without the code that fitted it: the evaluation and every
+    agent import neither ``training`` nor Lightning."""
+    code = ("import sys, eval.cli, agents.map_agent, agents.checkpoint, agents.ensemble, "
+            "agents.baselines; sys.exit(int(any(m.split('.')[0] in ('lightning', "
+            "'pytorch_lightning', 'training') for m in sys.modules)))")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
@@ -846,7 +864,7 @@ def test_bad_houses_exit_2(tmp_path, capsys):
 
 
 def test_episode_plan_is_even_and_seeded():
-    from eval.rollout import episode_seed, plan_slots, video_slots
+    from eval.slots import episode_seed, plan_slots, video_slots
 
     slots = plan_slots(3, 8, 5)
     assert [s.house for s in slots] == [0, 0, 0, 1, 1, 1, 2, 2]

@@ -13,11 +13,15 @@ from test_eval import bad_input, run_eval, write_houses
 from test_mapper import CAMERA, house_env, start_at  # noqa: F401 - a fixture
 from training_helpers import palette_detector
 
+import agents.explorer as AE
+import eval.probes as P
+import training.explorer.cli as ECLI
+import training.explorer.data as ED
+import training.explorer.fit as EF
+from agents.mapper import EpisodeMap, MapperConfig
 from datagen.constants import OBJECTNAV_TARGETS
 from datagen.navgraph import MOVE_UNITS
-from eval.mapper import EpisodeMap, MapperConfig
 from sim.lattice import MOVE_AHEAD, ROTATE_RIGHT, AgentConfig
-from training import explorer as E
 
 TINY = ["--camera.height", "48", "--camera.width", "64", "--tasks.min_pixels", "4"]
 
@@ -32,14 +36,14 @@ def test_view_is_egocentric(heading):
     m.heading = (heading + 1) % 4
     m.floor[m.ahead()] = True  # the cell on its right
     m.heading = heading
-    view, (rows, cols, inside) = E.map_view(m, m.steps_from_agent())
-    a, c = E.VIEW // 2 - 1, E.VIEW // 2
+    view, (rows, cols, inside) = AE.map_view(m, m.steps_from_agent())
+    a, c = AE.VIEW // 2 - 1, AE.VIEW // 2
     assert (rows[a, c], cols[a, c]) == m.cell and inside.all()
-    blocked, floor = view[E.PLANES.index("blocked")], view[E.PLANES.index("floor")]
+    blocked, floor = view[AE.PLANES.index("blocked")], view[AE.PLANES.index("floor")]
     assert blocked[a - 1, c] == 1 and blocked.sum() == 1
     assert floor[a, c + 1] == 1 and floor.sum() == 1
-    assert view[E.PLANES.index("visited"), a, c] == 1
-    assert view[-1, a, c] == 0 and view[-1, a, c + 3] == pytest.approx(3 / E.STEPS_SCALE)
+    assert view[AE.PLANES.index("visited"), a, c] == 1
+    assert view[-1, a, c] == 0 and view[-1, a, c + 3] == pytest.approx(3 / AE.STEPS_SCALE)
 
 
 def test_privileged_labels_are_the_oracles_moves(house_env):  # noqa: F811 - the fixture
@@ -56,17 +60,12 @@ def test_privileged_labels_are_the_oracles_moves(house_env):  # noqa: F811 - the
                                    list(OBJECTNAV_TARGETS), 4, 1.0)
     oracle = Oracle(table, next(g for _, g in sorted(goals.items()) if g.any()))
 
-    class Run:  # what oracle_cell_moves reads of an EpisodeRun
-        pass
-    run = Run()
-    run.ctx, run.oracle = Run(), oracle
-    run.ctx.table = table
-    moves = E.oracle_cell_moves(run)
+    moves = P.oracle_cell_moves(table, oracle)
     for state in table.states[::37]:
         i, j, _ = (int(v) for v in state)
         best = min(oracle.distance((i, j, h)) for h in range(4))
         assert moves[i, j] == best // MOVE_UNITS
-    priv = E.Privileged(env.state, moves)
+    priv = P.Privileged(env.state, moves)
     m = EpisodeMap(CAMERA, env.agent, MapperConfig())
     rng = np.random.default_rng(1)
     for action in rng.choice([MOVE_AHEAD, MOVE_AHEAD, ROTATE_RIGHT], 40):
@@ -76,40 +75,40 @@ def test_privileged_labels_are_the_oracles_moves(house_env):  # noqa: F811 - the
         assert (int(i), int(j)) == env.state[:2]
     m.integrate(env.observation.depth)
     steps = m.steps_from_agent()
-    view, index = E.map_view(m, steps)
-    cost = E.frontier_costs(view, index, steps, priv, m.cfg.size)
+    view, index = AE.map_view(m, steps)
+    cost = P.frontier_costs(view, index, steps, priv, m.cfg.size)
     rows, cols, _ = index
     finite = np.isfinite(cost)
     assert finite.any()
     u, v = np.argwhere(finite)[0]
     assert cost[u, v] == steps[rows[u, v], cols[u, v]] + priv.moves_at(
         rows[u, v], cols[u, v], m.cfg.size)
-    assert not finite[view[E.PLANES.index("frontier")] == 0].any()
+    assert not finite[view[AE.PLANES.index("frontier")] == 0].any()
 
 
 def test_loss_targets_and_regret():
     """The soft target sums to one over the allowed blocks with a cost, puts most mass on
     the cheapest, and a network that ranks by cost has no regret."""
-    n = E.VIEW // E.BLOCK
+    n = AE.VIEW // AE.BLOCK
     costs = torch.full((1, n, n), float("inf"))
     costs[0, 3, 4], costs[0, 10, 10], costs[0, 20, 1] = 5.0, 9.0, 30.0
     allowed = torch.isfinite(costs)
     allowed[0, 0, 0] = True  # a frontier block the oracle cannot value
-    target = E.soft_targets(costs, allowed, 2.0)
+    target = EF.soft_targets(costs, allowed, 2.0)
     assert target.sum().item() == pytest.approx(1.0) and target[0, 0, 0] == 0
     assert target[0, 3, 4] > 0.8
 
     class Ranker(torch.nn.Module):
         def forward(self, view, goal):
             return torch.where(torch.isfinite(costs), -costs, torch.full_like(costs, -99.0))
-    view = torch.zeros(1, len(E.PLANES) + 1, E.VIEW, E.VIEW)
-    loss, regret = E.explorer_loss(Ranker(), (view, torch.zeros(1, dtype=torch.long), allowed,
+    view = torch.zeros(1, len(AE.PLANES) + 1, AE.VIEW, AE.VIEW)
+    loss, regret = EF.explorer_loss(Ranker(), (view, torch.zeros(1, dtype=torch.long), allowed,
                                               costs), 2.0)
     assert regret.item() == 0.0 and loss.item() > 0
 
 
 def collect(tmp_path: Path, out: str, houses: Path, detector: Path, *more: str) -> list[bytes]:
-    E.main(["collect", "--houses", str(houses), "--detector", str(detector), "--out",
+    ECLI.main(["collect", "--houses", str(houses), "--detector", str(detector), "--out",
             str(tmp_path / out), "--episodes", "4", "--chunk", "2", "--max_steps", "150",
             "--every", "1", *TINY, *more])
     return [f.read_bytes() for f in sorted((tmp_path / out).glob("chunk-*.npz"))]
@@ -129,10 +128,10 @@ def test_collect_is_deterministic_resumes_and_refuses_held_out_houses(collected,
     tmp, houses, detector, files = collected
     assert len(files) == 2
     with np.load(tmp / "a" / "chunk-00000.npz") as z:
-        views, goals, allowed, costs = E.unpack(z)
+        views, goals, allowed, costs = ED.unpack(z)
         assert len(views) > 5
-        assert views.shape[1:] == (len(E.PLANES) + len(E.CONTEXT) + 1, E.VIEW, E.VIEW)
-        assert list(z["context"]) == list(E.CONTEXT)
+        assert views.shape[1:] == (len(AE.PLANES) + len(AE.CONTEXT) + 1, AE.VIEW, AE.VIEW)
+        assert list(z["context"]) == list(AE.CONTEXT)
         assert (np.isfinite(costs) <= allowed).all() and np.isfinite(costs).any(axis=(1, 2)).all()
     assert collect(tmp, "b", houses, detector, "--workers", "2") == files  # same bytes
     (tmp / "b" / "chunk-00001.npz").unlink()
@@ -148,10 +147,10 @@ def test_fit_then_the_map_agent_explores_with_it(collected, tmp_path, capsys):
     """``fit`` writes an explorer the map agent loads; through the harness it finds its
     targets on the fixture houses (held-out ids), recorded in the run's settings."""
     tmp, houses, detector, _ = collected
-    E.main(["fit", "--data", json.dumps([str(tmp / "a")]), "--out", str(tmp_path / "m"),
+    ECLI.main(["fit", "--data", json.dumps([str(tmp / "a")]), "--out", str(tmp_path / "m"),
             "--epochs", "2", "--batch_size", "8", "--width", "8"])
     path = tmp_path / "m" / "explorer.pt"
-    explorer = E.Explorer.load(path)
+    explorer = AE.Explorer.load(path)
     assert explorer.info["train_samples"] > 0 and "val/regret" in explorer.info["last_metrics"]
     # a DAgger round: the next data collected with the fitted explorer exploring
     assert len(collect(tmp_path, "round1", houses, detector, "--explorer", str(path))) == 2
@@ -173,9 +172,10 @@ def test_fit_then_the_map_agent_explores_with_it(collected, tmp_path, capsys):
     err = bad_input(capsys, [*base, "--mapper.explorer", str(tmp_path / "none.pt")])
     assert "none.pt" in err
     err = bad_input(capsys, [*base, "--mapper.explorer", str(path),
-                             "--mapper.oracle_explorer", "true"])
+                             "--probe.oracle_explorer", "true"])
     assert "give one" in err
-    from eval.cli import EvalInputError, check_explorer
+    from eval.config import EvalInputError
+    from eval.inputs import check_explorer
 
     with pytest.raises(EvalInputError, match="Chair"):  # a context type without a colour
         check_explorer(str(path), ["objectnav/Mug"], palette_detector(["Mug", "Bed"]))
@@ -184,7 +184,7 @@ def test_fit_then_the_map_agent_explores_with_it(collected, tmp_path, capsys):
 
 
 def test_oracle_explorer_probe_reads_the_oracle(tmp_path):
-    """``--mapper.oracle_explorer true`` (privileged) picks frontiers by the explorer's
+    """``--probe.oracle_explorer true`` (privileged) picks frontiers by the explorer's
     training target: through the harness it finds its targets in no more steps than the
     nearest frontier does, on the same episodes."""
     houses = write_houses(tmp_path / "val.jsonl.gz")
@@ -192,9 +192,9 @@ def test_oracle_explorer_probe_reads_the_oracle(tmp_path):
     palette_detector([*OBJECTNAV_TARGETS, "Fridge"]).save(detector)
     args = ["--policy", "mapper", "--detector", str(detector), "--episodes", "8",
             "--videos", "0", "--max-steps", "300"]
-    probe = run_eval(tmp_path / "probe", houses, *args, "--mapper.oracle_explorer", "true")
+    probe = run_eval(tmp_path / "probe", houses, *args, "--probe.oracle_explorer", "true")
     base = run_eval(tmp_path / "base", houses, *args)
-    assert probe["run"]["mapper"]["oracle_explorer"] is True
+    assert probe["run"]["probe"] == {"oracle_explorer": True}
     assert probe["aggregated"]["success_rate"] >= base["aggregated"]["success_rate"] - 0.125
     steps = [sum(r["steps"] for r in run["per_episode"]) for run in (probe, base)]
     assert steps[0] <= steps[1], steps
@@ -203,8 +203,8 @@ def test_oracle_explorer_probe_reads_the_oracle(tmp_path):
 def test_context_types_are_noted_where_the_detector_sees_them(house_env):  # noqa: F811
     """``note_context`` marks cells under each context type's detected pixels: every marked
     cell is within a cell's reach of an object of that type's footprint."""
+    from agents.map_agent import MapPolicy
     from datagen.tasks import TaskConfig
-    from eval.mapper import MapPolicy
 
     env, house, scene, lattice = house_env
     types = ("Bed", "Sofa", "Chair", "Television", "Toilet", "Fridge")
@@ -239,7 +239,7 @@ def test_an_untrained_explorer_walks_to_the_nearest_frontier(house_env):  # noqa
         env.step(action)
         m.moved(action, blocked=False)
         m.integrate(env.observation.depth)
-    explorer = E.Explorer(E.ExplorerNet(2), ["objectnav/Mug", "objectnav/Bed"], [], {})
+    explorer = AE.Explorer(AE.ExplorerNet(2), ["objectnav/Mug", "objectnav/Bed"], [], {})
     steps = m.steps_from_agent()
     pick = explorer.choose(m, "objectnav/Bed", steps)
     front = m.frontier() & (steps >= 0)

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from datagen.houses import cli
-from datagen.houses.io import (
+from datagen.houses.validate import house_report
+from sim.assets import asset_database
+from sim.house import (
     SCHEMA,
     HouseError,
     load_house,
@@ -19,8 +21,6 @@ from datagen.houses.io import (
     upgrade_house,
     wall_geometry,
 )
-from datagen.houses.validate import house_report
-from sim.assets import asset_database
 
 FIXTURES = Path(__file__).parent / "fixtures"
 OLD = FIXTURES / "143.json"  # schema 0.0.1

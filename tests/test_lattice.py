@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from synthetic import box_object, two_room_house
 
-from datagen.houses.io import read_house
+from sim.house import read_house
 from sim.lattice import (
     END,
     MOVE_AHEAD,

@@ -11,11 +11,11 @@ import pytest
 from test_eval import bad_input, run_eval, write_houses
 from training_helpers import palette_detector
 
+from agents.mapper import EpisodeMap, MapperConfig, turn_towards
 from datagen.constants import OBJECTNAV_TARGETS
-from datagen.houses.io import load_houses
-from eval.mapper import EpisodeMap, MapperConfig, turn_towards
 from sim.camera import CameraConfig
 from sim.env import EmbeddedEnv
+from sim.house import load_houses
 from sim.lattice import ACTIONS, END, MOVE_AHEAD, ROTATE_LEFT, ROTATE_RIGHT, AgentConfig
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -155,18 +155,18 @@ def test_mapper_input_is_checked(tmp_path, capsys):
 
 
 def test_forget_steps_starts_the_map_again_at_the_same_pose(house_env):
-    """The probe of ``--mapper.forget_steps``: every N steps the policy's map starts again
+    """The probe of ``--probe.map_forget_steps``: every N steps the policy's map starts again
     (only the current frame and the blind disc where it stands), its pose kept."""
     import torch
 
+    from agents.map_agent import MapPolicy
     from datagen.tasks import TaskConfig
-    from eval.mapper import MapPolicy
 
     env, house, scene, lattice = house_env
     start_at(env, house, lattice, 5)
     i0, j0, _ = env.state
     policy = MapPolicy(CAMERA, AgentConfig(), TaskConfig(min_pixels=4), ("objectnav/Mug",),
-                       palette_detector(), MapperConfig(forget_steps=3))
+                       palette_detector(), MapperConfig(), forget_steps=3)
     policy.reset(1)
     collided, first = False, True
     for step in range(1, 7):
@@ -195,10 +195,10 @@ def test_forget_steps_starts_the_map_again_at_the_same_pose(house_env):
 
 
 def test_simulator_detections_probe_reads_the_ids(tmp_path):
-    """``--mapper.simulator_detections true`` finds targets in the simulator's ids: given a
+    """``--probe.simulator_detections true`` finds targets in the simulator's ids: given a
     detector that sees nothing (a colour no pixel has), it still succeeds, where the same
     detector alone leaves the agent to stop where exploring ends."""
-    from sim.detect import ColourDetector
+    from agents.detector import ColourDetector
 
     houses = write_houses(tmp_path / "val.jsonl.gz")
     types = [*OBJECTNAV_TARGETS, "Fridge"]
@@ -207,8 +207,8 @@ def test_simulator_detections_probe_reads_the_ids(tmp_path):
     blind.save(tmp_path / "blind.json")
     args = ["--policy", "mapper", "--detector", str(tmp_path / "blind.json"), "--episodes", "6",
             "--videos", "0", "--max-steps", "300"]
-    sim = run_eval(tmp_path / "sim", houses, *args, "--mapper.simulator_detections", "true")
-    assert sim["run"]["mapper"]["simulator_detections"] is True
+    sim = run_eval(tmp_path / "sim", houses, *args, "--probe.simulator_detections", "true")
+    assert sim["run"]["probe"] == {"simulator_detections": True}
     assert sim["aggregated"]["success_rate"] >= 0.5
     none = run_eval(tmp_path / "none", houses, *args)
     assert none["aggregated"]["success_rate"] < sim["aggregated"]["success_rate"]

@@ -10,22 +10,18 @@ import numpy as np
 import pytest
 from training_helpers import HOUSE, write_dataset
 
+from datagen.config import DatagenConfig
 from datagen.constants import SOURCE_EXPERT, SOURCE_NOISY
+from datagen.dataset import DatasetError, open_dataset, read_info, shard_paths
 from datagen.episodes import HouseContext, HouseFile, sample_episode
-from datagen.shards import (
-    DatagenConfig,
-    DatasetError,
-    iter_episodes,
-    open_dataset,
-    read_info,
-    shard_paths,
-)
+from datagen.shards import iter_episodes
 from datagen.tasks import TaskConfig
 from datagen.verify import verify_dataset
 from sim.camera import CameraConfig
 from sim.env import EmbeddedEnv
 from sim.lattice import END, MOVE_AHEAD
-from training.data import BLOCKED_TOKEN, START_TOKEN, ShardDataModule, episode_chunks
+from training.data.chunks import BLOCKED_TOKEN, START_TOKEN, episode_chunks
+from training.data.datamodule import ShardDataModule
 
 NOISE = 0.3
 

@@ -12,39 +12,44 @@ import torch
 import torch.nn.functional as F
 from training_helpers import write_dataset
 
+from agents.frames import resize_frames, resize_labels
+from agents.policy import PolicyConfig, conv_grid, conv_stack
 from datagen.constants import KEY_META, KEY_RGB
-from datagen.houses.io import HouseError
-from datagen.shards import decode_frames, iter_episodes
+from datagen.shards import iter_episodes
+from datagen.video import decode_frames
 from sim.camera import CameraConfig
-from sim.env import EmbeddedEnv, Pose
+from sim.env import EmbeddedEnv
+from sim.house import HouseError
+from sim.interface import Pose
 from sim.lattice import AgentConfig
 from training.cli import build_cli
-from training.data import ShardDataModule, shard_urls, split_urls
+from training.data.datamodule import ShardDataModule
+from training.data.houses import HouseLines
+from training.data.info import shard_urls, split_urls
 from training.module import PolicyModule
-from training.policy import PolicyConfig, conv_grid, conv_stack, resize_frames, resize_labels
-from training.pretrain import (
-    AP_MIN_PIXELS,
-    SIZE_EDGES,
-    EncoderPretrainModule,
+from training.pretrain.data import (
     EpisodeLabeler,
-    HouseLines,
     LabelledFrameDataModule,
     LabelledFrameStream,
+    cell_pixels,
+    label_vocab,
+    pixel_counts,
+)
+from training.pretrain.encoder import load_encoder
+from training.pretrain.metrics import (
+    AP_MIN_PIXELS,
+    SIZE_EDGES,
     average_precision,
     bucket_names,
-    cell_pixels,
     cell_targets,
-    confusion_report,
     detection_counts,
     detection_table,
     false_positive_causes,
-    label_vocab,
-    load_encoder,
     object_loss,
-    pixel_counts,
     score_histogram,
     size_recall_counts,
 )
+from training.pretrain.module import EncoderPretrainModule, confusion_report
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = str(ROOT / "configs" / "pretrain" / "cpu.yaml")

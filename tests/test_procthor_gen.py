@@ -20,15 +20,10 @@ from datagen.houses.fast_rectangles import (
     join_neighboring_rectangles,
     join_neighboring_rectangles_reference,
 )
-from datagen.houses.io import check_house, load_houses, write_house_json
-from datagen.houses.procthor_gen import (
-    SPLIT_SEED_OFFSETS,
-    SPLITS,
-    generate_house,
-    generate_houses,
-    house_seed,
-)
+from datagen.houses.house_dataset import generate_houses
+from datagen.houses.procthor_gen import SPLIT_SEED_OFFSETS, SPLITS, generate_house, house_seed
 from sim.assets import asset_database
+from sim.house import check_house, load_houses, write_house_json
 
 SMALL_MIX = {"kitchen-living-room": 1, "bedroom-bathroom": 1}
 """Two-room ProcTHOR-10K specs: fast to generate."""
@@ -136,7 +131,7 @@ def test_fast_path_gives_identical_houses(small_houses):
 _HASH_SCRIPT = textwrap.dedent("""
     import hashlib, sys, warnings
     warnings.filterwarnings("ignore")
-    from datagen.houses.io import write_house_json
+    from sim.house import write_house_json
     from datagen.houses.procthor_gen import generate_house
     mix = {"kitchen-living-room": 1, "bedroom-bathroom": 1}
     for i in map(int, sys.argv[1:]):

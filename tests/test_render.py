@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from synthetic import box_object, two_room_house
 
-from datagen.houses.io import load_house
 from sim.assets import asset_database
 from sim.camera import CameraConfig
+from sim.house import load_house
 from sim.lattice import Lattice
 from sim.render import Renderer
 from sim.render_ref import render_reference, world_rays

@@ -17,23 +17,17 @@ import numpy as np
 import pytest
 import webdataset as wds
 
+from datagen.config import DatagenConfig
 from datagen.constants import ACTION_VOCAB, DATASET_VERSION, KEY_ACTIONS, KEY_META, KEY_RGB
+from datagen.dataset import DatasetError, open_dataset, shard_paths
 from datagen.episodes import HouseFile
 from datagen.executors import run_local
-from datagen.houses.io import load_houses, write_house_json
-from datagen.shards import (
-    META_KEYS,
-    DatagenConfig,
-    DatasetError,
-    decode_frames,
-    iter_episodes,
-    open_dataset,
-    shard_paths,
-    write_shard,
-)
+from datagen.shards import META_KEYS, iter_episodes, write_shard
 from datagen.tasks import TaskConfig
 from datagen.verify import verify_dataset
+from datagen.video import decode_frames
 from sim.camera import CameraConfig
+from sim.house import load_houses, write_house_json
 
 FIXTURES = ["tests/fixtures/house_3703.json", "tests/fixtures/143.json"]
 
@@ -162,8 +156,8 @@ def _set_last(value):
     lambda tar: _rewrite_member(tar, "target_box.npy", _set_last(0.0)),
 ], ids=["actions", "goal_dist", "target_pixels", "target_box"])
 def test_verify_replay_catches_wrong_actions_and_labels(dataset, tmp_path, rewrite):
-    from datagen.files import sha256_file
-    from datagen.shards import refresh_info
+    from common.files import sha256_file
+    from datagen.dataset import refresh_info
 
     cfg, out = dataset
     for rel, data in snapshot(out).items():

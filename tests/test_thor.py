@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim import thor
+from sim import thor, thor_build
 from sim.camera import CameraConfig
-from sim.env import Pose, make_env
+from sim.env import make_env
+from sim.interface import Pose
 from sim.lattice import AgentConfig
 from sim.thor import ThorEnv, ThorUnavailableError
 
@@ -344,7 +345,7 @@ NO_NETWORK = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0
 def no_build(tmp_path, monkeypatch):
     """An empty home (no ~/.ai2thor), no local executable, and no reachable network."""
     monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.delenv(thor.LOCAL_EXECUTABLE_ENV, raising=False)
+    monkeypatch.delenv(thor_build.LOCAL_EXECUTABLE_ENV, raising=False)
     for k, v in NO_NETWORK.items():
         monkeypatch.setenv(k, v)
     return tmp_path
@@ -366,7 +367,7 @@ sys.exit(1)
 
 
 def test_constructing_here_fails_fast_with_a_clear_message(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != thor.LOCAL_EXECUTABLE_ENV}
+    env = {k: v for k, v in os.environ.items() if k != thor_build.LOCAL_EXECUTABLE_ENV}
     env.update(NO_NETWORK, HOME=str(tmp_path))
     t = time.monotonic()
     out = subprocess.run([sys.executable, "-c", CONSTRUCT], env=env, cwd=REPO,
@@ -391,7 +392,7 @@ def test_make_env_fails_fast_in_process(no_build):
 
 
 def test_download_off_fails_without_touching_the_network(no_build, monkeypatch):
-    monkeypatch.setattr(thor, "probe_url", lambda *a: pytest.fail("probed the network"))
+    monkeypatch.setattr(thor_build, "probe_url", lambda *a: pytest.fail("probed the network"))
     with pytest.raises(ThorUnavailableError, match="not in .* and downloading is off"):
         ThorEnv(CAMERA, download=False)
 
@@ -412,7 +413,7 @@ def test_local_executable_checks(no_build, monkeypatch):
         ThorEnv(CAMERA, local_executable_path=str(missing))
     missing.parent.mkdir()
     missing.write_text("")
-    monkeypatch.setenv(thor.LOCAL_EXECUTABLE_ENV, str(missing))
+    monkeypatch.setenv(thor_build.LOCAL_EXECUTABLE_ENV, str(missing))
     with pytest.raises(ThorUnavailableError, match="is not executable"):
         ThorEnv(CAMERA)
     missing.chmod(0o755)
@@ -423,22 +424,22 @@ def test_local_executable_checks(no_build, monkeypatch):
 
 def test_resolve_build(no_build):
     releases = no_build / ".ai2thor" / "releases"
-    name = f"thor-CloudRendering-{thor.default_commit_id()}"
+    name = f"thor-CloudRendering-{thor_build.default_commit_id()}"
     exe = releases / name / name
     exe.parent.mkdir(parents=True)
     exe.write_text("")
     with pytest.raises(ThorUnavailableError, match="is not executable"):
-        thor.resolve_build()
+        thor_build.resolve_build()
     exe.chmod(0o755)
-    spec = thor.resolve_build()
-    assert spec == thor.BuildSpec("release", "CloudRendering", thor.default_commit_id(),
+    spec = thor_build.resolve_build()
+    assert spec == thor_build.BuildSpec("release", "CloudRendering", thor_build.default_commit_id(),
                                   str(exe), str(releases))
-    assert isinstance(thor.ai2thor_build(spec), thor._PrebuiltBuild)  # no metadata.json
+    assert isinstance(thor_build.ai2thor_build(spec), thor_build._PrebuiltBuild)  # no metadata.json
     (exe.parent / "metadata.json").write_text('{"server_types": ["FIFO"]}')
-    build = thor.ai2thor_build(spec)
+    build = thor_build.ai2thor_build(spec)
     assert build.executable_path == str(exe) and build.server_types == ["FIFO"]
     with pytest.raises(ValueError, match="platform"):
-        thor.resolve_build("WebGL")
+        thor_build.resolve_build("WebGL")
 
 
 # ---------------------------------------------------------------------- controller wiring
@@ -481,7 +482,7 @@ def test_ai2thor_controller_uses_the_resolved_build_not_its_lookup(tmp_path):
     """ai2thor's own Controller.__init__ (download_only: no Unity) takes our build."""
     import ai2thor.platform
 
-    build = thor._PrebuiltBuild(ai2thor.platform.CloudRendering, str(tmp_path / "thor"))
+    build = thor_build._PrebuiltBuild(ai2thor.platform.CloudRendering, str(tmp_path / "thor"))
     c = thor.controller_class()(build, download_only=True, width=12, height=8)
     assert c._build is build
 
@@ -490,10 +491,10 @@ def test_ai2thor_controller_uses_the_resolved_build_not_its_lookup(tmp_path):
 
 
 def _real_build() -> str | None:
-    if os.environ.get(thor.LOCAL_EXECUTABLE_ENV):
-        return os.environ[thor.LOCAL_EXECUTABLE_ENV]
-    name = f"thor-{thor.DEFAULT_PLATFORM}-{thor.default_commit_id()}"
-    exe = os.path.join(thor.default_releases_dir(), name, name)
+    if os.environ.get(thor_build.LOCAL_EXECUTABLE_ENV):
+        return os.environ[thor_build.LOCAL_EXECUTABLE_ENV]
+    name = f"thor-{thor_build.DEFAULT_PLATFORM}-{thor_build.default_commit_id()}"
+    exe = os.path.join(thor_build.default_releases_dir(), name, name)
     return exe if os.path.isfile(exe) and thor.vulkan_available() else None
 
 

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 from synthetic import box_object, two_room_house
 
-from datagen.houses.io import load_house
+from sim.house import load_house
 from sim.lattice import Lattice
 from sim.scene import build_scene
 from sim.topdown import (

@@ -18,29 +18,25 @@ import pytest
 import torch
 from training_helpers import corrupt_video, truncate_file, write_dataset
 
+from agents.checkpoint import load_policy
+from agents.frames import resize_frames
+from agents.policy import PolicyConfig, make_policy
 from datagen.episodes import HouseFile
 from datagen.shards import iter_episodes
+from datagen.video import decode_frames
 from sim.camera import CameraConfig
 from sim.detect import target_box, target_table
-from sim.env import EmbeddedEnv, Pose
+from sim.env import EmbeddedEnv
+from sim.interface import Pose
 from sim.lattice import AgentConfig
 from training.cli import build_cli
-from training.data import (
-    DatasetMismatchError,
-    EpisodeChunkStream,
-    PoseRenderer,
-    ShardDataModule,
-    chunk_starts,
-    decode_frames,
-    episode_chunks,
-    load_info,
-    shard_urls,
-    shift_box,
-    shift_replicate,
-    split_urls,
-)
+from training.data.augment import shift_box, shift_replicate
+from training.data.chunks import chunk_starts, episode_chunks
+from training.data.datamodule import ShardDataModule
+from training.data.houses import PoseRenderer
+from training.data.info import DatasetMismatchError, load_info, shard_urls, split_urls
+from training.data.streams import EpisodeChunkStream
 from training.module import PolicyModule, class_weights, load_policy_weights, lr_factor
-from training.policy import PolicyConfig, load_policy, make_policy, resize_frames
 
 CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "train" / "tiny.yaml")
 TINY_POLICY = PolicyConfig(image_size=(32, 48), channels=(8, 16), groups=4, pool_size=(2, 3),
@@ -654,7 +650,7 @@ def test_room_anchors_give_roomnav_goals_the_box_of_their_rooms_anchor(dataset):
     """--data.room_anchors: a RoomNav step's box is the one the embedded env's ids give for its
     room type's anchor at the stored pose (the shard's stored zeros are not read); ObjectNav
     steps keep the target's box; a raw sample's chunks are the same rendered boxes."""
-    from sim.detect import box_target
+    from datagen.tasks import box_target
 
     anchored = list(tiny_datamodule(dataset, target_box=True, room_anchors=ANCHORS)
                     .val_dataloader())
@@ -722,9 +718,9 @@ def test_room_anchors_are_checked_and_travel_with_the_checkpoint(dataset, tmp_pa
 
 
 def test_fit_timer_times_the_batches_after_its_start(dataset, tmp_path, monkeypatch, capsys):
-    """scripts/fit_timer.py, given to spoc-train as a callback, times the batches after its
+    """scripts/bench/fit_timer.py, given to spoc-train as a callback, times the batches after its
     start and writes one JSON row."""
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts" / "bench"))
     monkeypatch.setattr("sys.argv", ["spoc-train"])
     out = tmp_path / "timing.json"
     cli_fit(dataset, tmp_path, 2, "--trainer.callbacks+=fit_timer.FitTimer",

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 
-from training.data import ShardDataModule
+from agents.policy import PolicyConfig
+from training.data.datamodule import ShardDataModule
 from training.module import PolicyModule
-from training.policy import PolicyConfig
 
 BATCHES_PER_EPOCH = 3
 EPOCHS = 2

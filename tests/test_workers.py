@@ -12,7 +12,7 @@ import time
 PARENT = textwrap.dedent("""
     import multiprocessing, os, sys, time
     from concurrent.futures import ProcessPoolExecutor
-    from datagen.workers import exit_with_parent
+    from common.workers import exit_with_parent
 
     def forever(path):
         with open(path, "w") as f:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from datagen.config import DatagenConfig
 from datagen.constants import OBJECTNAV_TARGETS
+from datagen.dataset import open_dataset
 from datagen.episodes import HouseFile
-from datagen.shards import DatagenConfig, open_dataset, write_shard
+from datagen.shards import write_shard
 from datagen.tasks import TaskConfig
 from sim.camera import CameraConfig
 
@@ -54,7 +56,7 @@ def corrupt_video(path: str | Path) -> None:
 
 def palette_detector(targets=OBJECTNAV_TARGETS):
     """A colour detector centred on the renderer's palette colour of each target type."""
-    from sim.detect import ColourDetector
+    from agents.detector import ColourDetector
     from sim.scene import chromaticity, type_color
 
     return ColourDetector(centre={t: tuple(chromaticity(type_color(t))) for t in targets},

@@ -27,9 +27,9 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from training.data import ShardDataModule
+from agents.policy import PolicyConfig
+from training.data.datamodule import ShardDataModule
 from training.module import PolicyModule
-from training.policy import PolicyConfig
 
 DEFAULT_ROOT_DIR = "runs/train"
 

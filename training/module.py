@@ -1,11 +1,11 @@
-"""The LightningModule: a thin adapter that trains ``training.policy`` by behaviour cloning.
+"""The LightningModule: a thin adapter that trains ``agents.policy`` by behaviour cloning.
 
 Masked cross-entropy against the expert's actions (optionally class-weighted; optionally plus
 auxiliary losses on the shards' per-step labels: target in view, metres to the goal), AdamW with a
 linear warm-up, a constant rate and an optional linear decay (warm-up / stable / decay),
 accuracy logged per step and per-action accuracy per epoch (no training step waits for the
 device). Checkpoints carry a plain-dict record (policy config, action and goal vocabularies,
-resolution, training houses, dataset info) so ``training.policy.load_policy`` rebuilds the
+resolution, training houses, dataset info) so ``agents.checkpoint.load_policy`` rebuilds the
 policy from the checkpoint path alone.
 """
 
@@ -18,14 +18,10 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 
-from training.data import apply_colour
-from training.policy import (
-    CHECKPOINT_KEY,
-    PolicyConfig,
-    make_policy,
-    policy_record,
-    policy_state,
-)
+from agents.checkpoint import CHECKPOINT_KEY, policy_record, policy_state
+from agents.policy import PolicyConfig, make_policy
+from training.data.augment import apply_colour
+from training.pretrain.encoder import load_encoder
 
 
 def lr_factor(step: int, warmup_steps: int, decay_start: int | None, decay_steps: int) -> float:
@@ -192,8 +188,6 @@ class PolicyModule(pl.LightningModule):
         cfg = replace(cfg, room_types=len(rooms) if self.room else 0)
         self.policy = make_policy(cfg)
         if encoder_init:
-            from training.pretrain import load_encoder
-
             self.policy.encoder.convs.load_state_dict(load_encoder(encoder_init, cfg))
         if init_checkpoint:
             load_policy_weights(self.policy, init_checkpoint)

@@ -11,8 +11,14 @@ import json
 import sys
 from pathlib import Path
 
-from datagen.houses.io import HouseError, load_house, load_houses
-from sim.cliargs import underscore_options
+from common.cli import underscore_options
+from datagen.constants import SPLITS
+from datagen.houses.house_dataset import generate_houses
+from datagen.houses.validate import house_report
+from sim.house import HouseError, load_house, load_houses
+from sim.lattice import AgentConfig, Lattice
+from sim.scene import build_scene
+from sim.topdown import save_map
 
 EXIT_BAD_INPUT = 2
 
@@ -29,9 +35,6 @@ def generate(split: str, num: int, out: Path, seed: int = 0, workers: int = 1,
         workers: Worker processes (one per core).
         progress: Show a progress bar.
     """
-    from datagen.constants import SPLITS
-    from datagen.houses.procthor_gen import generate_houses
-
     if split not in SPLITS:
         raise SystemExit(_fail(f"--split {split!r}: unknown split; use one of {SPLITS}"))
     if num < 1 or workers < 1:
@@ -52,9 +55,6 @@ def validate(paths: list[Path], require_connected: bool = False, grid: float = 0
         grid: Lattice grid step in metres.
         radius: Agent radius in metres.
     """
-    from datagen.houses.validate import house_report
-    from sim.lattice import AgentConfig
-
     agent = AgentConfig(grid=grid, radius=radius)
     bad = 0
     for path in paths:
@@ -93,10 +93,6 @@ def show(path: Path, out: Path, index: int = 0, grid: float = 0.25, radius: floa
         grid: Lattice grid step in metres.
         radius: Agent radius in metres.
     """
-    from sim.lattice import AgentConfig, Lattice
-    from sim.scene import build_scene
-    from sim.topdown import save_map
-
     rec = load_house(path, index)
     scene = build_scene(rec.house, rec.house_id)
     lattice = Lattice(scene, AgentConfig(grid=grid, radius=radius))

@@ -1,7 +1,7 @@
 """Writing a split of generated houses: ``out_dir/{split}.jsonl.gz`` plus ``out_dir/meta.json``.
 
 Layout (the ProcTHOR-10K one): one house per line, canonical JSON
-(:func:`datagen.houses.io.write_house_json`), in index order. The gzip stream is
+(:func:`sim.house.write_house_json`), in index order. The gzip stream is
 byte-deterministic (mtime 0, no file name), so a split is a pure function of
 (split, num, seed, room-spec mix) whatever the number of workers.
 
@@ -23,8 +23,8 @@ from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from datagen.files import write_atomic
-from datagen.houses.io import write_house_json
+from common.files import write_atomic
+from common.workers import exit_with_parent
 from datagen.houses.procthor_gen import (
     GENERATOR_VERSION,
     PROCTHOR10K,
@@ -35,7 +35,7 @@ from datagen.houses.procthor_gen import (
     procthor_version,
     room_spec_mix_weights,
 )
-from datagen.workers import exit_with_parent
+from sim.house import write_house_json
 
 META_FILE = "meta.json"
 SEED_LAYOUT = ("house_seed = split_offset | attempt << 27 | seed << 20 | index "

@@ -27,8 +27,9 @@ from importlib import metadata as importlib_metadata
 from typing import Any
 
 from datagen.houses import procthor_patches
-from datagen.houses.io import check_house, upgrade_house
 from datagen.houses.standin import GeometricController
+from datagen.houses.validate import house_report
+from sim.house import HouseError, check_house, upgrade_house
 
 GENERATOR_VERSION = "1.0.0"
 """Bump when generated houses change for the same (split, seed, index)."""
@@ -156,24 +157,14 @@ MIN_REACHABLE_CELLS_PER_ROOM = 5
 
 
 def house_problem(house: dict) -> str | None:
-    """Why a generated house must be resampled (a short reason for meta.json), or None.
-
-    check_house must pass; then ``datagen.houses.validate.house_report`` must say the rooms
-    are connected and there are enough reachable cells. Without that module (not written
-    yet) only check_house runs.
-    """
-    from datagen.houses.io import HouseError
-
+    """Why a generated house must be resampled (a short reason for meta.json), or None:
+    :func:`sim.house.check_house` must pass, then
+    :func:`datagen.houses.validate.house_report` must say the rooms are connected and there
+    are enough reachable cells."""
     try:
         check_house(house, house.get("metadata", {}).get("houseId", "<generated>"), None)
     except HouseError as e:
         return f"check_house:{e.field}"
-    try:
-        from datagen.houses.validate import house_report
-    except ModuleNotFoundError as e:
-        if e.name != "datagen.houses.validate":
-            raise
-        return None
     report = house_report(house)
     if not report["connected"]:
         return "disconnected_rooms"
@@ -202,12 +193,3 @@ def generate_valid_house(split: str, seed: int, index: int,
         failures.append(problem)
     raise RuntimeError(f"house {house_id(split, seed, index)}: all {MAX_ATTEMPTS} attempts "
                        f"failed ({', '.join(failures)}); try another --seed or room-spec mix")
-
-
-def generate_houses(split: str, num: int, seed: int, out_dir, workers: int = 1,
-                    progress: bool = True, room_spec_mix: RoomSpecMix = PROCTHOR10K):
-    """Write ``out_dir/{split}.jsonl.gz`` and ``out_dir/meta.json``; see
-    :func:`datagen.houses.house_dataset.generate_houses` (re-exported here)."""
-    from datagen.houses.house_dataset import generate_houses as _generate_houses
-
-    return _generate_houses(split, num, seed, out_dir, workers, progress, room_spec_mix)

@@ -49,6 +49,8 @@ from typing import Any
 
 import numpy as np
 
+from datagen.houses.fast_rectangles import patched_method
+
 ASSET_GROUP_WARMUP_SEED = 0
 """Global seed under which asset-group dimensions are sampled (fix 3)."""
 
@@ -145,8 +147,6 @@ def use_fast_rectangles(enabled: bool) -> None:
     """Switch procthor's rectangle join between ours (True) and the package's (False)."""
     from procthor.generation.objects import OrthogonalPolygon
 
-    from datagen.houses.fast_rectangles import patched_method
-
     apply()
     original = _state["original_join"]
     OrthogonalPolygon._join_neighboring_rectangles = patched_method if enabled else original
@@ -201,8 +201,6 @@ def apply() -> None:
         wall_objects,
     )
     from procthor.generation.objects import OrthogonalPolygon
-
-    from datagen.houses.fast_rectangles import patched_method
 
     _state["original_add_televisions"] = wall_objects.add_televisions
     wall_objects.add_televisions = _add_televisions_fixed

@@ -1,0 +1,79 @@
+"""The datagen config: everything that decides the bytes of a split's shards."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+
+from datagen.tasks import TaskConfig
+from sim.camera import CameraConfig
+from sim.lattice import AgentConfig
+
+
+@dataclass
+class VideoConfig:
+    """How episode frames are encoded (H.264 in MP4, yuv420p, one thread: deterministic)."""
+
+    fps: int = 10
+    """Frame rate written in the MP4 (frames are steps; it only matters for playback)."""
+    crf: int = 26
+    """x264 constant rate factor: lower is better quality and bigger (18..30 is sane)."""
+    preset: str = "ultrafast"
+    """x264 preset."""
+
+
+@dataclass
+class DatagenConfig:
+    """Everything that decides the bytes of a split's shards."""
+
+    houses: str = "houses/train.jsonl.gz"
+    """House dataset file (.jsonl.gz, .jsonl or one .json) for this split."""
+    split: str = "train"
+    """Split name: the shard folder under the dataset directory."""
+    num_shards: int = 1
+    """Number of shards in the split."""
+    episodes_per_shard: int = 64
+    """Episodes per shard (fewer only when a shard's houses run out of valid episodes)."""
+    episodes_per_house: int = 16
+    """Episodes drawn per house before moving on (amortises its goal-set cost)."""
+    seed: int = 0
+    """Base seed; shard k's episodes depend only on (config, seed, k)."""
+    max_steps: int = 500
+    """Episodes whose expert path is longer than this many actions are skipped."""
+    action_noise: float = 0.0
+    """Probability that a step executes another motion than the expert's (DART noise
+    injection: labels stay the expert's, ``executed.npy`` holds what was taken, meta
+    ``source`` is ``expert-noise``). 0: plain expert episodes."""
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    """The agent's camera."""
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    """The lattice agent."""
+    tasks: TaskConfig = field(default_factory=TaskConfig)
+    """Tasks, targets and success thresholds."""
+    video: VideoConfig = field(default_factory=VideoConfig)
+    """Frame encoding."""
+
+    def __post_init__(self):
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", self.split):
+            raise ValueError(f"split: {self.split!r} must be a plain name like 'train' or 'val'")
+        for name in ("num_shards", "episodes_per_shard", "episodes_per_house", "max_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: {getattr(self, name)} must be >= 1")
+        if self.camera.height % 2 or self.camera.width % 2:
+            raise ValueError(f"camera.height/width: {self.camera.height}x{self.camera.width} "
+                             "must be even for yuv420p video")
+        if not 0 <= self.action_noise < 1:
+            raise ValueError(f"action_noise: {self.action_noise} must be in [0, 1)")
+        if not 0 <= self.video.crf <= 51:
+            raise ValueError(f"video.crf: {self.video.crf} must be in 0..51")
+
+    def dataset_config(self) -> dict:
+        """The part every split of a dataset must share."""
+        d = dataclasses.asdict(self)
+        return {k: d[k] for k in ("camera", "agent", "tasks", "video", "max_steps")}
+
+    def split_config(self) -> dict:
+        """The part that decides one split's shards (besides the house file)."""
+        return {k: getattr(self, k) for k in ("num_shards", "episodes_per_shard",
+                                              "episodes_per_house", "seed", "action_noise")}

@@ -1,0 +1,97 @@
+"""A dataset's ``info.json`` as the training loaders check it, and its shard lists."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from datagen.constants import (
+    ACTION_VOCAB,
+    DATASET_VERSION,
+    INFO_FILE,
+    KEY_ACTIONS,
+    KEY_META,
+    SHARD_GLOB,
+)
+
+
+class DatasetMismatchError(ValueError):
+    """The dataset on disk is not one this reader understands."""
+
+
+# ---------------------------------------------------------------------------------------------
+# info.json and shard lists
+
+
+def load_info(root: str | Path, option: str = "--data.root") -> dict:
+    """Read and check ``root/info.json``; raise ``DatasetMismatchError`` naming field and fix
+    (``option``: the command's option that gave ``root``)."""
+    path = Path(root) / INFO_FILE
+    if not path.is_file():
+        raise DatasetMismatchError(f"{path}: not found; point {option} at a directory written "
+                                   "by `spoc-datagen episodes`")
+    info = json.loads(path.read_text())
+    check_info(info, path)
+    return info
+
+
+def check_info(info: dict, path: str | Path = INFO_FILE) -> None:
+    """Refuse a dataset whose version, action or goal vocabulary this code cannot read."""
+    version = info.get("version")
+    if version != DATASET_VERSION:
+        raise DatasetMismatchError(
+            f"{path}: field 'version' is {version!r} but this reader needs {DATASET_VERSION!r}; "
+            "regenerate the dataset with this version of `spoc-datagen episodes`")
+    actions = info.get("actions")
+    if list(actions or []) != ACTION_VOCAB:
+        raise DatasetMismatchError(
+            f"{path}: field 'actions' is {actions!r} but the policy's action vocabulary is "
+            f"{ACTION_VOCAB!r}; regenerate the dataset with matching actions")
+    goals = info.get("goals")
+    if not goals or not all(isinstance(g, str) and "/" in g for g in goals):
+        raise DatasetMismatchError(
+            f"{path}: field 'goals' must be a non-empty list of 'task/target' strings; "
+            "regenerate the dataset with `spoc-datagen episodes`")
+
+
+def shard_urls(root: str | Path, split: str) -> list[str]:
+    """Sorted shard paths of one split (empty if the split has no shards)."""
+    return [str(p) for p in sorted((Path(root) / split).glob(SHARD_GLOB))]
+
+
+def split_urls(root: str | Path, splits: Iterable[str]) -> list[tuple[str, str]]:
+    """(shard, split) pairs of the splits, what the streams read; a split without shards is a
+    one-line DatasetMismatchError naming the command that writes it."""
+    out = []
+    for split in splits:
+        urls = shard_urls(root, split)
+        if not urls:
+            raise DatasetMismatchError(f"{Path(root) / split}: no {SHARD_GLOB} shards; "
+                                       f"generate the '{split}' split with "
+                                       "`spoc-datagen episodes`")
+        out += [(u, split) for u in urls]
+    return out
+
+
+def scan_split(urls: list[str], num_actions: int) -> dict:
+    """House ids and action counts of a split, reading only the small members of each tar."""
+    houses, counts = set(), np.zeros(num_actions, dtype=np.int64)
+    for url in urls:
+        try:
+            with tarfile.open(url, mode="r:") as tar:
+                for member in tar:
+                    if member.name.endswith("." + KEY_META):
+                        houses.add(str(json.load(tar.extractfile(member))["house_id"]))
+                    elif member.name.endswith("." + KEY_ACTIONS):
+                        acts = np.load(io.BytesIO(tar.extractfile(member).read()))
+                        counts += np.bincount(acts.astype(np.int64), minlength=num_actions)
+        except (tarfile.TarError, OSError, ValueError, KeyError, EOFError) as exn:
+            warnings.warn(f"{url}: scan stopped early ({exn}); skipping the rest of it",
+                          stacklevel=2)
+    return {"house_ids": sorted(houses), "action_counts": counts.tolist()}

@@ -1,0 +1,1 @@
+"""``spoc-detector``: fit the colour detector on a dataset's frames and score it."""

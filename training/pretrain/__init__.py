@@ -1,0 +1,1 @@
+"""``spoc-pretrain``: pretraining the policy's frame encoder on the simulator's labels."""
