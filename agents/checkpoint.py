@@ -35,6 +35,10 @@ class PolicyInfo:
     """Training resolution (H, W)."""
     train_house_ids: list[str] = field(default_factory=list)
     """Houses of the training split: evaluation must not use them."""
+    train_house_hashes: list[str] = field(default_factory=list)
+    """:func:`sim.house.house_content_hash` of every house in the training splits' house
+    files (empty in checkpoints written before it): evaluation refuses a house with one of
+    them, whatever its id or metadata say."""
     dataset: dict = field(default_factory=dict)
     """The training dataset's info.json content and root path (``root``)."""
     trained_steps: int | None = None
@@ -56,6 +60,7 @@ def policy_record(policy: LSTMPolicy, spec: dict) -> dict:
         "goals": list(spec["goals"]),
         "image_size": list(policy.cfg.image_size),
         "train_house_ids": list(spec.get("train_house_ids", [])),
+        "train_house_hashes": list(spec.get("train_house_hashes", [])),
         "dataset": dict(spec.get("dataset", {})),
     }
 
@@ -86,7 +91,9 @@ def load_policy(ckpt_path: str | Path, map_location: str | torch.device = "cpu"
     policy.load_state_dict(policy_state(ckpt))
     info = PolicyInfo(config=record["config"], actions=record["actions"], goals=record["goals"],
                       image_size=tuple(record["image_size"]),
-                      train_house_ids=record["train_house_ids"], dataset=record["dataset"],
+                      train_house_ids=record["train_house_ids"],
+                      train_house_hashes=list(record.get("train_house_hashes", [])),
+                      dataset=record["dataset"],
                       trained_steps=ckpt.get("global_step"))
     return policy.eval(), info
 

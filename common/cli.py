@@ -1,6 +1,36 @@
-"""Command-line conveniences shared by the ``spoc-*`` entry points."""
+"""Command-line conventions shared by the ``spoc-*`` entry points."""
 
 from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+
+from common.errors import InputError
+
+EXIT_BAD_INPUT = 2
+"""The exit status of a command given input it cannot use."""
+DEBUG_FLAG = "--debug"
+"""Anywhere on a command line: show the traceback of an input error too."""
+
+
+def entry_point(prog: str, main: Callable[[list[str]], int | None],
+                argv: list[str] | None = None) -> int:
+    """Run ``main(argv)`` (default: ``sys.argv[1:]``) and return its exit status. An
+    :class:`common.errors.InputError` becomes one line, ``prog: message``, on stderr and exit
+    status :data:`EXIT_BAD_INPUT`; with :data:`DEBUG_FLAG` among the arguments (removed before
+    ``main`` sees them) its traceback is printed too. Any other exception is a bug and keeps
+    its traceback."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = DEBUG_FLAG in args
+    args = [a for a in args if a != DEBUG_FLAG]
+    try:
+        return int(main(args) or 0)
+    except InputError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"{prog}: {' '.join(str(e).split())}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 def underscore_options(argv: list[str]) -> list[str]:

@@ -21,6 +21,7 @@ import json
 import os
 from pathlib import Path
 
+from common.errors import InputError
 from common.files import json_bytes, sha256_file, write_atomic
 from datagen.config import DatagenConfig
 from datagen.constants import (
@@ -37,7 +38,7 @@ SIDECAR_TEMPLATE = "{split}/shard-{index:06d}.json"
 LOCK_FILE = ".info.lock"
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """A dataset directory that cannot be written or read, with what to do about it."""
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 
 from agents.baselines import BASELINES
 from agents.mapper import MapperConfig
+from common.errors import InputError
 from datagen.tasks import TaskConfig
 from eval.probes import ProbeConfig
 from eval.rollout import stopping_rule_error
@@ -18,7 +19,7 @@ POLICIES = (*BASELINES, "mapper")
 """What ``--policy`` takes: the baselines of :mod:`agents.baselines` and the map agent."""
 
 
-class EvalInputError(ValueError):
+class EvalInputError(InputError):
     """Input the evaluation cannot use; the message says which and what to do."""
 
 

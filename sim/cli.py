@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from common.cli import underscore_options
+from common.errors import InputError
 from sim.camera import CameraConfig
 from sim.env import EmbeddedEnv, visible_objects
 from sim.house import HouseError, load_house
@@ -28,7 +29,7 @@ from sim.topdown import save_map
 EXIT_BAD_INPUT = 2
 
 
-class BadInput(ValueError):
+class BadInput(InputError):
     """A command-line value that cannot be used (printed as one line, exit code 2)."""
 
 

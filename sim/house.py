@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import gzip
+import hashlib
 import json
 import math
 import os
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.errors import InputError
 from sim.assets import asset_database
 
 SCHEMA = "1.0.0"
@@ -34,7 +36,7 @@ HOUSE_SUFFIXES = (".json", ".jsonl", ".jsonl.gz")
 _TOL = 0.02  # metres of slack for holes touching a wall's ends (ProcTHOR rounds wall ids)
 
 
-class HouseError(ValueError):
+class HouseError(InputError):
     """A house that cannot be used, with where it is and what to do about it."""
 
     def __init__(self, source: str | os.PathLike, index: int | None, field: str, problem: str,
@@ -366,3 +368,11 @@ def _check_hole(d: Any, walls: dict, room_ids: set, source, index, f: str) -> No
 def write_house_json(house: dict) -> str:
     """The canonical one-line JSON of a house (sorted keys): equal houses give equal bytes."""
     return json.dumps(house, sort_keys=True, separators=(",", ":"))
+
+
+def house_content_hash(house: dict) -> str:
+    """Hex sha256 of what a house is, whatever it is called: its canonical JSON without
+    ``metadata`` (id, generator, split), so a training house renamed or stripped of its
+    metadata still hashes the same (the held-out check of ``spoc-eval``)."""
+    body = {k: v for k, v in house.items() if k != "metadata"}
+    return hashlib.sha256(write_house_json(body).encode()).hexdigest()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from common.errors import InputError
 from eval.rollout import stopping_rule_error
 
 
-class DaggerError(ValueError):
+class DaggerError(InputError):
     """A config or dataset DAgger cannot use; the message names the field and the fix."""
 
 

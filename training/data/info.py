@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import InputError
 from datagen.constants import (
     ACTION_VOCAB,
     DATASET_VERSION,
@@ -21,7 +22,7 @@ from datagen.constants import (
 )
 
 
-class DatasetMismatchError(ValueError):
+class DatasetMismatchError(InputError):
     """The dataset on disk is not one this reader understands."""
 
 
