@@ -99,13 +99,15 @@ def load_policy(ckpt_path: str | Path, map_location: str | torch.device = "cpu"
 
 
 def write_untrained_checkpoint(path, policy_config: dict, dataset_info: dict,
-                               train_house_ids: list[str] = (), seed: int = 0):
+                               train_house_ids: list[str] = (), seed: int = 0,
+                               train_house_hashes: list[str] = ()):
     """Save a freshly initialised policy the way ``spoc-train`` saves a trained one, so it
     loads with ``agents.checkpoint.load_policy`` (no Lightning needed). It is the untrained
     reference of the harness tests and the workload of ``scripts/bench/bench_eval.py``.
 
     ``dataset_info``: the training dataset's info.json content (``actions``, ``goals``,
-    ``camera``, ``agent``, ``version``, ...).
+    ``camera``, ``agent``, ``version``, ...). ``train_house_ids`` and ``train_house_hashes``
+    (:func:`sim.house.house_content_hash`) stand for the houses it was "trained" on.
     """
     torch.manual_seed(seed)
     cfg = {**policy_config, "num_actions": len(dataset_info["actions"]),
@@ -113,6 +115,7 @@ def write_untrained_checkpoint(path, policy_config: dict, dataset_info: dict,
     policy = make_policy(cfg)
     spec = {"actions": dataset_info["actions"], "goals": dataset_info["goals"],
             "train_house_ids": list(train_house_ids),
+            "train_house_hashes": list(train_house_hashes),
             "dataset": {"root": "<untrained>", "info": dataset_info}}
     torch.save({"state_dict": {f"policy.{k}": v for k, v in policy.state_dict().items()},
                 CHECKPOINT_KEY: policy_record(policy, spec), "global_step": 0}, str(path))

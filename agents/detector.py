@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import InputError
 from common.files import json_bytes, write_atomic
 from sim.detect import BOX_FEATURES, region_box
 from sim.scene import chromaticity
@@ -70,7 +71,7 @@ class ColourDetector:
         for name, value in self.centre.items():
             rows = np.asarray(value, dtype=np.float64)
             if rows.size == 0 or rows.shape[-1] != 3 or rows.ndim > 2:
-                raise ValueError(f"'centre.{name}' (an RGB chromaticity or a list of them)")
+                raise InputError(f"'centre.{name}' (an RGB chromaticity or a list of them)")
             rows = rows.reshape(-1, 3)
             colours[name] = tuple(tuple(float(x) for x in row) for row in rows)
             mean = rows.mean(axis=0)
@@ -124,7 +125,7 @@ class ColourDetector:
             least = {k: int(data["min_pixels"][k]) for k in centre}
             return cls(centre, radius, least, dict(data.get("fitted_on", {})))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise ValueError(f"{where}: field {e} is missing or malformed; write the file "
+            raise InputError(f"{where}: field {e} is missing or malformed; write the file "
                              "with `spoc-detector fit`") from None
 
     def save(self, path: str | Path) -> None:
@@ -138,8 +139,8 @@ class ColourDetector:
         try:
             data = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path}: not a readable detector ({e}); write one with "
+            raise InputError(f"{path}: not a readable detector ({e}); write one with "
                              "`spoc-detector fit`") from None
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: not a detector; write one with `spoc-detector fit`")
+            raise InputError(f"{path}: not a detector; write one with `spoc-detector fit`")
         return cls.from_json(data, str(path))

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from common.errors import InputError
 from sim.lattice import heading_step
 
 VIEW = 96
@@ -172,12 +173,12 @@ class Explorer:
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
         except FileNotFoundError:
-            raise ValueError(f"{path}: no such file; fit one with `spoc-explorer fit`") from None
+            raise InputError(f"{path}: no such file; fit one with `spoc-explorer fit`") from None
         except Exception as e:  # noqa: BLE001 - a truncated or foreign file
-            raise ValueError(f"{path}: not a readable explorer ({type(e).__name__}); fit one "
+            raise InputError(f"{path}: not a readable explorer ({type(e).__name__}); fit one "
                              "with `spoc-explorer fit`") from None
         if not isinstance(saved, dict) or saved.get("format") != FORMAT:
-            raise ValueError(f"{path}: field 'format' is not {FORMAT}: not an explorer saved by "
+            raise InputError(f"{path}: field 'format' is not {FORMAT}: not an explorer saved by "
                              "`spoc-explorer fit`; fit one with it")
         context = list(saved.get("context", []))
         net = ExplorerNet(len(saved["goals"]), ExplorerConfig(**saved["config"]), len(context))

@@ -33,6 +33,7 @@ import torch
 from agents.detector import ColourDetector
 from agents.explorer import Explorer
 from agents.mapper import EpisodeMap, MapperConfig
+from common.errors import InputError
 from datagen.constants import TASK_OBJECTNAV
 from datagen.tasks import TaskConfig
 from sim.camera import CameraConfig
@@ -68,7 +69,7 @@ class MapPolicy:
         self.goals, self.detector = tuple(goals), detector
         missing = sorted({t for g in self.goals for t in self.sought(g)} - set(detector.centre))
         if missing:
-            raise ValueError(f"the detector has no colour for {', '.join(missing)}; fit it with "
+            raise InputError(f"the detector has no colour for {', '.join(missing)}; fit it with "
                              "`spoc-detector fit --types` naming them")
         if explorer is None and cfg.explorer is not None:
             explorer = Explorer.load(cfg.explorer)

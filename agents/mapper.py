@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from common.errors import InputError
 from sim.camera import CameraConfig
 from sim.lattice import MOVE_AHEAD, ROTATE_LEFT, ROTATE_RIGHT, AgentConfig, heading_step
 
@@ -68,7 +69,7 @@ class EpisodeMap:
 
     def __init__(self, camera: CameraConfig, agent: AgentConfig, cfg: MapperConfig):
         if agent.headings != 4:
-            raise ValueError(f"agent.headings: the map agent moves on 4 headings, not "
+            raise InputError(f"agent.headings: the map agent moves on 4 headings, not "
                              f"{agent.headings}")
         self.camera, self.agent, self.cfg = camera, agent, cfg
         n = cfg.size

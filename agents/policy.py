@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from agents.frames import resize_frames
+from common.errors import InputError
 from sim.detect import BOX_FEATURES
 from sim.lattice import MOVE_AHEAD
 
@@ -97,12 +98,12 @@ class PolicyConfig:
         self.channels = tuple(int(v) for v in self.channels)
         self.pool_size = tuple(int(v) for v in self.pool_size)
         if len(self.image_size) != 2 or min(self.image_size) < 8:
-            raise ValueError(f"policy.image_size: {self.image_size} must be (H, W), each >= 8")
+            raise InputError(f"policy.image_size: {self.image_size} must be (H, W), each >= 8")
         if self.encoder_batch < 0:
-            raise ValueError(f"policy.encoder_batch: {self.encoder_batch} must be >= 0 "
+            raise InputError(f"policy.encoder_batch: {self.encoder_batch} must be >= 0 "
                              "(0: every frame in one call)")
         if any(c % self.groups for c in self.channels):
-            raise ValueError(f"policy.channels: {self.channels} must be multiples of "
+            raise InputError(f"policy.channels: {self.channels} must be multiples of "
                              f"policy.groups={self.groups}")
 
 
@@ -359,5 +360,5 @@ def make_policy(cfg: PolicyConfig | dict) -> nn.Module:
         known = {f.name for f in fields(PolicyConfig)}
         cfg = PolicyConfig(**{k: v for k, v in cfg.items() if k in known})
     if cfg.name not in POLICIES:
-        raise ValueError(f"policy.name: {cfg.name!r} is unknown; use one of {sorted(POLICIES)}")
+        raise InputError(f"policy.name: {cfg.name!r} is unknown; use one of {sorted(POLICIES)}")
     return POLICIES[cfg.name](cfg)

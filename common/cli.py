@@ -63,9 +63,26 @@ def config_commands(prog: str, description: str, commands: dict):
 
 def parse_config_command(parser, argv: list[str]) -> tuple[str, dict]:
     """(the subcommand, its fields' values) of ``argv`` parsed by a :func:`config_commands`
-    parser."""
+    parser; a config class that refuses its values is an :func:`config_error`."""
     args = parser.parse_args(underscore_options(argv))
-    init = parser.instantiate_classes(args)
-    values = {k: v for k, v in vars(init[args.command]).items()
-              if k not in ("config", "__path__")}
-    return args.command, values
+    return args.command, instantiated(parser, args)[args.command]
+
+
+def instantiated(parser, args) -> dict:
+    """``parser.instantiate_classes(args)`` as a dict of each subcommand's values without
+    ``config``; a config class that refuses its values is a one-line :func:`config_error`."""
+    try:
+        init = parser.instantiate_classes(args)
+    except ValueError as e:
+        raise config_error(e) from None
+    return {name: {k: v for k, v in vars(value).items() if k not in ("config", "__path__")}
+            for name, value in vars(init).items() if hasattr(value, "__dict__")}
+
+
+def config_error(exn: ValueError) -> InputError:
+    """The one-line input error of a config class that refused its values while the parser
+    built it: the class's own error, which jsonargparse raises wrapped (an optional class's
+    inside the error of every type it tried)."""
+    while exn.__cause__ is not None:
+        exn = exn.__cause__
+    return exn if isinstance(exn, InputError) else InputError(" ".join(str(exn).split()))

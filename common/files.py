@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+from common.errors import InputError
+
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a hidden temporary file in the same folder and
@@ -32,3 +34,34 @@ def sha256_file(path: Path) -> str:
 def json_bytes(obj) -> bytes:
     """Indented JSON with sorted keys and a final newline: equal objects, equal bytes."""
     return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+
+
+def check_out_dir(path: str | Path, option: str = "--out") -> Path:
+    """``path`` as a Path, or an :class:`InputError` naming ``option`` unless it is a directory
+    this process can write in or can make (an existing file, or a file above it, cannot be
+    one). Nothing is created."""
+    path = Path(path)
+    _check_writable(path, path, option, "directory")
+    return path
+
+
+def check_out_file(path: str | Path, option: str = "--out") -> Path:
+    """``path`` as a Path, or an :class:`InputError` naming ``option`` unless a file can be
+    written there (it is not a directory, and the folder above it is one or can be made)."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{option} {path}: is a directory; give a file name")
+    _check_writable(path, path.parent, option, "file")
+    return path
+
+
+def _check_writable(given: Path, folder: Path, option: str, kind: str) -> None:
+    for path in (folder, *folder.parents):
+        if not path.exists():
+            continue
+        if not path.is_dir():
+            raise InputError(f"{option} {given}: {path} is an existing file, not a folder; "
+                             f"give another {kind}")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise InputError(f"{option} {given}: {path} is not writable; give another {kind}")
+        return

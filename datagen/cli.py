@@ -6,8 +6,9 @@
 
 Every option of ``episodes`` can also be set in the YAML given to ``--config``;
 ``--print_config`` prints the resolved config. Options may be spelled ``--num-shards`` or
-``--num_shards``. Bad input (house file, config, output directory) prints one line and exits
-with status 2 before anything is written.
+``--num_shards``. Bad input (house file, config, output directory, a ``verify`` directory
+that holds no dataset) prints one line and exits with status 2 before anything is written;
+``--debug`` adds its traceback.
 """
 
 from __future__ import annotations
@@ -18,18 +19,17 @@ from dataclasses import dataclass
 
 from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
 
-from common.cli import underscore_options
-from datagen.config import DatagenConfig, VideoConfig
-from datagen.dataset import DatasetError, open_dataset
+from common.cli import entry_point, underscore_options
+from common.files import check_out_dir
+from datagen.config import ConfigError, DatagenConfig, VideoConfig
+from datagen.dataset import open_dataset
 from datagen.episodes import HouseFile
-from datagen.executors import EXECUTORS, run_local, run_ray
+from datagen.executors import EXECUTORS, run_local, run_ray, start_ray
 from datagen.tasks import TaskConfig
 from datagen.verify import verify_dataset
 from sim.camera import CameraConfig
-from sim.house import HouseError
+from sim.house_check import HouseError
 from sim.lattice import AgentConfig
-
-USAGE_ERROR = 2
 
 
 @dataclass
@@ -49,6 +49,19 @@ class RunOptions:
     progress: bool = True
     """Show a progress bar (episodes/s) on stderr."""
 
+    def check(self, num_shards: int) -> None:
+        """ConfigError naming the first option that cannot be used (``num_shards``: the
+        split's), or an InputError for an ``out`` that cannot be a directory."""
+        if self.executor not in EXECUTORS:
+            raise ConfigError(f"--executor {self.executor!r}: use one of {sorted(EXECUTORS)}")
+        if self.shard_index is not None and not 0 <= self.shard_index < num_shards:
+            raise ConfigError(f"--shard-index {self.shard_index}: must be in "
+                              f"0..{num_shards - 1} (--num-shards {num_shards})")
+        if self.workers < 0:
+            raise ConfigError(f"--workers {self.workers}: give a number of processes, or 0 for "
+                              "one per core")
+        check_out_dir(self.out)
+
 
 def build_parser() -> ArgumentParser:
     set_parsing_settings(docstring_parse_attribute_docstrings=True)
@@ -66,48 +79,48 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def _fail(message: str) -> int:
-    print(f"spoc-datagen: error: {message}", file=sys.stderr)
-    return USAGE_ERROR
-
-
 def main(argv: list[str] | None = None) -> int:
+    """``spoc-datagen``: bad input is one line and exit status 2
+    (:func:`common.cli.entry_point`)."""
+    return entry_point("spoc-datagen", run, argv)
+
+
+def run(argv: list[str]) -> int:
     parser = build_parser()
-    args = parser.parse_args(underscore_options(list(sys.argv[1:] if argv is None else argv)))
+    args = parser.parse_args(underscore_options(argv))
     if args.command == "verify":
         return run_verify(args.verify.dir, args.verify.replay)
     ns = args.episodes
-    try:
-        data = _build(DatagenConfig, ns)
-        run = RunOptions(**{k: ns[k] for k in RunOptions.__dataclass_fields__})
-    except (TypeError, ValueError) as e:
-        return _fail(f"config: {e}")
-    return run_episodes(data, run)
+    data = _build(DatagenConfig, ns)
+    options = RunOptions(**{k: ns[k] for k in RunOptions.__dataclass_fields__})
+    return run_episodes(data, options)
 
 
 def _build(cls, ns):
-    """A DatagenConfig from parsed options (nested dataclasses built and validated)."""
+    """A DatagenConfig from parsed options (nested dataclasses built and validated; a value
+    one refuses is a ConfigError)."""
     nested = {"camera": CameraConfig, "agent": AgentConfig, "tasks": TaskConfig,
               "video": VideoConfig}
     kwargs = {}
     for name in cls.__dataclass_fields__:
         value = ns[name]
-        kwargs[name] = nested[name](**value.as_dict()) if name in nested else value
+        try:
+            kwargs[name] = nested[name](**value.as_dict()) if name in nested else value
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     return cls(**kwargs)
 
 
 def run_episodes(data: DatagenConfig, run: RunOptions) -> int:
     """Validate inputs, register the split, write the shards; exit status."""
-    if run.executor not in EXECUTORS:
-        return _fail(f"--executor {run.executor!r}: use one of {sorted(EXECUTORS)}")
-    if run.shard_index is not None and not 0 <= run.shard_index < data.num_shards:
-        return _fail(f"--shard-index {run.shard_index}: must be in 0..{data.num_shards - 1} "
-                     f"(--num-shards {data.num_shards})")
+    run.check(data.num_shards)
     try:
         houses = HouseFile.scan(data.houses)
-        open_dataset(data, houses, run.out)
-    except (HouseError, DatasetError) as e:
-        return _fail(str(e))
+    except HouseError as e:
+        raise ConfigError(f"--houses {e}") from None
+    if run.executor == "ray":
+        start_ray(run.ray_address)  # an unreachable cluster fails before the split is made
+    open_dataset(data, houses, run.out)
     shards = [run.shard_index] if run.shard_index is not None else list(range(data.num_shards))
     bar = _progress_bar(run.progress, len(shards) * data.episodes_per_shard)
     t0 = time.perf_counter()
@@ -116,8 +129,6 @@ def run_episodes(data: DatagenConfig, run: RunOptions) -> int:
             results = run_ray(data, shards, run.out, houses, run.ray_address, bar.update)
         else:
             results = run_local(data, shards, run.out, houses, run.workers, bar.update)
-    except HouseError as e:
-        return _fail(str(e))
     finally:
         bar.close()
     _report(results, time.perf_counter() - t0, run.out, data.split)
@@ -144,7 +155,8 @@ def _report(results, seconds: float, out: str, split: str) -> None:
 
 
 def run_verify(directory: str, replay: bool = True) -> int:
-    """Print every problem of a dataset, one per line; status 1 when there is any."""
+    """Print every problem of a dataset, one per line; status 1 when there is any (a
+    directory that holds no dataset is a DatasetError)."""
     problems = verify_dataset(directory, replay=replay)
     for p in problems:
         print(p)

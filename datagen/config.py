@@ -6,9 +6,18 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 
+from common.errors import InputError
 from datagen.tasks import TaskConfig
 from sim.camera import CameraConfig
 from sim.lattice import AgentConfig
+
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                "slower", "veryslow", "placebo")
+"""What ``--video.preset`` takes (x264's presets)."""
+
+
+class ConfigError(InputError):
+    """A datagen option that cannot be used; the message names it and what it takes."""
 
 
 @dataclass
@@ -56,17 +65,25 @@ class DatagenConfig:
 
     def __post_init__(self):
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", self.split):
-            raise ValueError(f"split: {self.split!r} must be a plain name like 'train' or 'val'")
+            raise ConfigError(f"split: {self.split!r} must be a plain name like 'train' or "
+                              "'val'")
         for name in ("num_shards", "episodes_per_shard", "episodes_per_house", "max_steps"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name}: {getattr(self, name)} must be >= 1")
+                raise ConfigError(f"{name}: {getattr(self, name)} must be >= 1")
+        if self.seed < 0:
+            raise ConfigError(f"seed: {self.seed} must be >= 0")
         if self.camera.height % 2 or self.camera.width % 2:
-            raise ValueError(f"camera.height/width: {self.camera.height}x{self.camera.width} "
-                             "must be even for yuv420p video")
+            raise ConfigError(f"camera.height/width: {self.camera.height}x{self.camera.width} "
+                              "must be even for yuv420p video")
         if not 0 <= self.action_noise < 1:
-            raise ValueError(f"action_noise: {self.action_noise} must be in [0, 1)")
+            raise ConfigError(f"action_noise: {self.action_noise} must be in [0, 1)")
         if not 0 <= self.video.crf <= 51:
-            raise ValueError(f"video.crf: {self.video.crf} must be in 0..51")
+            raise ConfigError(f"video.crf: {self.video.crf} must be in 0..51")
+        if self.video.fps < 1:
+            raise ConfigError(f"video.fps: {self.video.fps} must be >= 1")
+        if self.video.preset not in X264_PRESETS:
+            raise ConfigError(f"video.preset: {self.video.preset!r} is not an x264 preset; use "
+                              f"one of {', '.join(X264_PRESETS)}")
 
     def dataset_config(self) -> dict:
         """The part every split of a dataset must share."""

@@ -37,13 +37,8 @@ from datagen.tasks import (
 )
 from sim.detect import BOX_FEATURES, target_box, target_table
 from sim.env import EmbeddedEnv
-from sim.house import (
-    HouseError,
-    HouseRecord,
-    iter_house_lines,
-    parse_house_line,
-    read_house,
-)
+from sim.house import HouseRecord, iter_house_lines, parse_house_line, read_house
+from sim.house_check import HouseError
 from sim.lattice import END
 
 # --------------------------------------------------------------------------- house files

@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from common.workers import exit_with_parent
-from datagen.config import DatagenConfig
+from datagen.config import ConfigError, DatagenConfig
 from datagen.episodes import HouseFile
 from datagen.shards import ShardResult, write_shard
 
@@ -55,6 +55,23 @@ def run_local(cfg: DatagenConfig, shards: list[int], out_dir: str | os.PathLike,
     return sorted(results, key=lambda r: r.index)
 
 
+def start_ray(address: str | None = None):
+    """The ``ray`` module, joined to the cluster at ``address`` (``auto`` for the one this node
+    belongs to; None: a local Ray) unless Ray is already initialised; ConfigError when Ray is
+    not installed or the cluster cannot be reached."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--executor ray needs Ray: pip install -e '.[cluster]'") from None
+    if not ray.is_initialized():
+        try:
+            ray.init(address=address)
+        except ConnectionError as e:
+            raise ConfigError(f"--ray-address {address}: {e}; give the address of a running "
+                              "cluster, or none to start a local Ray") from None
+    return ray
+
+
 def run_ray(cfg: DatagenConfig, shards: list[int], out_dir: str | os.PathLike,
             houses: HouseFile, address: str | None = None, progress: Progress | None = None
             ) -> list[ShardResult]:
@@ -62,12 +79,7 @@ def run_ray(cfg: DatagenConfig, shards: list[int], out_dir: str | os.PathLike,
     one this node belongs to) unless Ray is already initialised. Every node must see
     ``out_dir`` and the house file at the same paths (a shared file system with fcntl locks)
     and have this project installed."""
-    try:
-        import ray
-    except ImportError:
-        raise RuntimeError("--executor ray needs Ray: pip install -e '.[cluster]'") from None
-    if not ray.is_initialized():
-        ray.init(address=address)
+    ray = start_ray(address)
     task = ray.remote(num_cpus=1)(_write_one)
     out = str(Path(out_dir).resolve())
     houses = dataclasses.replace(houses, path=str(Path(houses.path).resolve()))

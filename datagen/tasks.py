@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from common.errors import InputError
 from datagen.constants import (
     OBJECTNAV_TARGETS,
     ROOMNAV_TARGETS,
@@ -67,27 +68,27 @@ def validate_tasks(cfg: TaskConfig) -> None:
     """Raise ValueError naming the bad field and value."""
     for task, w in cfg.mix.items():
         if task not in TASKS:
-            raise ValueError(f"tasks.mix: unknown task {task!r}; use one of {list(TASKS)}")
+            raise InputError(f"tasks.mix: unknown task {task!r}; use one of {list(TASKS)}")
         if not (isinstance(w, int | float) and math.isfinite(w) and w >= 0):
-            raise ValueError(f"tasks.mix.{task}: weight {w!r} must be a number >= 0")
+            raise InputError(f"tasks.mix.{task}: weight {w!r} must be a number >= 0")
     if sum(cfg.mix.values()) <= 0:
-        raise ValueError("tasks.mix: every weight is 0; give at least one task a weight > 0")
+        raise InputError("tasks.mix: every weight is 0; give at least one task a weight > 0")
     known = set(object_types())
     for t in cfg.objectnav_targets:
         if t not in known:
-            raise ValueError(f"tasks.objectnav_targets: unknown object type {t!r}; use types "
+            raise InputError(f"tasks.objectnav_targets: unknown object type {t!r}; use types "
                              f"from the asset database, e.g. {list(OBJECTNAV_TARGETS)}")
     for t in cfg.roomnav_targets:
         if t not in ROOMNAV_TARGETS:
-            raise ValueError(f"tasks.roomnav_targets: unknown room type {t!r}; use one of "
+            raise InputError(f"tasks.roomnav_targets: unknown room type {t!r}; use one of "
                              f"{list(ROOMNAV_TARGETS)}")
     for task in TASKS:
         if cfg.mix.get(task, 0) > 0 and not cfg.targets(task):
-            raise ValueError(f"tasks.{task}_targets: empty while tasks.mix.{task} > 0")
+            raise InputError(f"tasks.{task}_targets: empty while tasks.mix.{task} > 0")
     if cfg.min_pixels < 1:
-        raise ValueError(f"tasks.min_pixels: {cfg.min_pixels} must be >= 1")
+        raise InputError(f"tasks.min_pixels: {cfg.min_pixels} must be >= 1")
     if not cfg.max_distance > 0:
-        raise ValueError(f"tasks.max_distance: {cfg.max_distance} must be > 0 metres")
+        raise InputError(f"tasks.max_distance: {cfg.max_distance} must be > 0 metres")
 
 
 def goal_name(task: str, target: str) -> str:

@@ -44,7 +44,7 @@ from datagen.video import decode_frames
 from sim.camera import CameraConfig
 from sim.detect import BOX_FEATURES
 from sim.env import EmbeddedEnv
-from sim.house import HouseError
+from sim.house_check import HouseError
 from sim.lattice import END, AgentConfig
 
 FRAME_TOLERANCE = 12.0
@@ -53,20 +53,35 @@ POSE_TOLERANCE = 1e-4
 
 
 def verify_dataset(out_dir: str | os.PathLike, replay: bool = True) -> list[str]:
-    """Every problem found in a dataset directory, one line each (empty when it is sound)."""
+    """Every problem found in a dataset directory, one line each (empty when it is sound);
+    DatasetError when it holds no dataset to check (no readable info.json of this version
+    with its camera, agent and splits)."""
     out_dir = Path(out_dir)
-    try:
-        info = read_info(out_dir)
-    except DatasetError as e:
-        return [str(e)]
+    info = read_info(out_dir)
     problems: list[str] = []
-    env = EmbeddedEnv(CameraConfig(**info["camera"]), AgentConfig(**info["agent"]))
+    env = EmbeddedEnv(*_info_settings(info, out_dir))
     for split, entry in sorted(info["splits"].items()):
         houses = _houses(entry, problems) if replay else None
         for tar, listed in _shards(out_dir, split, entry, problems):
             problems += [f"{tar}: {p}" for p in verify_shard(tar, listed, info, split, env,
                                                              houses)]
     return problems
+
+
+def _info_settings(info: dict, out_dir: Path) -> tuple[CameraConfig, AgentConfig]:
+    """The camera and agent of an info.json, or DatasetError naming the field that cannot be
+    read."""
+    where = out_dir / INFO_FILE
+    try:
+        settings = CameraConfig(**info["camera"]), AgentConfig(**info["agent"])
+        for split, entry in info["splits"].items():
+            for key in ("shards", "num_shards", "houses"):
+                if key not in entry:
+                    raise KeyError(f"splits.{split}.{key}")
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise DatasetError(f"{where}: field {e} is missing or malformed; regenerate the dataset "
+                           "with `spoc-datagen episodes`") from None
+    return settings
 
 
 def _houses(entry: dict, problems: list[str]) -> HouseFile | None:

@@ -7,8 +7,8 @@
     spoc-eval report runs/eval/NAME                     # rebuild its report from eval_info
 
 Options take dashes or underscores (``--max-steps`` = ``--max_steps``). Bad input (a file
-that is not a spoc-train checkpoint, training houses, no valid episode) prints one line and
-exits with status 2.
+that is not a spoc-train checkpoint, training houses, no valid episode, an ``--out`` that is a
+file) prints one line and exits with status 2; ``--debug`` adds its traceback.
 """
 
 from __future__ import annotations
@@ -17,12 +17,9 @@ import sys
 
 from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
 
-from common.cli import underscore_options
-from eval.config import EvalConfig, EvalInputError
+from common.cli import entry_point, instantiated, underscore_options
+from eval.config import EvalConfig
 from eval.evaluate import compare, evaluate, rebuild_reports
-from sim.house import HouseError
-
-EXIT_BAD_INPUT = 2
 
 
 def build_parser():
@@ -45,27 +42,23 @@ def build_parser():
     return parser
 
 
-def _fail(message: str) -> int:
-    print(f"spoc-eval: {message}", file=sys.stderr)
-    return EXIT_BAD_INPUT
+def main(argv: list[str] | None = None) -> int:
+    """``spoc-eval``: bad input is one line and exit status 2 (:func:`common.cli.entry_point`)."""
+    return entry_point("spoc-eval", run, argv)
 
 
-def main(argv: list[str] | None = None) -> None:
+def run(argv: list[str]) -> None:
     parser = build_parser()
-    args = parser.parse_args(underscore_options(sys.argv[1:] if argv is None else argv))
-    try:
-        if args.command == "compare":
-            print(compare(args.compare.runs))
-            return
-        if args.command == "report":
-            for path in rebuild_reports(args.report.runs):
-                print(path)
-            return
-        init = parser.instantiate_classes(args)
-        values = {k: v for k, v in vars(init.run).items() if k not in ("config", "__path__")}
-        info = evaluate(EvalConfig(**values))
-    except (EvalInputError, HouseError) as e:
-        raise SystemExit(_fail(str(e))) from None
+    args = parser.parse_args(underscore_options(argv))
+    if args.command == "compare":
+        print(compare(args.compare.runs))
+        return
+    if args.command == "report":
+        for path in rebuild_reports(args.report.runs):
+            print(path)
+        return
+    values = instantiated(parser, args)["run"]
+    info = evaluate(EvalConfig(**values))
     agg = info["aggregated"]
     lo, hi = agg["success_ci95"]
     print(f"{agg['num_episodes']} episodes: success {100 * agg['success_rate']:.1f}% "
@@ -73,4 +66,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -106,6 +106,8 @@ def validate_config(cfg: EvalConfig) -> None:
     for name in ("episodes", "workers", "envs_per_worker", "max_steps", "sample_attempts"):
         if getattr(cfg, name) < 1:
             raise EvalInputError(f"--{name} {getattr(cfg, name)} must be at least 1")
+    if cfg.seed < 0:
+        raise EvalInputError(f"--seed {cfg.seed} must be >= 0")
     if cfg.backend not in BACKENDS:
         raise EvalInputError(f"--backend {cfg.backend!r} is unknown; use one of "
                              f"{', '.join(BACKENDS)}")
@@ -130,7 +132,20 @@ def validate_config(cfg: EvalConfig) -> None:
                              "box, so drop it")
     if cfg.mapper is not None and cfg.policy != "mapper":
         raise EvalInputError("--mapper.* settings apply to --policy mapper, so drop them")
+    if cfg.mapper is not None:
+        validate_mapper(cfg.mapper)
     validate_probes(cfg)
+
+
+def validate_mapper(mapper: MapperConfig) -> None:
+    """Raise EvalInputError for a map agent setting out of its range."""
+    for name, least, what in (("size", 1, "at least 1 cell"), ("blind", 0, ">= 0"),
+                              ("scan_spacing", 0, ">= 0 (0: never)")):
+        if getattr(mapper, name) < least:
+            raise EvalInputError(f"--mapper.{name} {getattr(mapper, name)} must be {what}")
+    for name in ("max_range", "reach", "room_reach"):
+        if not getattr(mapper, name) > 0:
+            raise EvalInputError(f"--mapper.{name} {getattr(mapper, name)} must be > 0")
 
 
 def validate_probes(cfg: EvalConfig) -> None:

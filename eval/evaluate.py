@@ -13,15 +13,18 @@ from pathlib import Path
 from tqdm import tqdm
 
 from agents.mapper import MapperConfig
+from common.files import check_out_dir
 from datagen.tasks import TaskConfig
 from eval.compare import compare_table
 from eval.config import EvalConfig, EvalInputError, dataclass_from, dataset_tasks, validate_config
 from eval.episode import RolloutSettings
 from eval.inputs import (
+    TrainingHouses,
     check_backend,
     check_explorer,
     checkpoint_info,
     dataset_info,
+    dataset_training_houses,
     ensemble_info,
     load_detector,
     load_eval_houses,
@@ -36,9 +39,9 @@ from sim.lattice import AgentConfig
 
 
 def build_run(cfg: EvalConfig):
-    """(PolicySpec, RolloutSettings without videos, training house ids, the checkpoint's
+    """(PolicySpec, RolloutSettings without videos, the checkpoint's training houses, its
     training steps or None) of a config."""
-    camera, agent, tasks, goals, train_ids = cfg.camera, cfg.agent, cfg.tasks, None, set()
+    camera, agent, tasks, goals, train = cfg.camera, cfg.agent, cfg.tasks, None, TrainingHouses()
     detector = None
     steps = None
     anchors: dict[str, str] = {}
@@ -49,9 +52,10 @@ def build_run(cfg: EvalConfig):
         camera = camera or dataclass_from(CameraConfig, data.get("camera"))
         agent = agent or dataclass_from(AgentConfig, data.get("agent"))
         tasks = tasks or dataset_tasks(data)
-        goals, train_ids = list(info.goals), set(info.train_house_ids)
-        for path in cfg.ensemble or ():
-            train_ids |= set(ensemble_info(path, info).train_house_ids)
+        goals = list(info.goals)
+        for member in [info, *(ensemble_info(path, info) for path in cfg.ensemble or ())]:
+            train.ids |= set(member.train_house_ids)
+            train.hashes |= set(member.train_house_hashes)
         detector = load_detector(cfg.detector, info) if cfg.detector else None
         anchors = dict(info.config.get("room_anchors") or {})
     elif cfg.dataset is not None:
@@ -81,7 +85,7 @@ def build_run(cfg: EvalConfig):
         sample_attempts=cfg.sample_attempts, goals=tuple(goals or tasks.goals()),
         detector=detector, room_anchors=anchors,
         mapper=(cfg.mapper or MapperConfig()) if cfg.policy == "mapper" else None)
-    return spec, settings, train_ids, steps
+    return spec, settings, train, steps
 
 
 def _progress(total: int, enabled: bool):
@@ -92,8 +96,11 @@ def _progress(total: int, enabled: bool):
 def evaluate(cfg: EvalConfig) -> dict:
     """Run the evaluation of ``cfg`` and write its outputs; returns the eval_info dict."""
     validate_config(cfg)
-    spec, settings, train_ids, trained_steps = build_run(cfg)
-    houses = load_eval_houses(cfg.houses, train_ids)
+    check_out_dir(cfg.out)
+    spec, settings, train, trained_steps = build_run(cfg)
+    if cfg.checkpoint is None and cfg.dataset is not None:
+        train = dataset_training_houses(cfg.dataset, dataset_info(cfg.dataset))
+    houses = load_eval_houses(cfg.houses, train)
     check_backend(settings)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,29 +1,48 @@
 """The inputs of an evaluation, checked before any work: checkpoints (and an ensemble's
-members), detectors, explorers, datasets, held-out house files and the simulator backend.
-Each problem is one :class:`eval.config.EvalInputError` naming the option, the file and the
-fix."""
+members), detectors, explorers, datasets, held-out house files (by split, id and content),
+output paths and the simulator backend. Each problem is one
+:class:`eval.config.EvalInputError` naming the option, the file and the fix."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from agents.checkpoint import PolicyInfo, load_policy
 from agents.detector import ColourDetector
 from agents.explorer import Explorer
+from common.files import sha256_file
 from datagen.constants import DATASET_VERSION
 from datagen.dataset import DatasetError, read_info
 from datagen.episodes import HouseFile
 from eval.config import EvalInputError
 from sim.env import make_env
+from sim.house import file_content_hashes
+from sim.house_check import HouseError
 from sim.lattice import ACTIONS
+
+TRAINING_SPLIT = "train"
+"""A dataset's training splits are ``train`` and those named ``train-*`` (``train-noise``)."""
+
+
+@dataclass
+class TrainingHouses:
+    """The houses an evaluation must not use: their ids and their content hashes
+    (:func:`sim.house.house_content_hash`), and whose training houses they are."""
+
+    ids: set[str] = field(default_factory=set)
+    hashes: set[str] = field(default_factory=set)
+    source: str = "the checkpoint's training houses"
 
 
 def dataset_info(root: str) -> dict:
     """The info.json of a spoc-datagen dataset directory (EvalInputError if unusable)."""
     try:
         return read_info(Path(root))
-    except (DatasetError, OSError, ValueError) as e:
+    except DatasetError as e:  # its message starts with the directory
+        raise EvalInputError(f"--dataset {e}") from None
+    except (OSError, ValueError) as e:
         raise EvalInputError(f"--dataset {root}: {e}") from None
 
 
@@ -68,20 +87,59 @@ def file_split(path: Path) -> str | None:
     return name if name in splits else None
 
 
-def load_eval_houses(path: str, train_house_ids: set[str]) -> dict:
-    """Position -> HouseRecord of every house in the file; refuses training houses."""
-    hfile = HouseFile.scan(path)
+def dataset_training_houses(root: str, info: dict) -> TrainingHouses:
+    """The content hashes of the houses of a dataset's training splits
+    (:data:`TRAINING_SPLIT`), from each house file info.json names where it is at hand (the
+    file whose sha256 info.json records); none when no file is."""
+    hashes: set[str] = set()
+    files = []
+    for split, entry in sorted(info.get("splits", {}).items()):
+        houses = entry.get("houses") if isinstance(entry, dict) else None
+        if not (split == TRAINING_SPLIT or split.startswith(f"{TRAINING_SPLIT}-")) \
+                or not isinstance(houses, dict):
+            continue
+        path = str(houses.get("path"))
+        if path in files or not Path(path).is_file() \
+                or sha256_file(Path(path)) != houses.get("sha256"):
+            continue
+        files.append(path)
+        hashes.update(file_content_hashes(path).values())
+    return TrainingHouses(hashes=hashes, source=f"the houses of --dataset {root}'s training "
+                          f"splits ({', '.join(files)})")
+
+
+def scan_houses(path: str, option: str = "--houses") -> HouseFile:
+    """:meth:`datagen.episodes.HouseFile.scan` of ``path``, its HouseError said of ``option``."""
+    try:
+        return HouseFile.scan(path)
+    except HouseError as e:
+        raise EvalInputError(f"{option} {e}") from None
+
+
+def load_eval_houses(path: str, train: TrainingHouses, option: str = "--houses") -> dict:
+    """Position -> HouseRecord of every house in the file; refuses training houses: a file
+    or a house generated for the train split, a house with a training house's content
+    (whatever its id or metadata say) or, failing content hashes, its id (EvalInputError
+    naming ``option``)."""
+    hfile = scan_houses(path, option)
     records = hfile.read(list(range(len(hfile))))
     if file_split(Path(path)) == "train":
-        raise EvalInputError(f"--houses {path}: this is the train split (meta.json); evaluate "
+        raise EvalInputError(f"{option} {path}: this is the train split (meta.json); evaluate "
                              "on held-out houses, e.g. val.jsonl.gz or test.jsonl.gz")
     for pos, rec in records.items():
         if house_split(rec) == "train":
-            raise EvalInputError(f"--houses {path}: house {pos} ({rec.house_id}) was generated "
+            raise EvalInputError(f"{option} {path}: house {pos} ({rec.house_id}) was generated "
                                  "for the train split; evaluate on held-out houses")
-    seen = sorted({rec.house_id for rec in records.values()} & train_house_ids)
+    if train.hashes:
+        hashes = file_content_hashes(path)
+        for pos in sorted(records):
+            if hashes[hfile.lines[pos]] in train.hashes:
+                raise EvalInputError(f"{option} {path}: house {pos} is one of {train.source}, "
+                                     "whatever its id or metadata say; evaluate on held-out "
+                                     "houses, e.g. val.jsonl.gz or test.jsonl.gz")
+    seen = sorted({rec.house_id for rec in records.values()} & train.ids)
     if seen:
-        raise EvalInputError(f"--houses {path}: {len(seen)} house(s) appear in the checkpoint's "
+        raise EvalInputError(f"{option} {path}: {len(seen)} house(s) appear in the checkpoint's "
                              f"training data (e.g. {seen[0]}); evaluate on held-out houses")
     return records
 
@@ -120,10 +178,7 @@ def read_detector(path: str, goals, room_anchors: dict, fit_on: str):
     """A ColourDetector file with a colour for every ObjectNav target in ``goals`` and every
     RoomNav anchor (``room_anchors``: room type -> a type or several; EvalInputError
     otherwise)."""
-    try:
-        detector = ColourDetector.load(path)
-    except ValueError as e:
-        raise EvalInputError(f"--detector {e}") from None
+    detector = read_colour_detector(path)
     targets = {g.split("/", 1)[1] for g in goals if g.startswith("objectnav/")}
     for anchors in room_anchors.values():
         targets |= {anchors} if isinstance(anchors, str) else set(anchors)
@@ -135,21 +190,36 @@ def read_detector(path: str, goals, room_anchors: dict, fit_on: str):
     return detector
 
 
-def check_explorer(path: str, goals, detector) -> None:
-    """EvalInputError unless ``path`` is an explorer (``spoc-explorer fit``) that knows every
-    goal evaluated and whose context types ``detector`` has colours for."""
+def read_colour_detector(path: str, option: str = "--detector") -> ColourDetector:
+    """The colour detector saved at ``path`` (EvalInputError naming ``option`` if it is
+    none)."""
     try:
-        explorer = Explorer.load(path)
+        return ColourDetector.load(path)
     except ValueError as e:
-        raise EvalInputError(f"--mapper.explorer {e}") from None
+        raise EvalInputError(f"{option} {e}") from None
+
+
+def check_explorer(path: str, goals, detector, option: str = "--mapper.explorer") -> None:
+    """EvalInputError (naming ``option``) unless ``path`` is an explorer (``spoc-explorer
+    fit``) that knows every goal evaluated and whose context types ``detector`` has colours
+    for."""
+    explorer = read_explorer(path, option)
     missing = sorted(set(goals) - set(explorer.goals))
     if missing:
-        raise EvalInputError(f"--mapper.explorer {path}: field 'goals' lacks {', '.join(missing)}"
-                             "; fit it on data collected with this evaluation's goals")
+        raise EvalInputError(f"{option} {path}: field 'goals' lacks {', '.join(missing)}; fit "
+                             "it on data collected with this evaluation's goals")
     missing = sorted(set(explorer.context) - set(detector.centre))
     if missing:
-        raise EvalInputError(f"--mapper.explorer {path}: its context types {', '.join(missing)} "
-                             "have no colour in --detector; give the detector it was fitted with")
+        raise EvalInputError(f"{option} {path}: its context types {', '.join(missing)} have no "
+                             "colour in --detector; give the detector it was fitted with")
+
+
+def read_explorer(path: str, option: str = "--mapper.explorer") -> Explorer:
+    """The explorer saved at ``path`` (EvalInputError naming ``option`` if it is none)."""
+    try:
+        return Explorer.load(path)
+    except ValueError as e:
+        raise EvalInputError(f"{option} {e}") from None
 
 
 def check_backend(settings) -> None:

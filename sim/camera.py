@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.errors import InputError
+
 
 @dataclass(frozen=True)
 class CameraConfig:
@@ -25,12 +27,12 @@ class CameraConfig:
 
     def __post_init__(self):
         if not (8 <= self.height <= 4096 and 8 <= self.width <= 4096):
-            raise ValueError(f"camera.height/width: {self.height}x{self.width} out of range; "
+            raise InputError(f"camera.height/width: {self.height}x{self.width} out of range; "
                              "use 8..4096 pixels")
         if not 1.0 <= self.vfov <= 170.0:
-            raise ValueError(f"camera.vfov: {self.vfov} out of range; use 1..170 degrees")
+            raise InputError(f"camera.vfov: {self.vfov} out of range; use 1..170 degrees")
         if not -89.0 <= self.pitch <= 89.0:
-            raise ValueError(f"camera.pitch: {self.pitch} out of range; use -89..89 degrees")
+            raise InputError(f"camera.pitch: {self.pitch} out of range; use -89..89 degrees")
 
     @property
     def focal(self) -> float:

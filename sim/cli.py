@@ -17,16 +17,19 @@ from pathlib import Path
 
 import numpy as np
 
-from common.cli import underscore_options
+from common.cli import entry_point, underscore_options
 from common.errors import InputError
+from common.files import check_out_dir
 from sim.camera import CameraConfig
 from sim.env import EmbeddedEnv, visible_objects
-from sim.house import HouseError, load_house
+from sim.house import load_house
+from sim.house_check import MAX_COORDINATE, HouseError
 from sim.interface import Pose
 from sim.lattice import AgentConfig
 from sim.topdown import save_map
 
-EXIT_BAD_INPUT = 2
+MAX_RANDOM_POSES = 1000
+"""The most poses one ``--random-poses`` run renders (four PNGs each)."""
 
 
 class BadInput(InputError):
@@ -55,6 +58,24 @@ def write_views(obs, out: Path, k: int) -> dict[str, str]:
     return {name: str(p) for name, p in paths.items()}
 
 
+def parse_pose(text: str, agent: AgentConfig) -> Pose:
+    """The ``--pose X,Z,HEADING`` of a render: finite, within the house limits, and facing one
+    of the agent's headings (the lattice has no other; a pose between two is refused, not
+    turned)."""
+    pose = Pose.parse(text)  # an InputError unless three finite numbers
+    if max(abs(pose.x), abs(pose.z)) > MAX_COORDINATE:
+        raise BadInput(f"--pose {text!r}: X and Z are metres inside the house (at most "
+                       f"{MAX_COORDINATE:g} from the origin)")
+    step = 360.0 / agent.headings
+    k = pose.yaw / step
+    if abs(k - round(k)) > 1e-6:
+        allowed = ", ".join(f"{h * step:g}" for h in range(agent.headings))
+        raise BadInput(f"--pose {text!r}: heading {pose.yaw:g} deg is not one of the agent's "
+                       f"{agent.headings} headings ({allowed}); use one of them"
+                       + (" or --agent.headings 8" if agent.headings == 4 else ""))
+    return pose
+
+
 def choose_states(lattice, pose: str | None, random_poses: int, seed: int):
     """Lattice states to render: the one given by ``--pose`` (None here, placed by the env) or
     ``random_poses`` reachable states drawn with ``default_rng(seed)``."""
@@ -62,8 +83,9 @@ def choose_states(lattice, pose: str | None, random_poses: int, seed: int):
         raise BadInput("give either --pose or --random-poses, not both")
     if pose is not None:
         return [None]
-    if random_poses < 1:
-        raise BadInput(f"--random-poses {random_poses}: give at least 1 (or --pose X,Z,HEADING)")
+    if not 1 <= random_poses <= MAX_RANDOM_POSES:
+        raise BadInput(f"--random-poses {random_poses}: give 1 to {MAX_RANDOM_POSES} (or "
+                       "--pose X,Z,HEADING)")
     states = lattice.reachable_states()
     if not states:
         raise BadInput("the house has no reachable lattice cell; check it with "
@@ -71,6 +93,23 @@ def choose_states(lattice, pose: str | None, random_poses: int, seed: int):
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(states), size=random_poses, replace=random_poses > len(states))
     return [states[int(i)] for i in picks]
+
+
+def make_out_dir(out: Path) -> Path:
+    """Create the ``--out`` folder (BadInput when it cannot be made)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BadInput(f"--out {out}: cannot create the folder ({e.strerror})") from None
+    return out
+
+
+def reset(env: EmbeddedEnv, house: dict, pose: Pose):
+    """The first observation at ``pose`` (BadInput when it is off the lattice or blocked)."""
+    try:
+        return env.reset(house, pose)
+    except ValueError as e:  # the env's own pose checks; the house was checked on load
+        raise BadInput(str(e)) from None
 
 
 def render(path: Path, out: Path, index: int = 0, pose: str | None = None,
@@ -88,14 +127,21 @@ def render(path: Path, out: Path, index: int = 0, pose: str | None = None,
         camera: The egocentric camera.
         agent: The lattice agent (grid, headings, radius).
     """
+    target = parse_pose(pose, agent) if pose is not None else None
+    out = check_out_dir(out)
     rec = load_house(path, index)
     env = EmbeddedEnv(camera=camera, agent=agent)
-    scene, lattice = env.load(rec.house)
+    try:
+        scene, lattice = env.load(rec.house)
+    except HouseError as e:  # the lattice's size limit names the house id, not the file
+        raise e.at(path, index) from None
+    except ValueError as e:  # a camera the renderer cannot draw (pitch + vfov / 2 too steep)
+        raise BadInput(str(e)) from None
     states = choose_states(lattice, pose, random_poses, seed)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    first = reset(env, rec.house, target) if target is not None else None
+    make_out_dir(out)
     for k, state in enumerate(states):
-        obs = env.reset(rec.house, Pose.parse(pose)) if state is None else env.reset_state(state)
+        obs = first if state is None else env.reset_state(state)
         p = env.pose
         files = write_views(obs, out, k)
         files["map"] = str(save_map(scene, out / f"map_{k}.png", lattice=lattice, pose=p,
@@ -105,11 +151,6 @@ def render(path: Path, out: Path, index: int = 0, pose: str | None = None,
         print(json.dumps({"house": rec.house_id, "pose": [p.x, p.z, p.yaw], "files": files,
                           "visible": sorted({v.object_type for v in seen.values()})}),
               flush=True)
-
-
-def _fail(message: str) -> int:
-    print(f"spoc-sim: {message}", file=sys.stderr)
-    return EXIT_BAD_INPUT
 
 
 def build_parser():
@@ -126,20 +167,24 @@ def build_parser():
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
+def run(argv: list[str]) -> int:
+    """Parse ``argv`` and run the subcommand; its exit status."""
     parser = build_parser()
-    cfg = parser.parse_args(underscore_options(list(sys.argv[1:] if argv is None else argv)))
+    cfg = parser.parse_args(underscore_options(argv))
     command = cfg.command
     try:
         sub = parser.instantiate(cfg)[command]
     except ValueError as e:  # a camera/agent value its dataclass rejects
-        raise SystemExit(_fail(str(e))) from None
+        raise BadInput(str(e)) from None
     kwargs = {k: v for k, v in vars(sub).items() if k not in ("config", "__path__")}
-    try:
-        {"render": render}[command](**kwargs)
-    except (HouseError, BadInput, ValueError) as e:
-        raise SystemExit(_fail(str(e))) from None
+    {"render": render}[command](**kwargs)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``spoc-sim``: bad input is one line on stderr and exit status 2."""
+    return entry_point("spoc-sim", run, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -11,6 +11,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from common.errors import InputError
 from sim.camera import CameraConfig
 from sim.interface import Env, Observation, Pose, StepResult, VisibleObject, action_index
 from sim.lattice import AgentConfig, Lattice
@@ -52,10 +53,10 @@ class EmbeddedEnv(Env):
         i, j = lattice.cell_of(pose.x, pose.z)
         x, z = lattice.position(i, j)
         if abs(x - pose.x) > 1e-3 or abs(z - pose.z) > 1e-3:
-            raise ValueError(f"pose ({pose.x}, {pose.z}) is not on the {self.agent.grid} m "
+            raise InputError(f"pose ({pose.x}, {pose.z}) is not on the {self.agent.grid} m "
                              f"lattice; the nearest lattice point is ({x:.3f}, {z:.3f})")
         if not lattice.is_free(i, j):
-            raise ValueError(f"pose ({pose.x}, {pose.z}) is not free space in house "
+            raise InputError(f"pose ({pose.x}, {pose.z}) is not free space in house "
                              f"{self._scene.house_id}; pick a reachable cell "
                              "(spoc-houses show draws them)")
         return self.reset_state((i, j, lattice.heading_of(pose.yaw)))

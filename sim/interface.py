@@ -10,10 +10,12 @@
 from __future__ import annotations
 
 import abc
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from common.errors import InputError
 from sim.lattice import ACTIONS
 
 
@@ -31,8 +33,10 @@ class Pose:
         try:
             x, z, yaw = (float(v) for v in text.split(","))
         except ValueError:
-            raise ValueError(f"--pose {text!r}: expected X,Z,HEADING (metres, metres, degrees)"
+            raise InputError(f"--pose {text!r}: expected X,Z,HEADING (metres, metres, degrees)"
                              ) from None
+        if not all(math.isfinite(v) for v in (x, z, yaw)):
+            raise InputError(f"--pose {text!r}: every value must be a finite number")
         return cls(x, z, yaw)
 
 

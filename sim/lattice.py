@@ -24,10 +24,18 @@ import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from common.errors import InputError
+from sim.house_check import HouseError
 from sim.scene import Scene
 
 ACTIONS = ("move_ahead", "rotate_left", "rotate_right", "end")
 MOVE_AHEAD, ROTATE_LEFT, ROTATE_RIGHT, END = range(4)
+
+MAX_LATTICE_CELLS = 1_000_000
+"""The most cells a lattice may have: about (house side / grid step) squared. A 100 m house
+(``sim.house_check.MAX_HOUSE_SIDE``) at the default 0.25 m grid has 160,000; an open floor of
+1,000,000 takes about 250 MB and 8 s for ``spoc-houses validate``. A finer grid is refused
+before anything is allocated."""
 
 
 @dataclass(frozen=True)
@@ -47,9 +55,9 @@ class AgentConfig:
 
     def __post_init__(self):
         if self.headings not in (4, 8):
-            raise ValueError(f"agent.headings: {self.headings} is not supported; use 4 or 8")
+            raise InputError(f"agent.headings: {self.headings} is not supported; use 4 or 8")
         if not (0 < self.grid <= 2 and 0 <= self.radius < 2):
-            raise ValueError(f"agent.grid/radius: {self.grid}/{self.radius} out of range; "
+            raise InputError(f"agent.grid/radius: {self.grid}/{self.radius} out of range; "
                              "use 0 < grid <= 2 and 0 <= radius < 2 metres")
 
 
@@ -57,6 +65,20 @@ def heading_step(h: int, headings: int) -> tuple[int, int]:
     """The (di, dj) cell step of ``move_ahead`` at heading ``h``."""
     yaw = math.radians(h * 360.0 / headings)
     return int(round(math.sin(yaw))), int(round(math.cos(yaw)))
+
+
+def check_lattice_size(scene: Scene, agent: AgentConfig) -> None:
+    """HouseError (naming the house id) when the lattice of ``scene`` at the agent's grid
+    would have more than MAX_LATTICE_CELLS cells, with the finest grid that fits."""
+    xmin, zmin, xmax, zmax = scene.bounds
+    dx, dz, g = xmax - xmin, zmax - zmin, agent.grid
+    cells = (dx / g + 2) * (dz / g + 2)  # a float: no overflow for any grid > 0
+    if cells > MAX_LATTICE_CELLS:
+        finest = math.ceil(max(dx, dz) / (math.sqrt(MAX_LATTICE_CELLS) - 2) * 1000) / 1000
+        raise HouseError(scene.house_id, None, "grid", f"a {g:g} m grid over {dx:.1f} x "
+                         f"{dz:.1f} m of floor makes {cells:,.0f} lattice cells, more than the "
+                         f"limit of {MAX_LATTICE_CELLS:,}", f"use a grid of at least "
+                         f"{finest:g} m")
 
 
 def obstacle_geometry(scene: Scene, agent: AgentConfig):
@@ -77,6 +99,7 @@ class Lattice:
     """Free cells, allowed moves and rooms of one scene for one agent."""
 
     def __init__(self, scene: Scene, agent: AgentConfig = AgentConfig()):
+        check_lattice_size(scene, agent)
         self.scene, self.agent = scene, agent
         g = agent.grid
         xmin, zmin, xmax, zmax = scene.bounds

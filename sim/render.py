@@ -37,6 +37,7 @@ import numpy as np
 import shapely
 from numba import njit
 
+from common.errors import InputError
 from sim.camera import CameraConfig
 from sim.scene import WALL, Scene
 
@@ -260,7 +261,7 @@ def raster_tables(camera: CameraConfig, ceiling: float, column_oversample: float
     (``column_oversample``: see :func:`column_tangents`)."""
     dz = level_rays(camera)[2]
     if dz.min() <= 0.05:
-        raise ValueError(f"camera.pitch {camera.pitch} with vfov {camera.vfov}: the embedded "
+        raise InputError(f"camera.pitch {camera.pitch} with vfov {camera.vfov}: the embedded "
                          "renderer needs |pitch| + vfov/2 below about 85 degrees")
     col_tan = column_tangents(camera, dz[:, 0], column_oversample)
     f, H, W = camera.focal, camera.height, camera.width

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sim.assets import asset_database, object_types
-from sim.house import wall_geometry
+from sim.house_check import wall_geometry
 
 # Piece kinds.
 WALL, DOOR_PANEL, WINDOW = 0, 1, 2

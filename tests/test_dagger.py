@@ -234,7 +234,7 @@ def test_refuses_a_dataset_without_train_split(tmp_path, capsys):
     (tmp_path / "data").mkdir()
     assert main(["--dataset", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
                  "--init_checkpoint", str(tmp_path / "x.ckpt")]) == 2
-    assert "spoc-dagger: error:" in capsys.readouterr().err
+    assert "spoc-dagger: " in capsys.readouterr().err
 
 
 def test_run_dagger_needs_matching_out(run, tmp_path):
@@ -278,7 +278,7 @@ def test_a_box_policy_rolls_out_and_is_evaluated_with_its_detector(tmp_path, cap
     argv[argv.index("--train_args") + 1] = json.dumps(
         TRAIN_ARGS + ["--data.target_box", "true", "--data.room_anchors", json.dumps(anchors)])
     assert main(argv + ["--detector", str(tmp_path / "none.json")]) == 2
-    assert "detector: " in capsys.readouterr().err
+    assert "--detector" in capsys.readouterr().err
     assert main(argv + ["--detector", str(detector), "--end_threshold", "0.5",
                         "--end_threshold_by_task", '{"roomnav": 0.6}']) == 0
     rounds = json.loads((tmp_path / "run" / "dagger_info.json").read_text())["rounds"]

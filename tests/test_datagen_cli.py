@@ -28,7 +28,7 @@ def houses(tmp_path_factory) -> str:
 def one_error_line(capsys) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
-    assert err[0].startswith("spoc-datagen: error: ")
+    assert err[0].startswith("spoc-datagen: ")
     return err[0]
 
 

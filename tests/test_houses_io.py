@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import gzip
 import json
+import pickle
+import time
 from pathlib import Path
 
 import pytest
@@ -12,15 +14,8 @@ import pytest
 from datagen.houses import cli
 from datagen.houses.validate import house_report
 from sim.assets import asset_database
-from sim.house import (
-    SCHEMA,
-    HouseError,
-    load_house,
-    load_houses,
-    read_house,
-    upgrade_house,
-    wall_geometry,
-)
+from sim.house import SCHEMA, load_house, load_houses, read_house, upgrade_house
+from sim.house_check import HouseError, wall_geometry
 
 FIXTURES = Path(__file__).parent / "fixtures"
 OLD = FIXTURES / "143.json"  # schema 0.0.1
@@ -121,7 +116,56 @@ BAD = {
     "hole-outside-wall": (lambda h: h["doors"][0]["holePolygon"][1].update(x=99.0),
                           "doors[0].holePolygon", "outside its wall"),
     "position-not-number": (lambda h: h["objects"][1]["position"].update(x="left"),
-                            "objects[1].position", "must be numbers"),
+                            "objects[1].position.x", "expected a number, got the string"),
+    "numeric-string-wall": (lambda h: h["walls"][2]["polygon"][0].update(x="1.884"),
+                            "walls[2].polygon[0].x", "got the string '1.884'"),
+    "boolean-floor": (lambda h: h["rooms"][1]["floorPolygon"][0].update(z=True),
+                      "rooms[1].floorPolygon[0].z", "got the boolean true"),
+    "openness-string": (lambda h: h["doors"][0].update(openness="open"),
+                        "doors[0].openness", "expected a number"),
+    "openness-range": (lambda h: h["doors"][0].update(openness=1.5),
+                       "doors[0].openness", "outside the limits [0, 1]"),
+    "room-id-list": (lambda h: h["walls"][0].update(roomId=["room|2"]), "walls[0].roomId",
+                     "expected a room id, got a list"),
+    "colour-string": (lambda h: h["proceduralParameters"]["ceilingMaterial"].update(
+        color={"r": "red", "g": 0, "b": 0}), "proceduralParameters.ceilingMaterial.color.r",
+        "expected a number"),
+    "metadata-list": (lambda h: h.update(metadata=[]), "metadata", "expected an object"),
+    "parameters-string": (lambda h: h.update(proceduralParameters="x"), "proceduralParameters",
+                          "expected an object"),
+    "wall-far-away": (lambda h: [p.update(x=p["x"] + 1e5) for p in h["walls"][3]["polygon"]],
+                      "walls[3].polygon[0].x", "outside the limits [-1000, 1000]"),
+    "wall-below-floor": (lambda h: [p.update(y=p["y"] - 5) for p in h["walls"][3]["polygon"]],
+                         "walls[3].polygon[0].y", "outside the limits [-1, 20]"),
+    "duplicate-wall": (lambda h: h["walls"].append(copy.deepcopy(h["walls"][4])), "walls[18].id",
+                       "is used twice"),
+    "duplicate-object": (lambda h: h["objects"][2].update(id=h["objects"][0]["id"]),
+                         "objects[2].id", "is used twice"),
+    "duplicate-child": (lambda h: h["objects"][0]["children"][1].update(
+        id=h["objects"][0]["children"][0]["id"]), "objects[0].children[1].id", "is used twice"),
+    "duplicate-door": (lambda h: h["doors"].append(copy.deepcopy(h["doors"][0])), "doors[2].id",
+                       "is used twice"),
+    "duplicate-room": (lambda h: h["rooms"].append(copy.deepcopy(h["rooms"][0])), "rooms[2].id",
+                       "is used twice"),
+    "room-over-room": (lambda h: h["rooms"].append({**copy.deepcopy(h["rooms"][0]),
+                                                     "id": "room|9"}),
+                       "rooms[2].floorPolygon", "overlaps room 'room|2'"),
+    "missing-exterior-wall": (lambda h: h.update(walls=[w for w in h["walls"] if w["id"] !=
+                                                          h["doors"][1]["wall1"]]),
+                              "doors[1].wall1", "does not exist"),
+    "missing-wall-room": (lambda h: h["walls"][0].update(roomId="room|9"), "walls[0].roomId",
+                          "does not exist"),
+    "door-missing-room": (lambda h: h["doors"][0].update(room1="room|9"), "doors[0].room1",
+                          "does not exist"),
+    "huge-floor": (lambda h: h["rooms"][0].update(floorPolygon=[
+        {"x": x, "y": 0, "z": z} for x, z in ((0, 0), (0, 900), (900, 900), (900, 0))]),
+        "rooms", "more than the limit of 100 m a side"),
+    "object-far-away": (lambda h: h["objects"][0]["position"].update(z=1e9),
+                        "objects[0].position.z", "outside the limits"),
+    "object-outside": (lambda h: h["objects"][0]["position"].update(z=80.0),
+                       "objects[0].position", "outside the floors (the limit is 1 m)"),
+    "huge-integer": (lambda h: h["objects"][0]["rotation"].update(y=10**400),
+                     "objects[0].rotation.y", "an integer of 401 digits"),
 }
 
 
@@ -160,7 +204,7 @@ def test_non_object_house_rejected():
 
 
 def test_validate_command_prints_one_line_per_house(tmp_path, capsys):
-    cli.main(["validate", str(OLD), str(NEW)])
+    assert cli.main(["validate", str(OLD), str(NEW)]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["schema"] for r in rows] == ["0.0.1", "1.0.0"]
     assert all(r["valid"] and r["connected"] for r in rows)
@@ -170,9 +214,7 @@ def test_validate_command_prints_one_line_per_house(tmp_path, capsys):
 def test_validate_command_fails_on_bad_house(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(_broken(lambda h: h["objects"][0].update(assetId="Nope"))))
-    with pytest.raises(SystemExit) as err:
-        cli.main(["validate", str(NEW), str(bad)])
-    assert err.value.code != 0
+    assert cli.main(["validate", str(NEW), str(bad)]) == 1
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert rows[0]["valid"] and not rows[1]["valid"]
     assert "unknown assetId 'Nope'" in rows[1]["error"]
@@ -201,7 +243,84 @@ def test_show_draws_a_map(path, tmp_path, capsys):
 
 
 def test_show_bad_index_is_one_line(tmp_path, capsys):
-    with pytest.raises(SystemExit) as err:
-        cli.main(["show", str(NEW), "--index", "5", "--out", str(tmp_path / "m.png")])
-    assert err.value.code == 2
+    assert cli.main(["show", str(NEW), "--index", "5", "--out", str(tmp_path / "m.png")]) == 2
     assert "no house at this index" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["validate", str(NEW), "--grid", "0"], "agent.grid/radius: 0.0/0.2 out of range"),
+    (["validate", str(NEW), "--radius", "5"], "out of range"),
+    (["show", str(NEW), "--out", "{tmp}"], "give the path of a .png file"),
+    (["show", str(NEW), "--out", "{tmp}/file.png/map.png"], "cannot create its folder"),
+    (["show", str(NEW), "--grid", "0.001", "--out", "{tmp}/m.png"],
+     "more than the limit of 1,000,000; use a grid of at least 0.006 m"),
+], ids=["grid-0", "radius-5", "out-is-folder", "out-under-file", "grid-too-fine"])
+def test_bad_options_are_one_line_and_exit_2(args, message, tmp_path, capsys):
+    (tmp_path / "file.png").write_bytes(b"")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("spoc-houses: ") and message in err
+
+
+def test_validate_with_a_too_fine_grid_refuses_each_house_quickly(tmp_path, capsys):
+    start = time.perf_counter()
+    assert cli.main(["validate", str(OLD), str(NEW), "--grid", "0.001"]) == 1
+    assert time.perf_counter() - start < 10
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["index"], r["valid"]) for r in rows] == [(0, False), (0, False)]
+    assert all("field 'grid'" in r["error"] and "limit of 1,000,000" in r["error"]
+               for r in rows)
+    assert str(OLD) in rows[0]["error"] and "house 0" in rows[0]["error"]
+
+
+OLD_BAD = {
+    "box-without-min": (lambda h: h["doors"][0]["boundingBox"].pop("min"),
+                        "doors[0].boundingBox.min", "missing"),
+    "box-numeric-string": (lambda h: h["windows"][1]["boundingBox"]["max"].update(y="2.0"),
+                           "windows[1].boundingBox.max.y", "got the string '2.0'"),
+    "box-not-object": (lambda h: h["doors"][1].update(boundingBox=[0, 1]),
+                       "doors[1].boundingBox", "expected an object"),
+    "offset-null": (lambda h: h["doors"][0].update(assetOffset=None), "doors[0].assetOffset",
+                    "expected an object, got null"),
+    "room-not-object": (lambda h: h["rooms"].append("room|9"), "rooms[4]",
+                        "expected an object"),
+    "parameters-number": (lambda h: h.update(proceduralParameters=3), "proceduralParameters",
+                          "expected an object, got 3"),
+    "hole-outside-wall": (lambda h: h["doors"][0]["boundingBox"]["max"].update(x=40.0),
+                          "doors[0].boundingBox", "outside its wall"),
+    "material-number": (lambda h: h["walls"][0].update(material=7), "walls[0].material",
+                        "expected a material"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OLD_BAD), ids=sorted(OLD_BAD))
+def test_bad_schema_0_0_1_house_names_its_own_field(case):
+    mutate, field, problem = OLD_BAD[case]
+    house = raw(OLD)
+    mutate(house)
+    with pytest.raises(HouseError) as err:
+        read_house(house, "old.json", 0)
+    assert f"field '{field}'" in str(err.value) and problem in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["h.json", "h.jsonl", "h.jsonl.gz"])
+def test_empty_house_file_is_an_error(name, tmp_path):
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(b"\n\n") if name.endswith(".gz") else b" \n")
+    with pytest.raises(HouseError, match="no houses"):
+        list(load_houses(path))
+
+
+def test_load_house_reads_only_the_house_asked_for(tmp_path):
+    path = tmp_path / "h.jsonl"
+    path.write_text("{not json\n" + json.dumps(raw(NEW)) + "\n")
+    assert load_house(path, 1).index == 1
+    with pytest.raises(HouseError, match="malformed JSON"):
+        load_house(path, 0)
+
+
+def test_house_error_survives_a_process_boundary():
+    err = HouseError("h.jsonl", 3, "rooms", "no rooms", "add one")
+    again = pickle.loads(pickle.dumps(err))
+    assert str(again) == str(err) and again.field == "rooms" and again.index == 3

@@ -19,7 +19,7 @@ from datagen.shards import iter_episodes
 from datagen.video import decode_frames
 from sim.camera import CameraConfig
 from sim.env import EmbeddedEnv
-from sim.house import HouseError
+from sim.house_check import HouseError
 from sim.interface import Pose
 from sim.lattice import AgentConfig
 from training.cli import build_cli

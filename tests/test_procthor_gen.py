@@ -15,7 +15,7 @@ import warnings
 
 import pytest
 
-from datagen.houses import procthor_patches
+from datagen.houses import cli, house_dataset, procthor_patches
 from datagen.houses.fast_rectangles import (
     join_neighboring_rectangles,
     join_neighboring_rectangles_reference,
@@ -23,7 +23,8 @@ from datagen.houses.fast_rectangles import (
 from datagen.houses.house_dataset import generate_houses
 from datagen.houses.procthor_gen import SPLIT_SEED_OFFSETS, SPLITS, generate_house, house_seed
 from sim.assets import asset_database
-from sim.house import check_house, load_houses, write_house_json
+from sim.house import load_houses, write_house_json
+from sim.house_check import check_house
 
 SMALL_MIX = {"kitchen-living-room": 1, "bedroom-bathroom": 1}
 """Two-room ProcTHOR-10K specs: fast to generate."""
@@ -195,7 +196,7 @@ def test_small_objects_rest_on_their_receptacle(small_houses):
 # --------------------------------------------------------------------------- datasets
 
 
-def test_generate_houses_is_resumable_and_loadable(tmp_path):
+def test_generate_houses_is_resumable_and_loadable(tmp_path, monkeypatch):
     out = tmp_path / "houses"
     path = generate_houses("val", 3, 0, out, workers=2, progress=False,
                            room_spec_mix=SMALL_MIX)
@@ -213,13 +214,51 @@ def test_generate_houses_is_resumable_and_loadable(tmp_path):
     assert meta["room_spec_mix"] == {k: float(v) for k, v in SMALL_MIX.items()}
     assert meta["resampled"] == sum(meta["resample_reasons"].values())
 
-    # An interrupted run: the final file and one house are gone.
+    assert not (out / ".val.partial").exists()  # a finished run leaves no partial files
+
+    # A run killed while building house 1 keeps house 0, which the rerun reuses.
     path.unlink()
-    (out / ".val.partial" / "000001.json").unlink()
+    built, build = [], house_dataset.build_partial
+
+    def killed_at_house_1(out_dir, split, seed, index, mix):
+        if index == 1:
+            raise KeyboardInterrupt
+        built.append(index)
+        return build(out_dir, split, seed, index, mix)
+
+    with monkeypatch.context() as m:
+        m.setattr(house_dataset, "build_partial", killed_at_house_1)
+        with pytest.raises(KeyboardInterrupt):
+            generate_houses("val", 3, 0, out, workers=1, progress=False,
+                            room_spec_mix=SMALL_MIX)
+    assert built == [0] and sorted(os.listdir(out / ".val.partial")) == ["000000.json"]
     again = generate_houses("val", 3, 0, out, workers=1, progress=False,
                             room_spec_mix=SMALL_MIX)
     assert again.read_bytes() == first
     assert hashlib.sha256(first).hexdigest() == meta["sha256"]
+    assert not (out / ".val.partial").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seed", "-1"], "--seed -1: out of range; use 0 <= seed < 128"),
+    (["--seed", "128"], "--seed 128: out of range"),
+    (["--num", "0"], "--num 0: out of range; generate 1 to 1,048,576 houses"),
+    (["--num", "2000000"], "--num 2000000: out of range"),
+    (["--split", "dev"], "--split 'dev': unknown split"),
+    (["--workers", "0"], "--workers 0: use at least 1"),
+    (["--out", "{tmp}/file"], "is a file; give a folder"),
+    (["--out", "{tmp}/file/houses"], "cannot create the folder"),
+], ids=["seed-negative", "seed-large", "num-0", "num-large", "split", "workers", "out-file",
+        "out-under-file"])
+def test_generate_bad_options_are_one_line(args, message, tmp_path, capsys):
+    (tmp_path / "file").write_bytes(b"")
+    argv = {"--split": "val", "--num": "2", "--out": str(tmp_path / "h")}
+    for key, value in zip(args[::2], args[1::2]):
+        argv[key] = value.replace("{tmp}", str(tmp_path))
+    assert cli.main(["generate", *(a for kv in argv.items() for a in kv)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and message in err and err.startswith("spoc-houses: ")
+    assert not (tmp_path / "h").exists()
 
 
 def test_room_without_a_group_neighbour_raises_instead_of_hanging():

@@ -16,7 +16,7 @@ import av
 import numpy as np
 import pytest
 import torch
-from training_helpers import corrupt_video, truncate_file, write_dataset
+from training_helpers import HOUSE, corrupt_video, truncate_file, write_dataset
 
 from agents.checkpoint import load_policy
 from agents.frames import resize_frames
@@ -27,6 +27,7 @@ from datagen.video import decode_frames
 from sim.camera import CameraConfig
 from sim.detect import target_box, target_table
 from sim.env import EmbeddedEnv
+from sim.house import house_content_hash, load_houses
 from sim.interface import Pose
 from sim.lattice import AgentConfig
 from training.cli import build_cli
@@ -844,11 +845,13 @@ def test_a_split_without_its_house_file_record_is_one_line_when_frames_are_rende
 
 
 def test_corrupt_shard_and_sample_are_skipped_and_counted(tmp_path):
+    """Allowed to lose any fraction, the loaders skip and count the bad samples, and count the
+    episodes the truncated shards do not yield (tests/test_data_accounting.py: the limit)."""
     root = write_dataset(tmp_path / "ds", shards={"train": (2, 3), "val": (2, 2)})
     for split in ("train", "val"):
         truncate_file(root / split / "shard-000001.tar")
     corrupt_video(root / "train" / "shard-000000.tar")
-    dm = tiny_datamodule(root, batches_per_epoch=6)
+    dm = tiny_datamodule(root, batches_per_epoch=6, max_missing_fraction=1.0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         train = list(dm.train_dataloader())
@@ -857,6 +860,10 @@ def test_corrupt_shard_and_sample_are_skipped_and_counted(tmp_path):
     skipped = sum(int(b["num_skipped"]) for b in train + val)
     assert skipped > 0
     assert any("skipped" in str(w.message) for w in caught)
+    # the truncated train shard ends an episode short (the half-written one is skipped)
+    assert sum(int(b["num_lost"]) for b in train) > 0
+    assert dm.ledger.lost == {str(root / "train" / "shard-000001.tar"): 1}
+    assert any("yielded 2 of the 3 episodes" in str(w.message) for w in caught)
     assert sum(int(b["mask"].sum()) for b in val) > 0
 
 
@@ -903,6 +910,8 @@ def test_cli_fit_resume_and_load_policy(dataset, tmp_path, monkeypatch):
     policy, info = load_policy(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
     assert info.actions == ["move_ahead", "rotate_left", "rotate_right", "end"]
     assert info.image_size == (32, 48) and info.train_house_ids and info.trained_steps == 15
+    assert info.train_house_hashes == sorted({house_content_hash(r.house)
+                                              for r in load_houses(HOUSE)})
     assert policy.cfg.goal_film
     assert info.goal_index("roomnav", "Kitchen") == info.goals.index("roomnav/Kitchen")
     policy.reset(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tarfile
 from pathlib import Path
 
 from datagen.config import DatagenConfig
@@ -61,3 +62,19 @@ def palette_detector(targets=OBJECTNAV_TARGETS):
 
     return ColourDetector(centre={t: tuple(chromaticity(type_color(t))) for t in targets},
                           radius={t: 0.06 for t in targets}, min_pixels={t: 1 for t in targets})
+
+
+def overwrite_middle(path: str | Path, size: int = 4096) -> int:
+    """Overwrite ``size`` bytes of a shard from the header of its middle member (one after
+    the first): Python's ``tarfile`` takes the damaged header for the end of the archive and
+    raises nothing. Returns the samples whose members all lie before it."""
+    path = Path(path)
+    with tarfile.open(path) as tar:
+        members = tar.getmembers()
+    middle = members[len(members) // 2]
+    key = middle.name.split(".")[0]
+    before = {m.name.split(".")[0] for m in members[:len(members) // 2]} - {key}
+    data = bytearray(path.read_bytes())
+    data[middle.offset:middle.offset + size] = b"\xab" * size
+    path.write_bytes(bytes(data))
+    return len(before)

@@ -8,14 +8,19 @@ Under ``RUN_DIR`` (``trainer.default_root_dir``): ``checkpoints/`` (``best-*.ckp
 and ``last.ckpt``, which ``--ckpt_path last`` resumes), ``logs/`` (CSV), ``tb/`` (TensorBoard)
 and the resolved ``config.yaml``. Loggers and these callbacks are added unless the config sets
 ``trainer.logger`` / a ``ModelCheckpoint`` itself.
+
+Bad input (a data root, an info.json, a checkpoint, a run directory) is one line and exit
+status 2 (``--debug`` adds the traceback); option errors print the usage as LightningCLI does.
 """
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import (
     Callback,
@@ -28,10 +33,15 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from agents.policy import PolicyConfig
+from common.cli import entry_point
+from common.errors import InputError
+from common.files import check_out_dir
 from training.data.datamodule import ShardDataModule
-from training.module import PolicyModule
+from training.module import CheckpointError, PolicyModule
 
 DEFAULT_ROOT_DIR = "runs/train"
+LIGHTNING_CKPT_PATHS = ("last", "best", "hpc", "registry")
+"""``--ckpt_path`` values Lightning resolves itself (not file names)."""
 
 
 def last_checkpoint(root: Path) -> Path:
@@ -65,8 +75,40 @@ def default_callbacks(root: Path, configured: list[Callback], progress_bar: bool
     return extra
 
 
+def read_checkpoint(path: str, prog: str, model_class: type) -> dict:
+    """The checkpoint ``--ckpt_path`` names, loaded as Lightning loads it; a one-line
+    :class:`CheckpointError` when it is missing, unreadable, or was written for another model
+    than ``model_class`` (its hyperparameters are not that class's arguments)."""
+    where = f"--ckpt_path {path}"
+    fix = (f"give a checkpoint written by `{prog} fit` (RUN_DIR/checkpoints/*.ckpt), or `last` "
+           "to resume the run in --trainer.default_root_dir")
+    if not Path(path).is_file():
+        raise CheckpointError(f"{where}: not found; {fix}")
+    try:
+        ckpt = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as exn:  # noqa: BLE001 - any failure means "not a usable checkpoint"
+        msg = " ".join(str(exn).split())[:200]
+        raise CheckpointError(f"{where}: unreadable ({type(exn).__name__}: {msg}); {fix}"
+                              ) from exn
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise CheckpointError(f"{where}: not a training checkpoint (no state_dict); {fix}")
+    hparams = ckpt.get("hyper_parameters") or {}
+    known = inspect.signature(model_class.__init__).parameters
+    foreign = sorted(k for k in hparams if not k.startswith("_") and k not in known)
+    if foreign:
+        raise CheckpointError(f"{where}: written for another model (it has {foreign[0]}, which "
+                              f"{model_class.__name__} does not take); {fix}")
+    return ckpt
+
+
 class TrainCLI(LightningCLI):
-    """LightningCLI with the dataset's vocabulary and resolution linked into the model."""
+    """LightningCLI with the dataset's vocabulary and resolution linked into the model, and
+    its input checked: ``--ckpt_path`` and ``--trainer.default_root_dir`` (a one-line
+    :class:`common.errors.InputError` each)."""
+
+    def __init__(self, *args, prog: str = "spoc-train", **kwargs):
+        self.prog = prog
+        super().__init__(*args, **kwargs)
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data", "model.dataset_spec", compute_fn=lambda dm: dm.spec,
@@ -91,6 +133,10 @@ class TrainCLI(LightningCLI):
                                    or DEFAULT_ROOT_DIR)
             if last.is_file():
                 self.config[sub].ckpt_path = str(last)
+        ckpt_path = self.config[sub].get("ckpt_path")
+        if ckpt_path and ckpt_path not in LIGHTNING_CKPT_PATHS \
+                and not str(ckpt_path).startswith("registry:"):
+            read_checkpoint(str(ckpt_path), self.prog, self._model_class)
         given = self.config[sub].model.clone()
         super()._parse_ckpt_path()
         policy = self.config[sub].model.policy
@@ -98,6 +144,23 @@ class TrainCLI(LightningCLI):
             policy.encoder_batch = given.policy.get("encoder_batch", PolicyConfig.encoder_batch)
         self.config[sub].model = given
         self.config[sub].model.policy = policy
+
+    def instantiate_classes(self) -> None:
+        """As LightningCLI's; an input error raised while the data's spec is linked into the
+        model, which jsonargparse wraps in a ValueError, is raised as it is."""
+        try:
+            super().instantiate_classes()
+        except ValueError as exn:
+            if isinstance(exn.__cause__, InputError):
+                raise exn.__cause__ from None
+            raise
+
+    def before_instantiate_classes(self) -> None:
+        """Refuse a run directory that cannot be one before the data and model are built."""
+        sub = self.config.get("subcommand")
+        config = self.config[sub] if sub else self.config
+        check_out_dir(config.trainer.get("default_root_dir") or DEFAULT_ROOT_DIR,
+                      "--trainer.default_root_dir")
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self._get(self.config_init, "trainer", default={})
@@ -112,19 +175,28 @@ class TrainCLI(LightningCLI):
 
 
 def build_cli(args: list[str] | None = None, run: bool = True,
-              model_class: type = PolicyModule, datamodule_class: type = ShardDataModule
-              ) -> TrainCLI:
+              model_class: type = PolicyModule, datamodule_class: type = ShardDataModule,
+              prog: str = "spoc-train") -> TrainCLI:
     """Parse ``args`` (default: ``sys.argv``), build the module, data and trainer, and run
-    (``spoc-pretrain`` passes its own module and data)."""
+    (``spoc-pretrain`` passes its own module, data and name). Bad input raises a one-line
+    :class:`common.errors.InputError`."""
     warnings.filterwarnings("ignore", message=".*`IterableDataset` has `__len__` defined.*")
+    # the entry points pass the command line on as ``args``
+    warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter is intended.*")
     return TrainCLI(model_class, datamodule_class, save_config_kwargs={"overwrite": True},
-                    args=args, run=run)
+                    args=args, run=run, prog=prog)
 
 
-def main(args: list[str] | None = None) -> None:
-    """Entry point of ``spoc-train``."""
+def train(args: list[str]) -> None:
+    """``spoc-train``'s work: parse ``args``, build and run."""
     build_cli(args)
 
 
+def main(args: list[str] | None = None) -> int:
+    """Entry point of ``spoc-train``: its exit status (2 and one line for bad input;
+    ``--debug`` adds the traceback)."""
+    return entry_point("spoc-train", train, args)
+
+
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

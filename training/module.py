@@ -12,6 +12,7 @@ policy from the checkpoint path alone.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -20,8 +21,18 @@ import torch.nn.functional as F
 
 from agents.checkpoint import CHECKPOINT_KEY, policy_record, policy_state
 from agents.policy import PolicyConfig, make_policy
+from common.errors import InputError
 from training.data.augment import apply_colour
 from training.pretrain.encoder import load_encoder
+
+
+class CheckpointError(InputError):
+    """A checkpoint given to a run (``--ckpt_path``, ``model.init_checkpoint``,
+    ``model.encoder_init``) that it cannot use; the message names the option and the file."""
+
+
+class ModelOptionError(InputError):
+    """A model option that cannot be used with the others or with the data."""
 
 
 def lr_factor(step: int, warmup_steps: int, decay_start: int | None, decay_steps: int) -> float:
@@ -52,9 +63,27 @@ def target_min_pixels(spec: dict) -> int:
     try:
         return int(spec["dataset"]["info"]["tasks"]["objectnav"]["min_pixels"])
     except (KeyError, TypeError):
-        raise ValueError("model.aux_visible_weight: the dataset's info.json has no "
-                         "tasks.objectnav.min_pixels; regenerate it with `spoc-datagen "
-                         "episodes` or set model.aux_visible_weight to 0") from None
+        raise ModelOptionError("model.aux_visible_weight: the dataset's info.json has no "
+                               "tasks.objectnav.min_pixels; regenerate it with `spoc-datagen "
+                               "episodes` or set model.aux_visible_weight to 0") from None
+
+
+def register_data_counters(module: pl.LightningModule) -> None:
+    """Give a training module the running counts :func:`log_data_counters` logs."""
+    module.register_buffer("skipped_total", torch.zeros((), dtype=torch.long), persistent=False)
+    module.register_buffer("lost_total", torch.zeros((), dtype=torch.long), persistent=False)
+
+
+def log_data_counters(module: pl.LightningModule, batch: dict) -> None:
+    """Add a training batch's ``num_skipped`` (bad samples skipped) and ``num_lost`` (episodes
+    a shard fell short of its info.json count) to the module's running counts and log both
+    (``data/skipped_total``, ``data/lost_episodes``)."""
+    if "num_skipped" in batch:
+        module.skipped_total += batch["num_skipped"]
+    if "num_lost" in batch:
+        module.lost_total += batch["num_lost"]
+    module.log("data/skipped_total", module.skipped_total.float())
+    module.log("data/lost_episodes", module.lost_total.float())
 
 
 AUX_HEADS = ("visible_head.", "distance_head.", "room_head.")
@@ -67,30 +96,46 @@ def load_policy_weights(policy: torch.nn.Module, path: str) -> list[str]:
     (its auxiliary heads that ``policy`` lacks are dropped). Anything else that differs
     raises one line naming the file, the parameter and the fix."""
     where = f"model.init_checkpoint {path}"
+    if not Path(path).is_file():
+        raise CheckpointError(f"{where}: not found; give a spoc-train .ckpt")
     try:
         ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001 - any failure means "not a usable checkpoint"
         msg = " ".join(str(e).split())[:300]
-        raise ValueError(f"{where}: unreadable ({type(e).__name__}: {msg}); give a spoc-train "
-                         ".ckpt") from None
+        raise CheckpointError(f"{where}: unreadable ({type(e).__name__}: {msg}); give a "
+                              "spoc-train .ckpt") from e
     if not isinstance(ckpt, dict) or CHECKPOINT_KEY not in ckpt:
-        raise ValueError(f"{where}: no '{CHECKPOINT_KEY}' record; give a checkpoint written "
-                         "by spoc-train")
+        raise CheckpointError(f"{where}: no '{CHECKPOINT_KEY}' record; give a checkpoint "
+                              "written by spoc-train")
     theirs = policy_state(ckpt)
     own = policy.state_dict()
     fix = "; start from a checkpoint of the same architecture (model.policy, data.target_box)"
     for key, value in own.items():
         if key not in theirs:
             if not key.startswith(AUX_HEADS):
-                raise ValueError(f"{where}: has no {key}{fix}")
+                raise CheckpointError(f"{where}: has no {key}{fix}")
         elif theirs[key].shape != value.shape:
-            raise ValueError(f"{where}: {key} is {tuple(theirs[key].shape)}, this run's "
-                             f"{tuple(value.shape)}{fix}")
+            raise CheckpointError(f"{where}: {key} is {tuple(theirs[key].shape)}, this run's "
+                                  f"{tuple(value.shape)}{fix}")
     extra = [k for k in theirs if k not in own and not k.startswith(AUX_HEADS)]
     if extra:
-        raise ValueError(f"{where}: has {extra[0]}, which this run's policy lacks{fix}")
+        raise CheckpointError(f"{where}: has {extra[0]}, which this run's policy lacks{fix}")
     policy.load_state_dict({k: theirs.get(k, v) for k, v in own.items()})
     return [k for k in own if k not in theirs]
+
+
+def load_encoder_weights(convs: torch.nn.Module, path: str, cfg: PolicyConfig) -> None:
+    """Load a ``spoc-pretrain`` checkpoint's conv blocks into ``convs``
+    (``model.encoder_init``); anything that stops it is one :class:`CheckpointError` line."""
+    try:
+        convs.load_state_dict(load_encoder(path, cfg))
+    except ValueError as exn:  # load_encoder's own one-line checks
+        raise CheckpointError(str(exn)) from exn
+    except Exception as exn:  # noqa: BLE001 - any failure means "not a usable checkpoint"
+        msg = " ".join(str(exn).split())[:200]
+        raise CheckpointError(f"model.encoder_init {path}: unusable ({type(exn).__name__}: "
+                              f"{msg}); give a checkpoint written by `spoc-pretrain fit` with "
+                              "this run's policy config") from exn
 
 
 def masked_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -154,21 +199,22 @@ class PolicyModule(pl.LightningModule):
         """
         super().__init__()
         if decay_start is not None and (decay_start < 0 or decay_steps <= 0):
-            raise ValueError(f"model.decay_start={decay_start}, model.decay_steps={decay_steps}: "
-                             "the decay needs decay_start >= 0 and decay_steps > 0 "
-                             "(or leave decay_start unset for a constant rate)")
+            raise ModelOptionError(f"model.decay_start={decay_start}, model.decay_steps="
+                                   f"{decay_steps}: the decay needs decay_start >= 0 and "
+                                   "decay_steps > 0 (or leave decay_start unset for a "
+                                   "constant rate)")
         if dataset_spec is None:
             raise ValueError("model.dataset_spec: missing; build PolicyModule with "
                              "dataset_spec=ShardDataModule(...).spec (the CLI links it)")
         if min(aux_visible_weight, aux_distance_weight, aux_room_weight) < 0:
-            raise ValueError(f"model.aux_visible_weight={aux_visible_weight}, "
-                             f"model.aux_distance_weight={aux_distance_weight}, "
-                             f"model.aux_room_weight={aux_room_weight}: must be >= 0")
+            raise ModelOptionError(f"model.aux_visible_weight={aux_visible_weight}, "
+                                   f"model.aux_distance_weight={aux_distance_weight}, "
+                                   f"model.aux_room_weight={aux_room_weight}: must be >= 0")
         rooms = list(dataset_spec.get("room_types") or [])
         if aux_room_weight > 0 and not rooms:
-            raise ValueError(f"model.aux_room_weight={aux_room_weight}: the data gives no room "
-                             "labels; add --data.room_labels true (the dataset needs RoomNav "
-                             "goals)")
+            raise ModelOptionError(f"model.aux_room_weight={aux_room_weight}: the data gives no "
+                                   "room labels; add --data.room_labels true (the dataset needs "
+                                   "RoomNav goals)")
         self.save_hyperparameters()
         self.spec = dataset_spec
         self.actions = list(dataset_spec["actions"])
@@ -177,8 +223,8 @@ class PolicyModule(pl.LightningModule):
         cfg = policy or PolicyConfig()
         boxes = bool(dataset_spec.get("target_box", False))
         if cfg.target_box and not boxes:
-            raise ValueError("model.policy.target_box: the policy takes the target's box but the "
-                             "data gives none; add --data.target_box true")
+            raise ModelOptionError("model.policy.target_box: the policy takes the target's box "
+                                   "but the data gives none; add --data.target_box true")
         cfg = replace(cfg, num_actions=len(self.actions), num_goals=len(dataset_spec["goals"]),
                       image_size=tuple(dataset_spec["image_size"]), target_box=boxes,
                       room_anchors=dict(dataset_spec.get("room_anchors") or {}))
@@ -188,13 +234,13 @@ class PolicyModule(pl.LightningModule):
         cfg = replace(cfg, room_types=len(rooms) if self.room else 0)
         self.policy = make_policy(cfg)
         if encoder_init:
-            self.policy.encoder.convs.load_state_dict(load_encoder(encoder_init, cfg))
+            load_encoder_weights(self.policy.encoder.convs, encoder_init, cfg)
         if init_checkpoint:
             load_policy_weights(self.policy, init_checkpoint)
         weights = class_weights(dataset_spec.get("train_action_counts") or [1] * len(self.actions),
                                 class_weighting)
         self.register_buffer("loss_weights", weights, persistent=False)
-        self.register_buffer("skipped_total", torch.zeros((), dtype=torch.long), persistent=False)
+        register_data_counters(self)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.policy(batch)  # (B, L, A)
@@ -290,9 +336,7 @@ class PolicyModule(pl.LightningModule):
         hits = ((pred == target) & mask).sum()
         self.log("train/acc", hits / mask.sum().clamp(min=1), prog_bar=True, batch_size=bsz)
         self._train_counts += self._action_counts(pred, target, mask)
-        if "num_skipped" in batch:
-            self.skipped_total += batch["num_skipped"]
-        self.log("data/skipped_total", self.skipped_total.float())
+        log_data_counters(self, batch)
         return total
 
     def on_train_epoch_start(self) -> None:
@@ -339,10 +383,10 @@ class PolicyModule(pl.LightningModule):
         theirs = record.get("config", {}).get("room_anchors") or {}
         mine = self.policy.cfg.room_anchors
         if theirs != mine:
-            raise ValueError(f"--ckpt_path: the checkpoint's policy boxes RoomNav anchors "
-                             f"{theirs or 'none'} and this run's {mine or 'none'}; set "
-                             "--data.room_anchors as in that run, or start from it with "
-                             "--model.init_checkpoint")
+            raise CheckpointError(f"--ckpt_path: the checkpoint's policy boxes RoomNav anchors "
+                                  f"{theirs or 'none'} and this run's {mine or 'none'}; set "
+                                  "--data.room_anchors as in that run, or start from it with "
+                                  "--model.init_checkpoint")
         keys = checkpoint.get("state_dict", {})
         for prefix, wanted, (has, lacks), fix in (
                 ("policy.visible_head.", self.policy.cfg.aux_heads,
@@ -361,8 +405,8 @@ class PolicyModule(pl.LightningModule):
                  "--data.target_box as in that run")):
             found = any(k.startswith(prefix) for k in keys)
             if found != wanted:
-                raise ValueError(f"--ckpt_path: the checkpoint's policy {has if found else lacks}"
-                                 f"; set {fix}")
+                raise CheckpointError(f"--ckpt_path: the checkpoint's policy "
+                                      f"{has if found else lacks}; set {fix}")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CHECKPOINT_KEY] = policy_record(self.policy, self.spec)

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
-from common.cli import underscore_options
-from datagen.constants import SPLITS
+from common.cli import entry_point, underscore_options
+from common.errors import InputError
 from datagen.houses.house_dataset import generate_houses
 from datagen.houses.validate import house_report
-from sim.house import HouseError, load_house, load_houses
+from sim.house import iter_house_lines, load_house, parse_house_line, read_house
+from sim.house_check import HouseError
 from sim.lattice import AgentConfig, Lattice
 from sim.scene import build_scene
 from sim.topdown import save_map
 
-EXIT_BAD_INPUT = 2
+EXIT_INVALID = 1
+"""The exit status of ``validate`` when a house is invalid (bad options exit 2)."""
 
 
 def generate(split: str, num: int, out: Path, seed: int = 0, workers: int = 1,
@@ -35,17 +38,13 @@ def generate(split: str, num: int, out: Path, seed: int = 0, workers: int = 1,
         workers: Worker processes (one per core).
         progress: Show a progress bar.
     """
-    if split not in SPLITS:
-        raise SystemExit(_fail(f"--split {split!r}: unknown split; use one of {SPLITS}"))
-    if num < 1 or workers < 1:
-        raise SystemExit(_fail("--num and --workers must be at least 1"))
     path = generate_houses(split=split, num=num, seed=seed, out_dir=Path(out), workers=workers,
                            progress=progress)
     print(path)
 
 
 def validate(paths: list[Path], require_connected: bool = False, grid: float = 0.25,
-             radius: float = 0.2) -> None:
+             radius: float = 0.2) -> int:
     """Check house files (.json, .jsonl, .jsonl.gz; schema 0.0.1 or 1.0.0) and print one JSON
     line per house. Exits non-zero if any house is invalid.
 
@@ -58,28 +57,48 @@ def validate(paths: list[Path], require_connected: bool = False, grid: float = 0
     agent = AgentConfig(grid=grid, radius=radius)
     bad = 0
     for path in paths:
-        try:
-            for rec in load_houses(path):
-                report = {"file": str(path), "index": rec.index, "schema": rec.schema_in,
-                          **house_report(rec.house, agent, rec.house_id)}
-                problems = []
-                if report["reachable_cells"] == 0:
-                    problems.append("no reachable lattice cell")
-                if require_connected and not report["connected"]:
-                    problems.append("rooms not reachable: " + ", ".join(
-                        report["unreachable_rooms"]))
-                report["valid"] = not problems
-                if problems:
-                    report["error"] = "; ".join(problems)
-                    bad += 1
-                print(json.dumps(report), flush=True)
-        except HouseError as e:
-            bad += 1
-            print(json.dumps({"file": str(path), "index": e.index, "valid": False,
-                              "error": str(e)}), flush=True)
-            print(str(e), file=sys.stderr)
-    if bad:
-        raise SystemExit(1)
+        for row in validate_file(Path(path), agent, require_connected):
+            if not row["valid"]:
+                bad += 1
+                if "rooms" not in row:  # refused by a check: its line on stderr too
+                    print(row["error"], file=sys.stderr)
+            print(json.dumps(row), flush=True)
+    return EXIT_INVALID if bad else 0
+
+
+def validate_file(path: Path, agent: AgentConfig, require_connected: bool = False
+                  ) -> Iterator[dict]:
+    """One row per house of a file: its report (``valid`` and, when not, ``error``), or
+    ``{file, index, valid: false, error}`` for a house a check refuses; a file that cannot be
+    read at all (or from some line on) gives one such row with the file's error."""
+    try:
+        for index, text in iter_house_lines(path):
+            try:
+                yield validate_house(path, index, text, agent, require_connected)
+            except HouseError as e:
+                yield {"file": str(path), "index": index, "valid": False, "error": str(e)}
+    except HouseError as e:
+        yield {"file": str(path), "index": e.index, "valid": False, "error": str(e)}
+
+
+def validate_house(path: Path, index: int, text: str, agent: AgentConfig,
+                   require_connected: bool) -> dict:
+    """The report row of one house line (HouseError when a check refuses it)."""
+    rec = read_house(parse_house_line(text, path, index), path, index, owned=True)
+    try:
+        report = house_report(rec.house, agent, rec.house_id)
+    except HouseError as e:  # the lattice's size limit names the house id, not the file
+        raise e.at(path, index) from None
+    problems = []
+    if report["reachable_cells"] == 0:
+        problems.append("no reachable lattice cell")
+    if require_connected and not report["connected"]:
+        problems.append("rooms not reachable: " + ", ".join(report["unreachable_rooms"]))
+    row = {"file": str(path), "index": index, "schema": rec.schema_in, **report,
+           "valid": not problems}
+    if problems:
+        row["error"] = "; ".join(problems)
+    return row
 
 
 def show(path: Path, out: Path, index: int = 0, grid: float = 0.25, radius: float = 0.2
@@ -93,17 +112,22 @@ def show(path: Path, out: Path, index: int = 0, grid: float = 0.25, radius: floa
         grid: Lattice grid step in metres.
         radius: Agent radius in metres.
     """
+    agent = AgentConfig(grid=grid, radius=radius)
+    out = Path(out)
+    if out.is_dir() or out.suffix.lower() != ".png":
+        raise InputError(f"--out {out}: give the path of a .png file")
     rec = load_house(path, index)
     scene = build_scene(rec.house, rec.house_id)
-    lattice = Lattice(scene, AgentConfig(grid=grid, radius=radius))
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    save_map(scene, Path(out), lattice=lattice, title=f"{rec.house_id} ({path}:{index})")
+    try:
+        lattice = Lattice(scene, agent)
+    except HouseError as e:  # the lattice's size limit names the house id, not the file
+        raise e.at(path, index) from None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"--out {out}: cannot create its folder ({e.strerror})") from None
+    save_map(scene, out, lattice=lattice, title=f"{rec.house_id} ({path}:{index})")
     print(out)
-
-
-def _fail(message: str) -> int:
-    print(f"spoc-houses: {message}", file=sys.stderr)
-    return EXIT_BAD_INPUT
 
 
 def build_parser():
@@ -127,16 +151,18 @@ def build_parser():
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = build_parser()
-    cfg = parser.parse_args(underscore_options(sys.argv[1:] if argv is None else argv))
+def run(argv: list[str]) -> int:
+    """Parse ``argv`` and run the subcommand; its exit status."""
+    cfg = build_parser().parse_args(underscore_options(argv))
     command = cfg.command
     kwargs = {k: v for k, v in vars(cfg[command]).items() if k not in ("config", "__path__")}
-    try:
-        {"generate": generate, "validate": validate, "show": show}[command](**kwargs)
-    except HouseError as e:
-        raise SystemExit(_fail(str(e))) from None
+    return {"generate": generate, "validate": validate, "show": show}[command](**kwargs) or 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``spoc-houses``: bad input is one line on stderr and exit status 2."""
+    return entry_point("spoc-houses", run, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

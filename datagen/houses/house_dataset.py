@@ -8,7 +8,8 @@ byte-deterministic (mtime 0, no file name), so a split is a pure function of
 Resuming: each finished house is kept as ``out_dir/.{split}.partial/{index:06d}.json``
 (written to a temporary name, then renamed), holding the house and the reasons earlier
 attempts were resampled. A rerun skips them. The final file and meta.json are written to a
-temporary name and renamed, so nothing half-written is ever left under the final names.
+temporary name and renamed, so nothing half-written is ever left under the final names; the
+partial folder is removed once they are written (a killed run keeps it).
 """
 
 from __future__ import annotations
@@ -18,20 +19,24 @@ import hashlib
 import json
 import multiprocessing
 import os
+import shutil
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+from common.errors import InputError
 from common.files import write_atomic
 from common.workers import exit_with_parent
 from datagen.houses.procthor_gen import (
     GENERATOR_VERSION,
+    INDEX_BITS,
     PROCTHOR10K,
+    SEED_BITS,
     SPLIT_SEED_OFFSETS,
+    SPLITS,
     RoomSpecMix,
     generate_valid_house,
-    house_seed,
     procthor_version,
     room_spec_mix_weights,
 )
@@ -62,6 +67,22 @@ def deterministic_gzip(data: bytes) -> bytes:
     with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=6) as gz:
         gz.write(data)
     return buf.getvalue()
+
+
+def check_generate_args(split: str, num: int, seed: int, workers: int, out_dir: Path) -> None:
+    """InputError naming the option when a split cannot be generated as asked: the seed
+    layout (:data:`SEED_LAYOUT`) bounds the dataset seed and the number of houses."""
+    if split not in SPLITS:
+        raise InputError(f"--split {split!r}: unknown split; use one of {', '.join(SPLITS)}")
+    if not 1 <= num <= 1 << INDEX_BITS:
+        raise InputError(f"--num {num}: out of range; generate 1 to {1 << INDEX_BITS:,} houses "
+                         "per split")
+    if not 0 <= seed < 1 << SEED_BITS:
+        raise InputError(f"--seed {seed}: out of range; use 0 <= seed < {1 << SEED_BITS}")
+    if workers < 1:
+        raise InputError(f"--workers {workers}: use at least 1")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out {out_dir}: is a file; give a folder")
 
 
 def build_partial(out_dir: str, split: str, seed: int, index: int,
@@ -128,11 +149,12 @@ def generate_houses(split: str, num: int, seed: int, out_dir: str | os.PathLike,
                     room_spec_mix: RoomSpecMix = PROCTHOR10K) -> Path:
     """Generate houses 0..num-1 of ``split`` into ``out_dir/{split}.jsonl.gz`` (resumable)
     and record the run in ``out_dir/meta.json``. Returns the .jsonl.gz path."""
-    if num < 1:
-        raise ValueError(f"num={num}: generate at least one house")
-    house_seed(split, seed, num - 1)  # range checks with a clear message before any work
     out = Path(out_dir)
-    partial_dir(out, split).mkdir(parents=True, exist_ok=True)
+    check_generate_args(split, num, seed, workers, out)
+    try:
+        partial_dir(out, split).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"--out {out}: cannot create the folder ({e.strerror})") from None
     todo = _missing(out, split, num)
     _run_tasks(out, split, seed, todo, workers, room_spec_mix, progress)
     data, failures, specs = _assemble(out, split, num)
@@ -147,4 +169,5 @@ def generate_houses(split: str, num: int, seed: int, out_dir: str | os.PathLike,
         "resampled": sum(failures.values()), "resample_reasons": dict(sorted(failures.items())),
         "sha256": hashlib.sha256(gz).hexdigest(),
     })
+    shutil.rmtree(partial_dir(out, split))
     return target

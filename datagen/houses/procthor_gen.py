@@ -29,7 +29,8 @@ from typing import Any
 from datagen.houses import procthor_patches
 from datagen.houses.standin import GeometricController
 from datagen.houses.validate import house_report
-from sim.house import HouseError, check_house, upgrade_house
+from sim.house import upgrade_house
+from sim.house_check import HouseError, check_house
 
 GENERATOR_VERSION = "1.0.0"
 """Bump when generated houses change for the same (split, seed, index)."""

@@ -16,6 +16,8 @@ from sim.scene import build_scene
 
 MIN_ROOM_CELLS = 5
 """Reachable cells a room needs to count as reachable (ProcTHOR's House.validate uses 5)."""
+DISTANCE_BLOCK = 1 << 20
+"""Cell-box distances computed at once: memory stays bounded on the largest lattices."""
 
 
 def house_report(house: dict, agent: AgentConfig | None = None, house_id: str | None = None,
@@ -52,14 +54,16 @@ def reachable_target_types(scene, lattice: Lattice, distance: float,
                            targets=OBJECTNAV_TARGETS) -> list[str]:
     """Target types with an instance within ``distance`` of some reachable cell."""
     cells = np.argwhere(lattice.reachable)
-    if len(cells) == 0:
+    b = scene.boxes
+    rows = [k for k, t in enumerate(b.object_type) if t in targets]
+    if len(cells) == 0 or not rows:
         return []
     xs = lattice.x0 + cells[:, 0] * lattice.agent.grid
     zs = lattice.z0 + cells[:, 1] * lattice.agent.grid
-    b = scene.boxes
-    rows = [k for k, t in enumerate(b.object_type) if t in targets]
-    if not rows:
-        return []
-    near = b.distance_xz(xs[:, None], zs[:, None])[:, rows].min(axis=0)  # (K,) over cells
+    near = np.full(len(rows), np.inf)
+    step = max(1, DISTANCE_BLOCK // len(b))  # cells per block of the (cells, boxes) table
+    for s in range(0, len(cells), step):
+        block = b.distance_xz(xs[s:s + step, None], zs[s:s + step, None])[:, rows]
+        near = np.minimum(near, block.min(axis=0))  # (K,) over cells
     found = {b.object_type[k] for k, d in zip(rows, near) if d <= distance}
     return [t for t in targets if t in found]

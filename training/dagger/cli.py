@@ -39,6 +39,10 @@ reads from each frame instead of the simulator's, and ``--end_threshold`` (per t
 evaluations alike; training reads the simulator's box. A policy trained with RoomNav anchors
 (``--data.room_anchors``, carried by its checkpoint) is given its RoomNav goals' anchor boxes
 in both, and ``train_args`` must repeat the anchors (a resume refuses others).
+
+Bad input (a dataset, house file, train config, checkpoint or detector that cannot be used,
+evaluation houses that are training houses, an ``--out`` that is a file, a value out of
+range) is one line and exit status 2, before any work; ``--debug`` adds its traceback.
 """
 
 from __future__ import annotations
@@ -47,10 +51,8 @@ import sys
 
 from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
 
-from datagen.dataset import DatasetError
-from eval.config import EvalInputError
-from sim.house import HouseError
-from training.dagger.config import DaggerConfig, DaggerError
+from common.cli import entry_point
+from training.dagger.config import DaggerConfig
 from training.dagger.run import rounds_table, run_dagger
 
 
@@ -63,14 +65,15 @@ def build_parser():
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    """``spoc-dagger``: bad input is one line and exit status 2
+    (:func:`common.cli.entry_point`)."""
+    return entry_point("spoc-dagger", run, argv)
+
+
+def run(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
     values = {k: args[k] for k in DaggerConfig.__dataclass_fields__}
-    try:
-        rounds = run_dagger(DaggerConfig(**values))
-    except (DaggerError, DatasetError, HouseError, EvalInputError) as e:
-        print(f"spoc-dagger: error: {e}", file=sys.stderr)
-        return 2
+    rounds = run_dagger(DaggerConfig(**values))
     print(rounds_table(rounds), end="")
     return 0
 

@@ -83,7 +83,7 @@ class DaggerConfig:
                      "eval_episodes", "eval_workers", "eval_max_steps"):
             if getattr(self, name) < 1:
                 raise DaggerError(f"{name}: {getattr(self, name)} must be >= 1")
-        for name in ("initial_epochs", "epochs_per_round"):
+        for name in ("initial_epochs", "epochs_per_round", "seed", "eval_seed"):
             if getattr(self, name) < 0:
                 raise DaggerError(f"{name}: {getattr(self, name)} must be >= 0")
         if self.betas is not None and len(self.betas) != self.rounds:

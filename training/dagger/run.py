@@ -13,22 +13,26 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from agents.checkpoint import load_policy
-from agents.detector import ColourDetector
-from common.files import json_bytes, write_atomic
+from common.files import check_out_dir, json_bytes, write_atomic
 from datagen.constants import INFO_FILE
-from datagen.dataset import read_info
-from datagen.episodes import HouseFile
 from eval.config import EvalConfig
 from eval.evaluate import evaluate
-from eval.inputs import load_detector
+from eval.inputs import (
+    TrainingHouses,
+    checkpoint_info,
+    load_detector,
+    load_eval_houses,
+    read_colour_detector,
+)
 from eval.slots import plan_slots
+from sim.house import file_content_hashes
 from training.cli import build_cli, last_checkpoint
 from training.dagger.config import DaggerConfig, DaggerError, beta_schedule
 from training.dagger.rollouts import expert_episodes, mixed_rollouts, round_seed
 from training.dagger.shards import (
-    TRAIN_SPLIT,
     DatasetView,
     link_dataset,
     next_shard_index,
@@ -91,12 +95,16 @@ class DaggerRun:
 
     def __init__(self, cfg: DaggerConfig):
         self.cfg, self.out = cfg, Path(cfg.out)
-        self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / INFO_NAME
-        saved = json.loads(path.read_text()) if path.exists() else {}
-        if saved and saved["config"]["dataset"] != cfg.dataset:
-            raise DaggerError(f"out: {self.out} holds a DAgger run on {saved['config']['dataset']}"
-                              f", not {cfg.dataset}; use another --out")
+        try:
+            saved = json.loads(path.read_text()) if path.is_file() else {}
+            dataset = saved["config"]["dataset"] if saved else cfg.dataset
+        except (ValueError, KeyError, TypeError) as e:
+            raise DaggerError(f"out: {path} is not a readable DAgger record "
+                              f"({type(e).__name__}: {e}); use another --out") from None
+        if dataset != cfg.dataset:
+            raise DaggerError(f"out: {self.out} holds a DAgger run on {dataset}, not "
+                              f"{cfg.dataset}; use another --out")
         self.rounds: list[dict] = saved.get("rounds", [])
         self.pending: dict = saved.get("pending", {})
 
@@ -199,27 +207,46 @@ def run_bc_round(run: DaggerRun, r: int, view: DatasetView, records: dict, label
 
 
 def check_inputs(cfg: DaggerConfig) -> None:
-    """Fail before any work on a missing dataset, train split, config, checkpoint or houses."""
-    info = read_info(cfg.dataset)
-    if TRAIN_SPLIT not in info["splits"]:
-        raise DaggerError(f"dataset: {cfg.dataset} has no '{TRAIN_SPLIT}' split; generate it "
-                          "with `spoc-datagen episodes --split train`")
-    for name in ("train_config", "init_checkpoint"):
-        path = getattr(cfg, name)
-        if path is not None and not Path(path).is_file():
-            raise DaggerError(f"{name}: {path}: no such file")
+    """Fail before any work on an ``--out`` that is a file, a missing dataset, train split or
+    training house file, a train config that is no YAML mapping, a checkpoint or detector that
+    cannot be used, and evaluation houses that are missing or are training houses."""
+    check_out_dir(cfg.out)
+    view = open_view(cfg.dataset, cfg.train_houses, [], cfg.max_steps, cfg.envs)
+    check_train_config(cfg.train_config)
     if cfg.detector is not None:
-        try:
-            ColourDetector.load(cfg.detector)
-        except ValueError as e:
-            raise DaggerError(f"detector: {e}") from None
-    HouseFile.scan(cfg.eval_houses)
+        read_colour_detector(cfg.detector)
+    train = TrainingHouses(hashes=set(file_content_hashes(view.houses.path).values()),
+                           source=f"the training houses of --dataset {cfg.dataset} "
+                                  f"({view.houses.path})")
+    if cfg.init_checkpoint is not None:
+        policy = checkpoint_info(cfg.init_checkpoint, "--init_checkpoint")
+        train.hashes.update(policy.train_house_hashes)
+        train.ids.update(policy.train_house_ids)
+        if cfg.detector is not None:
+            load_detector(cfg.detector, policy)
+    load_eval_houses(cfg.eval_houses, train, "--eval_houses")
+
+
+def check_train_config(path: str) -> None:
+    """DaggerError unless ``path`` is a YAML file of spoc-train options (a mapping)."""
+    if not Path(path).is_file():
+        raise DaggerError(f"--train_config {path}: no such file; give a spoc-train config, e.g. "
+                          "configs/train/tiny.yaml")
+    try:
+        options = yaml.safe_load(Path(path).read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise DaggerError(f"--train_config {path}: not YAML ({type(e).__name__}); give a "
+                          "spoc-train config, e.g. configs/train/tiny.yaml") from None
+    if options is not None and not isinstance(options, dict):
+        raise DaggerError(f"--train_config {path}: not a mapping of spoc-train options; give a "
+                          "spoc-train config, e.g. configs/train/tiny.yaml")
 
 
 def run_dagger(cfg: DaggerConfig) -> list[dict]:
     """Every round of ``cfg`` not yet in ``DAGGER_DIR/dagger_info.json``; all rows."""
     run = DaggerRun(cfg)
     check_inputs(cfg)
+    run.out.mkdir(parents=True, exist_ok=True)
     if not run.rounds:
         run.rounds.append(run_round0(run))
         run.save()

@@ -16,12 +16,20 @@ import numpy as np
 from common.files import json_bytes, sha256_file, write_atomic
 from datagen.config import VideoConfig
 from datagen.constants import INFO_FILE, SHARD_GLOB
-from datagen.dataset import complete_sidecar, read_info, refresh_info, remove_temps, shard_paths
+from datagen.dataset import (
+    DatasetError,
+    complete_sidecar,
+    read_info,
+    refresh_info,
+    remove_temps,
+    shard_paths,
+)
 from datagen.episodes import HouseFile
 from datagen.shards import episode_meta, write_episode_sample
 from datagen.tasks import TaskConfig
 from datagen.video import encode_mp4
 from eval.episode import RolloutSettings
+from eval.inputs import scan_houses
 from sim.camera import CameraConfig
 from sim.lattice import AgentConfig
 from training.dagger.config import DaggerError
@@ -46,12 +54,17 @@ def open_view(root: str | Path, train_houses: str | None, goals: list[str],
               max_steps: int, envs: int) -> DatasetView:
     """The dataset's info.json, its training houses (sha256 checked) and rollout settings."""
     root = Path(root)
-    info = read_info(root)
+    try:
+        info = read_info(root)
+    except DatasetError as e:
+        raise DaggerError(f"--dataset {e}") from None
     entry = info["splits"].get(TRAIN_SPLIT)
     if entry is None:
         raise DaggerError(f"dataset: {root} has no '{TRAIN_SPLIT}' split; generate it with "
                           "`spoc-datagen episodes --split train`")
-    houses = HouseFile.scan(train_houses or entry["houses"]["path"])
+    houses = scan_houses(train_houses or entry["houses"]["path"],
+                         "--train_houses" if train_houses else
+                         f"--dataset {root}: its train split's house file")
     if houses.sha256 != entry["houses"]["sha256"]:
         raise DaggerError(f"train_houses: {houses.path} is not the file {root}'s train split "
                           "was generated from (sha256 differs); give that file")

@@ -10,8 +10,11 @@ encodes only those frames, without a boolean index (which would wait for the dev
 the per-step auxiliary labels ``goal_dist`` (B, L) float32 (metres to the goal set) and
 ``target_pixels`` (B, L) long (most pixels of one target instance in the frame), -1 where a
 step has none (padding, RoomNav pixels, episodes written without them: datasets from before
-the labels, DAgger rounds written before they got them), and ``num_skipped`` () long (bad
-shards or samples skipped while this batch was assembled); with ``target_box``, ``target_box``
+the labels, DAgger rounds written before they got them), ``num_skipped`` () long (bad
+shards or samples skipped while this batch was assembled) and, from the streams,
+``num_lost`` () long (episodes the shards read to their end meanwhile fell short of
+info.json's count by) with ``shard_reads`` (n, 2) long (those readings, which the loader takes
+out: :mod:`training.data.streams`); with ``target_box``, ``target_box``
 (B, L, 6) float32, the simulator's box of the target in each frame (:mod:`sim.detect`, zeros
 for padding and RoomNav; with ``room_anchors``, a RoomNav goal's anchor's), the shard's
 ``target_box.npy`` where the sample has it, else from the instance ids rendered at the stored

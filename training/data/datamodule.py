@@ -1,15 +1,30 @@
 """``spoc-train``'s LightningDataModule: a dataset's ``train``/``val`` splits as batches of
-chunks (:mod:`training.data.chunks`)."""
+chunks (:mod:`training.data.chunks`), the shards on disk and the episodes read checked against
+info.json (:mod:`training.data.accounting`)."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import lightning.pytorch as pl
 
+from common.errors import InputError
 from datagen.constants import INFO_FILE
-from training.data.houses import PoseRenderer, check_frames, check_room_anchors, room_types
-from training.data.info import load_info, scan_split, shard_urls, split_urls
+from training.data.accounting import (
+    DEFAULT_MAX_MISSING_FRACTION,
+    EpisodeLedger,
+    check_fraction,
+    check_shards,
+)
+from training.data.houses import (
+    HouseLines,
+    PoseRenderer,
+    check_frames,
+    check_room_anchors,
+    room_types,
+)
+from training.data.info import DataOptionError, load_info, scan_split, shard_urls, split_urls
 from training.data.streams import EpisodeChunkStream, EpochDataLoader, epoch_about_to_run
 
 
@@ -35,6 +50,7 @@ class ShardDataModule(pl.LightningDataModule):
         room_labels: bool = False,
         room_anchors: dict[str, str] | None = None,
         seed: int = 0,
+        max_missing_fraction: float = DEFAULT_MAX_MISSING_FRACTION,
     ):
         """
         Args:
@@ -68,21 +84,30 @@ class ShardDataModule(pl.LightningDataModule):
                 get no box. Deployed, the detector must know the anchor types
                 (``spoc-detector fit --types``).
             seed: Seed of the training streams (with epoch, rank and worker).
+            max_missing_fraction: Largest fraction of a split read that may be missing before
+                training stops with an error: of its shards (listed in info.json but not on
+                disk, or on disk but not listed; checked here) and of its episodes (those a
+                shard should hold by info.json but does not yield, e.g. a tar damaged
+                mid-archive; checked as the shards are read, logged as
+                ``data/lost_episodes``). Below it each loss is a warning naming the shard.
         """
         super().__init__()
         self.save_hyperparameters()
         if seq_len < 1 or batch_size < 1 or batches_per_epoch < 1:
-            raise ValueError(f"data: seq_len={seq_len}, batch_size={batch_size} and "
-                             f"batches_per_epoch={batches_per_epoch} must all be >= 1")
+            raise DataOptionError(f"data: seq_len={seq_len}, batch_size={batch_size} and "
+                                  f"batches_per_epoch={batches_per_epoch} must all be >= 1")
         check_frames(frames)
         self.root, self.image_size = Path(root), tuple(int(v) for v in image_size)
         self.info = load_info(self.root)
         if room_anchors and not target_box:
-            raise ValueError("data.room_anchors: the anchors are RoomNav goals' boxes; add "
-                             "--data.target_box true or drop --data.room_anchors")
+            raise DataOptionError("data.room_anchors: the anchors are RoomNav goals' boxes; "
+                                  "add --data.target_box true or drop --data.room_anchors")
         self.room_anchors = check_room_anchors(room_anchors, self.info["goals"],
                                                "data.room_anchors")
         self.train_splits = list(train_splits or ["train"])
+        fraction = check_fraction(max_missing_fraction)
+        episodes = check_shards(self.root, self.info, [*self.train_splits, val_split], fraction)
+        self.ledger = EpisodeLedger(self.root, episodes, fraction)
         self.train_urls = [u for u, _ in split_urls(self.root, self.train_splits)]
         self.val_urls = shard_urls(self.root, val_split)
         rendering = [option for option, on in (("--data.frames decoded", frames == "rendered"),
@@ -94,6 +119,7 @@ class ShardDataModule(pl.LightningDataModule):
                                        self.root / INFO_FILE,
                                        ", or train with " + " and ".join(rendering))
         self._train_scan: dict | None = None
+        self._house_hashes: list[str] | None = None
 
     @property
     def actions(self) -> list[str]:
@@ -108,11 +134,36 @@ class ShardDataModule(pl.LightningDataModule):
         """House ids (from every meta.json) and action counts of the train split, scanned once.
 
         info.json's ``splits.train.houses`` names the house file (path, sha256, count), not
-        the ids, so the ids come from the samples.
+        the ids, so the ids come from the samples. The episodes the scan reads from each shard
+        go to the ledger: a shard that falls short is reported (or refused) before training.
         """
         if self._train_scan is None:
-            self._train_scan = scan_split(self.train_urls, len(self.actions))
+            scan = scan_split(self.train_urls, len(self.actions))
+            for url, read in scan["episodes"].items():
+                self.ledger.record(url, read)
+            self._train_scan = scan
         return self._train_scan
+
+    @property
+    def train_house_hashes(self) -> list[str]:
+        """:func:`sim.house.house_content_hash` of every house of the training splits' house
+        files (info.json names each, with its sha256), sorted, computed once: what
+        evaluation's held-out check compares house content with. Empty, with a warning, when a
+        file is not where info.json says or not the one the episodes were generated from."""
+        if self._house_hashes is None:
+            hashes: set[str] = set()
+            try:
+                entries = PoseRenderer.house_entries(self.info, self.train_splits,
+                                                     self.root / INFO_FILE)
+                for path, sha256 in {(e["path"], e["sha256"]) for e in entries.values()}:
+                    hashes.update(HouseLines(path, sha256).content_hashes())
+            except InputError as exn:
+                warnings.warn(f"{exn}; the checkpoint records the training houses' ids but not "
+                              "their content hashes, so evaluation's held-out check can only "
+                              "compare ids", stacklevel=2)
+                hashes = set()
+            self._house_hashes = sorted(hashes)
+        return self._house_hashes
 
     @property
     def spec(self) -> dict:
@@ -125,6 +176,7 @@ class ShardDataModule(pl.LightningDataModule):
             "room_types": room_types(self.goals) if self.hparams.room_labels else [],
             "room_anchors": dict(self.room_anchors),
             "train_house_ids": self.train_scan["house_ids"],
+            "train_house_hashes": self.train_house_hashes,
             "train_action_counts": self.train_scan["action_counts"],
             "dataset": {"root": str(self.root.resolve()), "info": self.info,
                         "train_splits": self.train_splits,
@@ -144,7 +196,7 @@ class ShardDataModule(pl.LightningDataModule):
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
             defer_colour=train and self._on_accelerator, target_box=hp.target_box,
-            room_labels=hp.room_labels, room_anchors=self.room_anchors)
+            room_labels=hp.room_labels, room_anchors=self.room_anchors, ledger=self.ledger)
 
     @property
     def _on_accelerator(self) -> bool:

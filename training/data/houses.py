@@ -20,20 +20,22 @@ from sim.assets import object_types
 from sim.camera import CameraConfig
 from sim.detect import BOX_FEATURES, target_box, target_table
 from sim.env import EmbeddedEnv
-from sim.house import HouseError, iter_house_lines
+from sim.house import iter_house_lines, line_content_hash
+from sim.house_check import HouseError
 from sim.lattice import AgentConfig
 from sim.scene import point_in_polygon, room_polygons
-from training.data.info import DatasetMismatchError
+from training.data.info import DataOptionError, DatasetMismatchError
 
 FRAME_SOURCES = ("decoded", "rendered")
 
 
 def check_frames(frames: str) -> str:
-    """``frames`` if it is a frame source, else a one-line ValueError naming the field."""
+    """``frames`` if it is a frame source, else a one-line DataOptionError naming the field."""
     if frames not in FRAME_SOURCES:
-        raise ValueError(f"data.frames: {frames!r} is not one of {', '.join(FRAME_SOURCES)} "
-                         "(decoded: the shards' video; rendered: the frames rendered again at "
-                         "the stored poses, as evaluation sees them)")
+        raise DataOptionError(f"data.frames: {frames!r} is not one of "
+                              f"{', '.join(FRAME_SOURCES)} (decoded: the shards' video; "
+                              "rendered: the frames rendered again at the stored poses, as "
+                              "evaluation sees them)")
     return frames
 
 
@@ -54,6 +56,11 @@ class HouseLines:
         self.file = HouseFile(str(path), found, tuple(self.texts))
         self._last: tuple[int, Any] | None = None
 
+    def content_hashes(self) -> list[str]:
+        """:func:`sim.house.line_content_hash` of every house, in line order (the file's
+        sha256 is the one its episodes were generated from)."""
+        return [line_content_hash(text, self.file.path, line) for line, text in self.texts.items()]
+
     def house(self, line: int) -> dict:
         """The checked house on ``line`` (the last one is kept: samples come grouped)."""
         if self._last is None or self._last[0] != line:
@@ -70,25 +77,25 @@ def room_types(goals: Iterable[str]) -> list[str]:
 
 
 def check_object_type(name: str, where: str) -> str:
-    """``name`` if it is an object type of the asset database, else ValueError naming
+    """``name`` if it is an object type of the asset database, else DataOptionError naming
     ``where``."""
     if name not in set(object_types()):
-        raise ValueError(f"{where}: {name!r} is not an object type of the asset database; "
-                         "name one, e.g. Bed, Toilet, Fridge or Sofa")
+        raise DataOptionError(f"{where}: {name!r} is not an object type of the asset "
+                              "database; name one, e.g. Bed, Toilet, Fridge or Sofa")
     return str(name)
 
 
 def check_room_anchors(room_anchors: dict | None, goals: list[str], where: str
                        ) -> dict[str, str]:
     """``room_anchors`` (:func:`datagen.tasks.box_target`) as a plain dict, checked against a goal
-    vocabulary: each key one of its room types, each value a known object type (ValueError
-    naming ``where``.key)."""
+    vocabulary: each key one of its room types, each value a known object type
+    (DataOptionError naming ``where``.key)."""
     rooms = room_types(goals)
     out = {}
     for room, anchor in dict(room_anchors or {}).items():
         if room not in rooms:
-            raise ValueError(f"{where}.{room}: not a RoomNav target of the dataset ({rooms}); "
-                             "key the anchors by its room types")
+            raise DataOptionError(f"{where}.{room}: not a RoomNav target of the dataset "
+                                  f"({rooms}); key the anchors by its room types")
         out[str(room)] = check_object_type(anchor, f"{where}.{room}")
     return out
 

@@ -26,6 +26,10 @@ class DatasetMismatchError(InputError):
     """The dataset on disk is not one this reader understands."""
 
 
+class DataOptionError(InputError):
+    """A data option that cannot be used; the message names it and what it takes."""
+
+
 # ---------------------------------------------------------------------------------------------
 # info.json and shard lists
 
@@ -33,17 +37,31 @@ class DatasetMismatchError(InputError):
 def load_info(root: str | Path, option: str = "--data.root") -> dict:
     """Read and check ``root/info.json``; raise ``DatasetMismatchError`` naming field and fix
     (``option``: the command's option that gave ``root``)."""
-    path = Path(root) / INFO_FILE
+    root = Path(root)
+    path = root / INFO_FILE
+    if not root.is_dir():
+        raise DatasetMismatchError(f"{option} {root}: not a directory; point {option} at a "
+                                   "directory written by `spoc-datagen episodes`")
     if not path.is_file():
         raise DatasetMismatchError(f"{path}: not found; point {option} at a directory written "
                                    "by `spoc-datagen episodes`")
-    info = json.loads(path.read_text())
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exn:
+        raise DatasetMismatchError(f"{path}: not readable as JSON ({exn}); point {option} at a "
+                                   "directory written by `spoc-datagen episodes`, or rebuild "
+                                   "its info.json by rerunning `spoc-datagen episodes`") from None
     check_info(info, path)
     return info
 
 
 def check_info(info: dict, path: str | Path = INFO_FILE) -> None:
-    """Refuse a dataset whose version, action or goal vocabulary this code cannot read."""
+    """Refuse a dataset whose version, action or goal vocabulary this code cannot read, or
+    whose split table is not one (``splits``: split -> entry with a ``shards`` table)."""
+    if not isinstance(info, dict):
+        raise DatasetMismatchError(
+            f"{path}: holds a JSON {type(info).__name__}, not a dataset's info.json object; "
+            "point at a directory written by `spoc-datagen episodes`")
     version = info.get("version")
     if version != DATASET_VERSION:
         raise DatasetMismatchError(
@@ -59,6 +77,24 @@ def check_info(info: dict, path: str | Path = INFO_FILE) -> None:
         raise DatasetMismatchError(
             f"{path}: field 'goals' must be a non-empty list of 'task/target' strings; "
             "regenerate the dataset with `spoc-datagen episodes`")
+    splits = info.get("splits", {})
+    if not isinstance(splits, dict) or not all(map(_split_entry, splits.values())):
+        raise DatasetMismatchError(
+            f"{path}: field 'splits' must map each split to an entry with 'num_shards' and a "
+            "'shards' table of sidecars with their 'episodes'; rebuild info.json by rerunning "
+            "`spoc-datagen episodes` for the split")
+
+
+def _split_entry(entry) -> bool:
+    """Whether a split's info.json entry has the fields the loaders count shards with."""
+    def count(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    if not isinstance(entry, dict) or not count(entry.get("num_shards", 0)):
+        return False
+    shards = entry.get("shards", {})
+    return isinstance(shards, dict) and all(
+        isinstance(s, dict) and count(s.get("episodes")) for s in shards.values())
 
 
 def shard_urls(root: str | Path, split: str) -> list[str]:
@@ -81,18 +117,22 @@ def split_urls(root: str | Path, splits: Iterable[str]) -> list[tuple[str, str]]
 
 
 def scan_split(urls: list[str], num_actions: int) -> dict:
-    """House ids and action counts of a split, reading only the small members of each tar."""
+    """House ids and action counts of a split, and the episodes (meta.json members) read from
+    each shard (``episodes``: shard -> count), reading only the small members of each tar."""
     houses, counts = set(), np.zeros(num_actions, dtype=np.int64)
+    episodes = dict.fromkeys(urls, 0)
     for url in urls:
         try:
             with tarfile.open(url, mode="r:") as tar:
                 for member in tar:
                     if member.name.endswith("." + KEY_META):
                         houses.add(str(json.load(tar.extractfile(member))["house_id"]))
+                        episodes[url] += 1
                     elif member.name.endswith("." + KEY_ACTIONS):
                         acts = np.load(io.BytesIO(tar.extractfile(member).read()))
                         counts += np.bincount(acts.astype(np.int64), minlength=num_actions)
         except (tarfile.TarError, OSError, ValueError, KeyError, EOFError) as exn:
             warnings.warn(f"{url}: scan stopped early ({exn}); skipping the rest of it",
                           stacklevel=2)
-    return {"house_ids": sorted(houses), "action_counts": counts.tolist()}
+    return {"house_ids": sorted(houses), "action_counts": counts.tolist(),
+            "episodes": episodes}

@@ -1,6 +1,10 @@
 """Streams of batches from webdataset shards, what the training loaders share: resampled
 training streams seeded by (seed, epoch, rank, worker), every shard once for validation, bad
-shards and samples skipped and counted (:class:`SkipCounter`)."""
+shards and samples skipped and counted (:class:`SkipCounter`), and each finished reading of a
+shard checked against the episodes info.json lists for it (:mod:`.accounting`): a batch's
+``num_lost`` counts the episodes that the readings finished while it was assembled fell short
+by, and the loader (:class:`EpochDataLoader`) hands each reading to the data module's
+:class:`~training.data.accounting.EpisodeLedger`, which warns or stops."""
 
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from common.errors import InputError
+from training.data.accounting import EpisodeLedger, UnreadableShardsError
 from training.data.chunks import collate_chunks, episode_chunks
 from training.data.houses import (
     HouseLines,
@@ -23,7 +29,8 @@ from training.data.houses import (
 )
 
 MAX_CONSECUTIVE_FAILURES = 200
-"""A stream that skips this many samples in a row without one good one gives up with an error."""
+"""A stream that skips this many samples (or reads this many shards yielding no sample) in a
+row without one good sample gives up with an error."""
 
 
 class SkipCounter:
@@ -41,10 +48,20 @@ class SkipCounter:
         self.consecutive += 1
         warnings.warn(f"{self.where}: skipped a bad shard or sample ({type(exn).__name__}: "
                       f"{exn}); {self.total} skipped so far", stacklevel=2)
-        if self.consecutive >= MAX_CONSECUTIVE_FAILURES:
-            raise RuntimeError(f"{self.where}: {self.consecutive} bad samples in a row; "
-                               "the shards look unreadable, check them with `spoc-datagen verify`")
+        self._give_up()
         return True
+
+    def nothing_read(self) -> None:
+        """A shard was read to its end without yielding a sample (its loss is counted by the
+        ledger, not here); as many in a row as bad samples give up too."""
+        self.consecutive += 1
+        self._give_up()
+
+    def _give_up(self) -> None:
+        if self.consecutive >= MAX_CONSECUTIVE_FAILURES:
+            raise UnreadableShardsError(
+                f"{self.where}: {self.consecutive} bad samples or empty shards in a row; the "
+                "shards look unreadable; check the dataset with `spoc-datagen verify`")
 
     def take_pending(self) -> int:
         """Skips since the last call (reported in the next batch)."""
@@ -65,25 +82,34 @@ class ShardStream(IterableDataset):
     (:meth:`_train_items`), exactly ``batches_per_epoch`` batches per rank, split over the
     loader's workers. ``train=False``: every shard once (split over ranks when there are enough
     shards, else each rank reads all; then over workers), in order. A bad shard or sample is
-    skipped and counted (the next batch's ``num_skipped``). ``urls``: (shard, split) pairs
-    (:func:`split_urls`), the split naming the house file (in ``info``, the dataset's
-    info.json) that frames are rendered from with ``frames="rendered"``
-    (:class:`PoseRenderer`). A subclass says what a sample gives (:meth:`_sample_items`), how
-    training draws (:meth:`_train_items`) and how items become a batch (:meth:`_collate`).
+    skipped and counted (the next batch's ``num_skipped``); each reading of a shard to its
+    end is reported in the next batch's ``shard_reads`` ((n, 2) long: the shard's index in
+    ``urls`` and the samples it yielded, which :class:`EpochDataLoader` takes out for the
+    ``ledger``) and its shortfall against the ``ledger``'s episode counts in ``num_lost``.
+    ``urls``: (shard, split) pairs (:func:`split_urls`), the split naming the house file (in
+    ``info``, the dataset's info.json) that frames are rendered from with
+    ``frames="rendered"`` (:class:`PoseRenderer`). A subclass says what a sample gives
+    (:meth:`_sample_items`), how training draws (:meth:`_train_items`) and how items become a
+    batch (:meth:`_collate`).
     """
 
     def __init__(self, urls: list[tuple[str, str]], info: dict, *, train: bool,
                  batch_size: int, batches_per_epoch: int = 0, frames: str = "decoded",
-                 seed: int = 0, rank: int = 0, world_size: int = 1):
+                 seed: int = 0, rank: int = 0, world_size: int = 1,
+                 ledger: EpisodeLedger | None = None):
         super().__init__()
         if not urls:
             raise ValueError(f"{type(self).__name__} needs at least one shard")
         self.urls, self.split_of = [u for u, _ in urls], dict(urls)
+        self.index = {u: i for i, u in enumerate(self.urls)}
         self.info, self.frames, self.train = info, check_frames(frames), train
         self.batch_size, self.batches_per_epoch = batch_size, batches_per_epoch
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.epoch = 0
         self.skips = SkipCounter("shards")
+        self.ledger = ledger
+        self.reads: list[tuple[int, int]] = []  # finished readings not yet in a batch
+        self.lost = 0  # their shortfall
 
     def __len__(self) -> int:
         if not self.train:
@@ -94,6 +120,7 @@ class ShardStream(IterableDataset):
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info else (0, 1)
         self.skips = SkipCounter(f"rank {self.rank} worker {worker}")
+        self.reads, self.lost = [], 0
         if self.train:
             quota = self.batches_per_epoch // num_workers
             quota += int(worker < self.batches_per_epoch % num_workers)
@@ -101,14 +128,18 @@ class ShardStream(IterableDataset):
                 return iter(())
             seq = np.random.SeedSequence([self.seed, self.epoch, self.rank, worker])
             return self._batches(self._train_items(seq), quota)
-        urls = self.urls
-        if len(urls) >= self.world_size:
-            urls = urls[self.rank::self.world_size]
-        urls = urls[worker::num_workers]
+        urls = self.rank_urls()[worker::num_workers]
         if not urls:
             return iter(())
         samples = self._samples(lambda: iter({"url": u} for u in urls))
         return self._batches(self._items(samples, None), None)
+
+    def rank_urls(self) -> list[str]:
+        """The shards this rank's validation reads: its share when there are at least as many
+        shards as ranks, else all of them."""
+        if len(self.urls) >= self.world_size:
+            return self.urls[self.rank::self.world_size]
+        return list(self.urls)
 
     def _house_files(self) -> dict[str, HouseLines]:
         """The house file of each split read (loaded in the worker that iterates)."""
@@ -126,8 +157,22 @@ class ShardStream(IterableDataset):
         raise NotImplementedError
 
     def _samples(self, source, *stages) -> Iterator[dict]:
-        stages = (source, wds.tarfile_to_samples(handler=self.skips), *stages)
-        return wds.DataPipeline(*stages).iterator()
+        return wds.DataPipeline(source, self._read_shards, *stages).iterator()
+
+    def _read_shards(self, shards: Iterable[dict]) -> Iterator[dict]:
+        """The samples of each shard in turn (a pipeline stage); each reading that reaches the
+        shard's end is noted with the samples it yielded. No extra I/O: the count is of the
+        samples the tar reader gives anyway."""
+        for shard in shards:
+            read = 0
+            for sample in wds.tarfile_samples(iter([shard]), handler=self.skips):
+                read += 1
+                yield sample
+            self.reads.append((self.index[shard["url"]], read))
+            if self.ledger is not None:
+                self.lost += self.ledger.shortfall(shard["url"], read)
+            if read == 0:
+                self.skips.nothing_read()
 
     def _items(self, samples, rng: np.random.Generator | None) -> Iterator:
         for sample in samples:
@@ -141,16 +186,37 @@ class ShardStream(IterableDataset):
             yield from items
 
     def _batches(self, items: Iterator, limit: int | None) -> Iterator[dict]:
+        """Batches of ``batch_size`` items, at most ``limit`` (training). Without a limit
+        (validation) a full batch waits for the next item, so the last batch comes after the
+        last shard has been read to its end and carries its reading."""
         buf, count = [], 0
+        if limit is None:
+            for item in items:
+                if len(buf) == self.batch_size:
+                    yield self._batch(buf)
+                    buf = []
+                buf.append(item)
+            if buf:
+                yield self._batch(buf)
+            return
         for item in items:
             buf.append(item)
             if len(buf) == self.batch_size:
-                yield self._collate(buf)
+                yield self._batch(buf)
                 buf, count = [], count + 1
-                if limit is not None and count >= limit:
+                if count >= limit:
                     return
-        if buf and limit is None:
-            yield self._collate(buf)
+
+    def _batch(self, items: list) -> dict:
+        """The collated batch with the counts since the last one: ``num_skipped`` (bad shards
+        and samples), ``num_lost`` (episodes the finished readings fell short by) and
+        ``shard_reads`` ((n, 2): shard index, samples read)."""
+        batch = self._collate(items)
+        batch["num_skipped"] = torch.tensor(self.skips.take_pending(), dtype=torch.long)
+        batch["num_lost"] = torch.tensor(self.lost, dtype=torch.long)
+        batch["shard_reads"] = torch.tensor(self.reads, dtype=torch.long).view(-1, 2)
+        self.reads, self.lost = [], 0
+        return batch
 
 
 class EpisodeChunkStream(ShardStream):
@@ -170,10 +236,11 @@ class EpisodeChunkStream(ShardStream):
                  shuffle_buffer: int = 32, jitter: float = 0.0, shift: int = 0,
                  frames: str = "decoded", seed: int = 0, rank: int = 0, world_size: int = 1,
                  defer_colour: bool = False, target_box: bool = False,
-                 room_labels: bool = False, room_anchors: dict[str, str] | None = None):
+                 room_labels: bool = False, room_anchors: dict[str, str] | None = None,
+                 ledger: EpisodeLedger | None = None):
         super().__init__(urls, info, train=train, batch_size=batch_size,
                          batches_per_epoch=batches_per_epoch, frames=frames, seed=seed,
-                         rank=rank, world_size=world_size)
+                         rank=rank, world_size=world_size, ledger=ledger)
         self.goal_index = {g: i for i, g in enumerate(info["goals"])}
         self.seq_len, self.image_size = seq_len, tuple(image_size)
         self.shuffle_buffer, self.jitter, self.shift = shuffle_buffer, jitter, shift
@@ -209,7 +276,7 @@ class EpisodeChunkStream(ShardStream):
                               anchored=bool(self.room_anchors))
 
     def _collate(self, chunks: list[dict]) -> dict[str, torch.Tensor]:
-        return collate_chunks(chunks, self.seq_len, self.skips.take_pending())
+        return collate_chunks(chunks, self.seq_len)
 
     def _train_items(self, seq: np.random.SeedSequence) -> Iterator[dict]:
         shard_rng, shuffle_seed, chunk_rng = (np.random.default_rng(s) for s in seq.spawn(3))
@@ -229,12 +296,55 @@ def epoch_about_to_run(trainer: pl.Trainer | None) -> int:
 
 
 class EpochDataLoader(DataLoader):
-    """A DataLoader that tells its stream the current epoch before starting workers."""
+    """A DataLoader that tells its stream the current epoch before starting workers, and hands
+    the shard readings its batches report (``shard_reads``, taken out of the batch) to the
+    stream's ledger, in this process: past the limit the ledger's one-line error stops the
+    run. A validation pass read to its end also accounts for the shards of this rank that no
+    batch reported (a worker whose shards gave nothing yields no batch): they yielded
+    nothing."""
 
-    def __init__(self, dataset: EpisodeChunkStream, epoch_fn, **kwargs):
+    def __init__(self, dataset: ShardStream, epoch_fn, **kwargs):
         super().__init__(dataset, batch_size=None, **kwargs)
         self._epoch_fn = epoch_fn
 
     def __iter__(self):
         self.dataset.epoch = int(self._epoch_fn())
-        return super().__iter__()
+        return self._accounted(super().__iter__())
+
+    def _accounted(self, batches: Iterator[dict]) -> Iterator[dict]:
+        ledger, urls, reported = self.dataset.ledger, self.dataset.urls, set()
+        try:
+            for batch in batches:
+                for index, read in batch.pop("shard_reads", torch.empty(0, 2)).tolist():
+                    reported.add(urls[index])
+                    if ledger is not None:
+                        ledger.record(urls[index], read)
+                yield batch
+        except InputError as exn:
+            shutdown = getattr(batches, "_shutdown_workers", None)
+            if shutdown is not None:  # now, not when the error is collected (in a fork, maybe)
+                shutdown()
+            again = worker_error(exn)
+            if again is exn:
+                raise
+            raise again from exn
+        if ledger is not None and not self.dataset.train:
+            for url in self.dataset.rank_urls():
+                if url not in reported:
+                    ledger.record(url, 0)
+
+
+def worker_error(exn: InputError) -> InputError:
+    """An input error as the loader worker raised it: torch raises a worker's error again in
+    this process with the worker's traceback as its message; keep the last line, the error's
+    own."""
+    text = str(exn)
+    if "Original Traceback" not in text:
+        return exn
+    line = text.rstrip().splitlines()[-1]
+    _, sep, message = line.partition(f"{type(exn).__name__}: ")
+    message = message if sep else line
+    try:
+        return type(exn)(message)
+    except TypeError:  # an error class built from other arguments
+        return InputError(message)

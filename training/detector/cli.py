@@ -10,7 +10,8 @@ box at deployment too; ``spoc-eval run --detector FILE`` gives it this detector'
 computed from the RGB frame alone (:class:`agents.detector.ColourDetector`). The frames are rendered
 again at the shards' stored poses (what evaluation sees), with their instance ids for the
 labels; the fit sees only the split it is given, so fit on a training split and score on
-``val``.
+``val``. Bad input (a dataset, split, detector or ``--out`` that cannot be used, a value out
+of range) is one line and exit status 2; ``--debug`` adds its traceback.
 """
 
 from __future__ import annotations
@@ -23,18 +24,19 @@ from pathlib import Path
 import numpy as np
 
 from agents.detector import ColourDetector
-from common.cli import config_commands, parse_config_command
-from common.files import json_bytes, write_atomic
+from common.cli import config_commands, entry_point, parse_config_command
+from common.errors import InputError
+from common.files import check_out_file, json_bytes, write_atomic
 from datagen.constants import INFO_FILE, KEY_META
 from datagen.shards import iter_episodes
 from datagen.tasks import box_target
+from eval.inputs import read_colour_detector
 from sim.detect import target_box, target_table
 from training.data.houses import PoseRenderer, check_object_type, check_room_anchors
 from training.data.info import DatasetMismatchError, load_info, shard_urls, split_urls
 from training.detector.fit import fit_colour_detector
 from training.pretrain.data import label_vocab
 
-EXIT_BAD_INPUT = 2
 SEEN_PIXELS = 50
 """The score also reports recall on frames showing at least this many target pixels."""
 
@@ -58,6 +60,9 @@ class FitConfig:
     out: str = "runs/detector.json"
     """Where the detector is written (JSON)."""
 
+    def __post_init__(self):
+        check_counts(self)
+
 
 @dataclass
 class ScoreConfig:
@@ -78,6 +83,16 @@ class ScoreConfig:
     trained with ``--data.room_anchors`` gets it)."""
     out: str | None = None
     """Also write the scores here (JSON)."""
+
+    def __post_init__(self):
+        check_counts(self)
+
+
+def check_counts(cfg: FitConfig | ScoreConfig) -> None:
+    """InputError unless ``episodes`` and ``stride`` are at least 1."""
+    for name in ("episodes", "stride"):
+        if getattr(cfg, name) < 1:
+            raise InputError(f"--{name} {getattr(cfg, name)} must be at least 1")
 
 
 def open_split(root: str, split: str) -> tuple[dict, PoseRenderer]:
@@ -134,6 +149,7 @@ class FitFrames:
 
 def fit(cfg: FitConfig) -> ColourDetector:
     """Fit a detector of the dataset's ObjectNav targets on ``cfg.split`` and write it."""
+    check_out_file(cfg.out)
     info, renderer = open_split(cfg.data, cfg.split)
     targets, _ = label_vocab(info)
     extra = [check_object_type(t, "types") for t in dict.fromkeys(cfg.types)]
@@ -162,7 +178,9 @@ def score(cfg: ScoreConfig) -> dict:
     """Per target type and overall: of the frames showing the target, how many the detector
     sees (recall; also at >= :data:`SEEN_PIXELS` pixels), how many of its detections show
     it (precision), and the mean IoU of its boxes with the simulator's where both see it."""
-    detector = ColourDetector.load(cfg.detector)
+    if cfg.out is not None:
+        check_out_file(cfg.out)
+    detector = read_colour_detector(cfg.detector)
     info, renderer = open_split(cfg.data, cfg.split)
     anchors = check_room_anchors(cfg.room_anchors, info["goals"], "room_anchors")
     frame_pixels = info["camera"]["height"] * info["camera"]["width"]
@@ -198,22 +216,23 @@ def build_parser():
                            {"fit": FitConfig, "score": ScoreConfig})
 
 
-def main(argv: list[str] | None = None) -> None:
-    command, values = parse_config_command(build_parser(),
-                                           sys.argv[1:] if argv is None else argv)
-    try:
-        if command == "fit":
-            detector = fit(FitConfig(**values))
-            f1 = detector.fitted_on["frame_f1"]
-            colours = [len(c) for c in detector.centre.values()]
-            print(f"{len(detector.centre)} types fitted on {detector.fitted_on['frames']} "
-                  f"frames ({min(colours)}-{max(colours)} colours per type, frame F1 "
-                  f"{min(f1.values()):.2f}-{max(f1.values()):.2f}) -> {values['out']}")
-            return
-        result = score(ScoreConfig(**values))
-    except (DatasetMismatchError, ValueError) as e:
-        print(f"spoc-detector: {e}", file=sys.stderr)
-        raise SystemExit(EXIT_BAD_INPUT) from None
+def main(argv: list[str] | None = None) -> int:
+    """``spoc-detector``: bad input is one line and exit status 2
+    (:func:`common.cli.entry_point`)."""
+    return entry_point("spoc-detector", run, argv)
+
+
+def run(argv: list[str]) -> None:
+    command, values = parse_config_command(build_parser(), argv)
+    if command == "fit":
+        detector = fit(FitConfig(**values))
+        f1 = detector.fitted_on["frame_f1"]
+        colours = [len(c) for c in detector.centre.values()]
+        print(f"{len(detector.centre)} types fitted on {detector.fitted_on['frames']} "
+              f"frames ({min(colours)}-{max(colours)} colours per type, frame F1 "
+              f"{min(f1.values()):.2f}-{max(f1.values()):.2f}) -> {values['out']}")
+        return
+    result = score(ScoreConfig(**values))
     if values["out"]:
         write_atomic(Path(values["out"]), json_bytes(result))
     print(f"{'type':14s} {'shown':>7s} {'recall':>7s} {'>=50px':>7s} {'prec':>6s} {'iou':>6s}")
@@ -223,4 +242,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -16,18 +16,19 @@ frontier cells' least, and the target is the softmax of minus the costs (``FitCo
 a DAgger round) and writes each exploring step's view and block costs, one ``.npz`` per
 chunk of episodes, written atomically; an interrupted ``collect`` resumes at the first
 missing chunk.
+
+Bad input (houses, a detector, explorer or collected file that cannot be used, an ``--out``
+that is a file, a value out of range) is one line and exit status 2; ``--debug`` adds its
+traceback.
 """
 
 from __future__ import annotations
 
 import sys
 
-from common.cli import config_commands, parse_config_command
-from eval.config import EvalInputError
+from common.cli import config_commands, entry_point, parse_config_command
 from training.explorer.collect import CollectConfig, collect
 from training.explorer.fit import FitConfig, fit
-
-EXIT_BAD_INPUT = 2
 
 
 def build_parser():
@@ -35,19 +36,20 @@ def build_parser():
                            {"collect": CollectConfig, "fit": FitConfig})
 
 
-def main(argv: list[str] | None = None) -> None:
-    command, values = parse_config_command(build_parser(),
-                                           sys.argv[1:] if argv is None else argv)
-    try:
-        if command == "collect":
-            chunks, samples = collect(CollectConfig(**values))
-            print(f"{chunks} chunk(s), {samples} samples -> {values['out']}")
-        else:
-            print(f"explorer -> {fit(FitConfig(**values))}")
-    except (EvalInputError, ValueError) as e:
-        print(f"spoc-explorer: {e}", file=sys.stderr)
-        raise SystemExit(EXIT_BAD_INPUT) from None
+def main(argv: list[str] | None = None) -> int:
+    """``spoc-explorer``: bad input is one line and exit status 2
+    (:func:`common.cli.entry_point`)."""
+    return entry_point("spoc-explorer", run, argv)
+
+
+def run(argv: list[str]) -> None:
+    command, values = parse_config_command(build_parser(), argv)
+    if command == "collect":
+        chunks, samples = collect(CollectConfig(**values))
+        print(f"{chunks} chunk(s), {samples} samples -> {values['out']}")
+    else:
+        print(f"explorer -> {fit(FitConfig(**values))}")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

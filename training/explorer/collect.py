@@ -18,17 +18,22 @@ import torch
 from agents.explorer import CONTEXT, block_costs, blocks, map_view, reachable_frontier
 from agents.map_agent import MapPolicy
 from agents.mapper import MapperConfig
-from common.files import write_atomic
-from datagen.episodes import HouseFile
+from common.files import check_out_dir, write_atomic
 from datagen.tasks import TaskConfig
 from eval.config import EvalConfig
 from eval.evaluate import build_run
-from eval.inputs import file_split, house_split
+from eval.inputs import file_split, house_split, read_explorer, scan_houses
 from eval.probes import frontier_costs
 from eval.rollout import batch_obs, lockstep
 from eval.slots import plan_slots
 from sim.camera import CameraConfig
-from training.explorer.data import chunk_path, npz_bytes, pack
+from training.explorer.data import (
+    ExplorerInputError,
+    check_at_least,
+    chunk_path,
+    npz_bytes,
+    pack,
+)
 
 
 @dataclass
@@ -59,6 +64,10 @@ class CollectConfig:
     """The camera, when no ``--dataset`` gives it (e.g. ``--camera.height 112``)."""
     tasks: TaskConfig | None = None
     """The tasks, when no ``--dataset`` gives them."""
+
+    def __post_init__(self):
+        check_at_least(self, ("episodes", "chunk", "every", "workers", "max_steps"), 1)
+        check_at_least(self, ("seed",), 0)
 
 
 def collecting_policy(settings, every: int, context: list[str]):
@@ -109,9 +118,12 @@ def _collect_worker(cfg: CollectConfig, settings, houses: dict, todo: list) -> i
 
 def collect(cfg: CollectConfig) -> tuple[int, int]:
     """Write the missing chunks of ``cfg.out``; (chunks written, samples written)."""
+    check_out_dir(cfg.out)
     if file_split(Path(cfg.houses)) not in (None, "train"):
-        raise ValueError(f"--houses {cfg.houses}: not the train split (meta.json); collect on "
-                         "training houses only, never on the evaluated ones")
+        raise ExplorerInputError(f"--houses {cfg.houses}: not the train split (meta.json); "
+                                 "collect on training houses only, never on the evaluated ones")
+    if cfg.explorer is not None:
+        read_explorer(cfg.explorer, "--explorer")
     mapper = MapperConfig(explorer=cfg.explorer)
     spec, settings, _, _ = build_run(EvalConfig(
         policy="mapper", detector=cfg.detector, dataset=cfg.dataset, houses=cfg.houses,
@@ -121,20 +133,22 @@ def collect(cfg: CollectConfig) -> tuple[int, int]:
         explorer = MapPolicy(settings.camera, settings.agent, settings.tasks, settings.goals,
                              settings.detector, settings.mapper).explorer
         if list(explorer.context) != list(cfg.context):
-            raise ValueError(f"--explorer {cfg.explorer}: field 'context' is "
-                             f"{list(explorer.context)}, not --context {list(cfg.context)}; "
-                             "collect with the context it was fitted on")
+            raise ExplorerInputError(f"--explorer {cfg.explorer}: field 'context' is "
+                                     f"{list(explorer.context)}, not --context "
+                                     f"{list(cfg.context)}; collect with the context it was "
+                                     "fitted on")
     missing = sorted(set(cfg.context) - set(settings.detector.centre))
     if missing:
-        raise ValueError(f"--context: the detector {cfg.detector} has no colour for "
-                         f"{', '.join(missing)}; drop them or fit it with `spoc-detector fit "
-                         "--types`")
-    hfile = HouseFile.scan(cfg.houses)
+        raise ExplorerInputError(f"--context: the detector {cfg.detector} has no colour for "
+                                 f"{', '.join(missing)}; drop them or fit it with "
+                                 "`spoc-detector fit --types`")
+    hfile = scan_houses(cfg.houses)
     houses = hfile.read(list(range(len(hfile))))
     for pos, rec in houses.items():
         if house_split(rec) not in (None, "train"):
-            raise ValueError(f"--houses {cfg.houses}: house {pos} ({rec.house_id}) was generated "
-                             f"for the {house_split(rec)} split; collect on training houses only")
+            raise ExplorerInputError(f"--houses {cfg.houses}: house {pos} ({rec.house_id}) was "
+                                     f"generated for the {house_split(rec)} split; collect on "
+                                     "training houses only")
     slots = plan_slots(len(houses), cfg.episodes, cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,18 @@ import numpy as np
 import torch
 
 from agents.explorer import BLOCK, PLANES, VIEW
+from common.errors import InputError
+
+
+class ExplorerInputError(InputError):
+    """An option or file ``spoc-explorer`` cannot use; the message names it and the fix."""
+
+
+def check_at_least(cfg, names: tuple[str, ...], least: int) -> None:
+    """ExplorerInputError naming the first of ``cfg``'s fields ``names`` below ``least``."""
+    for name in names:
+        if getattr(cfg, name) < least:
+            raise ExplorerInputError(f"--{name} {getattr(cfg, name)} must be at least {least}")
 
 
 def pack(samples: list, goals: list[str], context: list[str]) -> dict:
@@ -76,15 +88,16 @@ class Chunks(torch.utils.data.Dataset):
                     arrays = {k: z[k] for k in ("planes", "steps", "goal", "allowed", "costs",
                                                 "goals", "context")}
             except Exception as e:  # noqa: BLE001 - truncated, foreign or missing fields
-                raise ValueError(f"{f}: not a `spoc-explorer collect` file ({e}); collect it "
-                                 "again") from None
+                raise ExplorerInputError(f"{f}: not a `spoc-explorer collect` file ({e}); "
+                                         "collect it again") from None
             goals = [str(g) for g in arrays.pop("goals")]
             context = [str(t) for t in arrays.pop("context")]
             for name, mine, first in (("goals", goals, self.goals),
                                       ("context", context, self.context)):
                 if first is not None and mine != first:
-                    raise ValueError(f"{f}: field '{name}' differs from {files[0]}'s; fit on "
-                                     "files collected with the same dataset and --context")
+                    raise ExplorerInputError(f"{f}: field '{name}' differs from {files[0]}'s; "
+                                             "fit on files collected with the same dataset and "
+                                             "--context")
             self.goals, self.context = goals, context
             self.rows += [(len(self.arrays), r) for r in range(len(arrays["goal"]))]
             self.arrays.append(arrays)

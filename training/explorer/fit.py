@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from agents.explorer import FORMAT, ExplorerConfig, ExplorerNet, nearest_prior
-from common.files import write_atomic
-from training.explorer.data import Chunks
+from common.files import check_out_dir, write_atomic
+from training.explorer.data import Chunks, ExplorerInputError, check_at_least
 
 REGRET_CAP = 64.0
 """The regret counted for picking a frontier block the oracle cannot value."""
@@ -44,6 +44,36 @@ class FitConfig:
     """Resume from this Lightning checkpoint of an earlier ``fit`` (e.g. its ``last.ckpt``),
     with ``epochs`` the new total."""
 
+    def __post_init__(self):
+        if not self.data:
+            raise ExplorerInputError("--data []: give the folders `spoc-explorer collect` wrote")
+        check_at_least(self, ("epochs", "batch_size", "width", "threads"), 1)
+        check_at_least(self, ("seed",), 0)
+        for name in ("lr", "temperature"):
+            if not getattr(self, name) > 0:
+                raise ExplorerInputError(f"--{name} {getattr(self, name)} must be > 0")
+
+
+def resumed_epochs(path: str, epochs: int) -> int:
+    """The epochs a ``--ckpt_path`` checkpoint has done (ExplorerInputError when it is no
+    Lightning checkpoint of ``fit``, or has done ``epochs`` already)."""
+    where = f"--ckpt_path {path}"
+    if not Path(path).is_file():
+        raise ExplorerInputError(f"{where}: no such file; give a checkpoint of an earlier fit "
+                                 "(OUT/lightning_logs/version_*/checkpoints/last.ckpt)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        done = int(ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+        if not any(k.startswith("net.") for k in ckpt["state_dict"]):
+            raise KeyError("net")
+    except Exception as e:  # noqa: BLE001 - truncated, foreign or another model's checkpoint
+        raise ExplorerInputError(f"{where}: not a checkpoint of `spoc-explorer fit` "
+                                 f"({type(e).__name__}); give one of an earlier fit") from None
+    if done >= epochs:
+        raise ExplorerInputError(f"--epochs {epochs}: {where} has done {done} epoch(s) already; "
+                                 "give the new total, more than that")
+    return done
+
 
 def masked_log_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Log-softmax over the true entries of ``mask`` per row (B, N, N); -inf elsewhere."""
@@ -65,8 +95,9 @@ def data_files(folders: list[str]) -> tuple[list[Path], list[Path]]:
     for folder in folders:
         files = sorted(Path(folder).glob("chunk-*.npz"))
         if len(files) < 2:
-            raise ValueError(f"--data {folder}: {len(files)} chunk file(s); `spoc-explorer "
-                             "collect` at least two chunks (one is held out)")
+            raise ExplorerInputError(f"--data {folder}: {len(files)} chunk file(s); "
+                                     "`spoc-explorer collect` at least two chunks (one is held "
+                                     "out)")
         train += files[:-1]
         held.append(files[-1])
     return train, held
@@ -94,12 +125,16 @@ def regret(scores: torch.Tensor, costs: torch.Tensor) -> torch.Tensor:
 
 def fit(cfg: FitConfig) -> Path:
     """Train and write ``out/explorer.pt``; its path."""
+    check_out_dir(cfg.out)
+    if cfg.ckpt_path is not None:
+        resumed_epochs(cfg.ckpt_path, cfg.epochs)
     torch.set_num_threads(cfg.threads)
     train_files, held_files = data_files(cfg.data)
     train, held = Chunks(train_files), Chunks(held_files)
     if (train.goals, train.context) != (held.goals, held.context):
-        raise ValueError(f"--data: the held-out chunk {held_files[0]} has other goals or "
-                         f"context than {train_files[0]}; fit on files collected alike")
+        raise ExplorerInputError(f"--data: the held-out chunk {held_files[0]} has other goals "
+                                 f"or context than {train_files[0]}; fit on files collected "
+                                 "alike")
     pl.seed_everything(cfg.seed, workers=True)
     module = ExplorerModule(len(train.goals), len(train.context), cfg)
     loader = torch.utils.data.DataLoader(train, cfg.batch_size, shuffle=True,

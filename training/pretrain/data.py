@@ -20,8 +20,9 @@ A batch is a dict of ``frames`` (N, 3, h, w) uint8 at the training resolution, `
 (N, K, gh, gw) int32 (how many pixels of target type k each cell of the conv grid shows, at the
 training resolution; the object loss counts a cell from ``model.object_min_pixels``),
 ``rooms`` (N,) long (index into the room types, -1 outside them), ``pixels`` (N, K) int32 (how
-many pixels of the rendered frame each target type covers, at the camera's resolution) and
-``num_skipped`` ().
+many pixels of the rendered frame each target type covers, at the camera's resolution),
+``num_skipped`` () and ``num_lost`` () (bad samples skipped, and episodes shards fell short of
+info.json's count by, since the last batch: :mod:`training.data.streams`).
 """
 
 from __future__ import annotations
@@ -37,9 +38,21 @@ import torch
 from agents.frames import resize_frames, resize_labels
 from datagen.constants import INFO_FILE, KEY_META, KEY_RGB
 from datagen.video import decode_frames
+from training.data.accounting import (
+    DEFAULT_MAX_MISSING_FRACTION,
+    EpisodeLedger,
+    check_fraction,
+    check_shards,
+)
 from training.data.augment import apply_colour, colour_jitter
 from training.data.houses import HouseLines, PoseRenderer, check_frames
-from training.data.info import DatasetMismatchError, load_info, shard_urls, split_urls
+from training.data.info import (
+    DataOptionError,
+    DatasetMismatchError,
+    load_info,
+    shard_urls,
+    split_urls,
+)
 from training.data.streams import (
     EpochDataLoader,
     ShardStream,
@@ -144,10 +157,11 @@ class LabelledFrameStream(ShardStream):
     def __init__(self, urls: list[tuple[str, str]], info: dict, *, train: bool,
                  image_size: tuple[int, int], grid: tuple[int, int], batch_size: int,
                  batches_per_epoch: int = 0, shuffle_buffer: int = 1024, jitter: float = 0.0,
-                 frames: str = "decoded", seed: int = 0, rank: int = 0, world_size: int = 1):
+                 frames: str = "decoded", seed: int = 0, rank: int = 0, world_size: int = 1,
+                 ledger: EpisodeLedger | None = None):
         super().__init__(urls, info, train=train, batch_size=batch_size,
                          batches_per_epoch=batches_per_epoch, frames=frames, seed=seed,
-                         rank=rank, world_size=world_size)
+                         rank=rank, world_size=world_size, ledger=ledger)
         self.image_size, self.grid = tuple(image_size), tuple(grid)
         self.shuffle_buffer, self.jitter = shuffle_buffer, jitter
         self.num_objects = len(label_vocab(info)[0])
@@ -195,8 +209,7 @@ class LabelledFrameStream(ShardStream):
     def _collate(self, items: list[tuple]) -> dict[str, torch.Tensor]:
         frames, cells, rooms, pixels = zip(*items)
         return {"frames": torch.stack(frames), "objects": torch.stack(cells),
-                "rooms": torch.stack(rooms), "pixels": torch.stack(pixels),
-                "num_skipped": torch.tensor(self.skips.take_pending())}
+                "rooms": torch.stack(rooms), "pixels": torch.stack(pixels)}
 
 
 class LabelledFrameDataModule(pl.LightningDataModule):
@@ -216,6 +229,7 @@ class LabelledFrameDataModule(pl.LightningDataModule):
         val_split: str = "val",
         train_splits: list[str] | None = None,
         seed: int = 0,
+        max_missing_fraction: float = DEFAULT_MAX_MISSING_FRACTION,
     ):
         """
         Args:
@@ -234,17 +248,26 @@ class LabelledFrameDataModule(pl.LightningDataModule):
             val_split: Split read for validation.
             train_splits: Splits trained on (default ``["train"]``).
             seed: Seed of the training streams (with epoch and worker).
+            max_missing_fraction: Largest fraction of a split read that may be missing before
+                pretraining stops with an error: of its shards (listed in info.json but not on
+                disk, or on disk but not listed; checked here) and of its episodes (those a
+                shard should hold by info.json but does not yield, e.g. a tar damaged
+                mid-archive; checked as the shards are read). Below it each loss is a warning
+                naming the shard.
         """
         super().__init__()
         self.save_hyperparameters()
         if batch_size < 1 or batches_per_epoch < 1:
-            raise ValueError(f"data: batch_size={batch_size} and batches_per_epoch="
-                             f"{batches_per_epoch} must both be >= 1")
+            raise DataOptionError(f"data: batch_size={batch_size} and batches_per_epoch="
+                                  f"{batches_per_epoch} must both be >= 1")
         check_frames(frames)
         self.root, self.image_size = Path(root), tuple(int(v) for v in image_size)
         self.info = load_info(self.root)
         self.objects, self.rooms = label_vocab(self.info)
         self.train_splits = list(train_splits or ["train"])
+        fraction = check_fraction(max_missing_fraction)
+        episodes = check_shards(self.root, self.info, [*self.train_splits, val_split], fraction)
+        self.ledger = EpisodeLedger(self.root, episodes, fraction)
         # the labels are rendered from the house files: checked here, not in a loader worker
         validated = [val_split] if shard_urls(self.root, val_split) else []
         PoseRenderer.house_entries(self.info, [*self.train_splits, *validated],
@@ -266,7 +289,7 @@ class LabelledFrameDataModule(pl.LightningDataModule):
             batches_per_epoch=hp.batches_per_epoch, shuffle_buffer=hp.shuffle_buffer,
             jitter=hp.jitter if hp.augment and train else 0.0, frames=hp.frames, seed=hp.seed,
             rank=self.trainer.global_rank if self.trainer else 0,
-            world_size=self.trainer.world_size if self.trainer else 1)
+            world_size=self.trainer.world_size if self.trainer else 1, ledger=self.ledger)
         return EpochDataLoader(stream, lambda: epoch_about_to_run(self.trainer),
                                num_workers=hp.num_workers,
                                persistent_workers=False)

@@ -16,6 +16,7 @@ from torch import nn
 
 from agents.frames import resize_frames, resize_labels
 from agents.policy import PolicyConfig, conv_grid, conv_stack, normalise_frames
+from common.errors import InputError
 from common.files import json_bytes, write_atomic
 from datagen.constants import KEY_META, KEY_RGB
 from datagen.shards import iter_episodes
@@ -24,7 +25,7 @@ from sim.assets import object_types
 from sim.scene import chromaticity, type_color
 from training.data.houses import PoseRenderer
 from training.data.info import load_info, shard_urls
-from training.module import lr_factor
+from training.module import log_data_counters, lr_factor, register_data_counters
 from training.pretrain.data import EpisodeLabeler, pixel_counts
 from training.pretrain.encoder import ENCODER_KEY
 from training.pretrain.metrics import (
@@ -77,10 +78,10 @@ class EncoderPretrainModule(pl.LightningModule):
         """
         super().__init__()
         if focal_gamma < 0:
-            raise ValueError(f"model.focal_gamma: {focal_gamma} must be >= 0 (0 = plain "
+            raise InputError(f"model.focal_gamma: {focal_gamma} must be >= 0 (0 = plain "
                              "cross-entropy)")
         if object_min_pixels < 1:
-            raise ValueError(f"model.object_min_pixels: {object_min_pixels} must be >= 1 "
+            raise InputError(f"model.object_min_pixels: {object_min_pixels} must be >= 1 "
                              "(1 = a cell shows a type from one pixel of it)")
         if dataset_spec is None:
             raise ValueError("model.dataset_spec: missing; build EncoderPretrainModule with "
@@ -96,6 +97,7 @@ class EncoderPretrainModule(pl.LightningModule):
         self.room_head = nn.Linear(c, max(1, len(dataset_spec["rooms"])))
         self.register_buffer("pos_weight", torch.tensor(float(object_pos_weight)),
                              persistent=False)
+        register_data_counters(self)
 
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 frames (N, 3, h, w) -> object logits (N, K, gh, gw), room logits (N, R)."""
@@ -118,6 +120,7 @@ class EncoderPretrainModule(pl.LightningModule):
         n = batch["frames"].shape[0]
         for name in ("loss", "object_loss", "room_loss"):
             self.log(f"train/{name}", out[name], batch_size=n, prog_bar=name == "loss")
+        log_data_counters(self, batch)
         return out["loss"]
 
     def on_validation_epoch_start(self) -> None:
