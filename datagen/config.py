@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 from common.errors import InputError
+from datagen.constants import FRAME_KINDS, FRAMES_VIDEO
 from datagen.tasks import TaskConfig
 from sim.camera import CameraConfig
 from sim.lattice import AgentConfig
@@ -60,8 +61,12 @@ class DatagenConfig:
     """The lattice agent."""
     tasks: TaskConfig = field(default_factory=TaskConfig)
     """Tasks, targets and success thresholds."""
+    frames: str = FRAMES_VIDEO
+    """What the samples hold of the frames: ``video`` (``rgb.mp4``, H.264) or ``none`` (poses,
+    actions and labels only, ~15x smaller at 224x384: the loaders render the frames at the stored
+    poses from the house file the dataset holds, at the resolution they train at)."""
     video: VideoConfig = field(default_factory=VideoConfig)
-    """Frame encoding."""
+    """Frame encoding (``frames: video``)."""
 
     def __post_init__(self):
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", self.split):
@@ -72,9 +77,13 @@ class DatagenConfig:
                 raise ConfigError(f"{name}: {getattr(self, name)} must be >= 1")
         if self.seed < 0:
             raise ConfigError(f"seed: {self.seed} must be >= 0")
-        if self.camera.height % 2 or self.camera.width % 2:
+        if self.frames not in FRAME_KINDS:
+            raise ConfigError(f"frames: {self.frames!r} is not one of {', '.join(FRAME_KINDS)} "
+                              "(video: H.264 frames in every sample; none: poses only, the "
+                              "frames rendered when the dataset is read)")
+        if self.frames == FRAMES_VIDEO and (self.camera.height % 2 or self.camera.width % 2):
             raise ConfigError(f"camera.height/width: {self.camera.height}x{self.camera.width} "
-                              "must be even for yuv420p video")
+                              "must be even for yuv420p video (or use --frames none)")
         if not 0 <= self.action_noise < 1:
             raise ConfigError(f"action_noise: {self.action_noise} must be in [0, 1)")
         if not 0 <= self.video.crf <= 51:
@@ -88,7 +97,7 @@ class DatagenConfig:
     def dataset_config(self) -> dict:
         """The part every split of a dataset must share."""
         d = dataclasses.asdict(self)
-        return {k: d[k] for k in ("camera", "agent", "tasks", "video", "max_steps")}
+        return {k: d[k] for k in ("camera", "agent", "tasks", "video", "max_steps", "frames")}
 
     def split_config(self) -> dict:
         """The part that decides one split's shards (besides the house file)."""

@@ -9,15 +9,26 @@ DATASET_VERSION = "spoc-nav/1"
 """Version of the episode-shard format; a reader refuses any other."""
 
 INFO_FILE = "info.json"
+HOUSES_DIR = "houses"
+"""The folder of a dataset that holds a copy of each split's house file, named by content
+(``houses/{sha256[:16]}.jsonl.gz``), so the dataset carries what its frames are rendered from."""
 SHARD_TEMPLATE = "{split}/shard-{index:06d}.tar"
 SHARD_GLOB = "shard-*.tar"
 SPLITS = ("train", "val", "test")
+
+FRAMES_VIDEO = "video"
+"""info.json ``frames`` of a dataset whose samples hold the frames as ``rgb.mp4``."""
+FRAMES_NONE = "none"
+"""info.json ``frames`` of a pose-only dataset: no ``rgb.mp4``; readers render the frames at
+the stored poses from the dataset's house files."""
+FRAME_KINDS = (FRAMES_VIDEO, FRAMES_NONE)
 
 POSE_DIGITS = 6
 """Decimals of the poses meta.json stores (metres and degrees)."""
 
 # Keys of one webdataset sample (one episode).
-KEY_RGB = "rgb.mp4"  # H.264 frames, one per step, frame t is what the agent saw before action t
+KEY_RGB = "rgb.mp4"  # H.264 frames, one per step, frame t is what the agent saw before action t;
+#   absent from the samples of a pose-only dataset (info.json ``frames`` is ``none``)
 KEY_ACTIONS = "actions.npy"  # int8 (T,), indices into ACTIONS; the last is END
 KEY_EXECUTED = "executed.npy"  # int8 (T,), noisy/DAgger only: the action taken at t (labels differ)
 KEY_META = "meta.json"  # house id, task, target, start pose, poses, shortest length, seed, source

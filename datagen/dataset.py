@@ -4,8 +4,13 @@ every later writer's config, and rebuilt from the per-shard sidecars under a fil
 Layout (names from :mod:`datagen.constants`)::
 
     DATASET_DIR/info.json                    version, vocabularies, camera, config, per-shard
+    DATASET_DIR/houses/{sha256[:16]}.jsonl.gz  each split's house file, named by content
     DATASET_DIR/{split}/shard-000000.tar     one sample per episode (:mod:`datagen.shards`)
     DATASET_DIR/{split}/shard-000000.json    the sidecar: episodes, steps, sha256, skipped
+
+info.json names a split's house file relative to the dataset root, so a dataset directory
+can be moved or copied and read from anywhere; every reader finds the file through
+:func:`split_house_file`.
 
 Concurrent writers (a SLURM array, Ray tasks, several splits) keep ``info.json`` complete:
 each writes its shard's sidecar atomically, then rebuilds ``info.json`` from every sidecar
@@ -19,6 +24,7 @@ import dataclasses
 import fcntl
 import json
 import os
+import shutil
 from pathlib import Path
 
 from common.errors import InputError
@@ -27,12 +33,15 @@ from datagen.config import DatagenConfig
 from datagen.constants import (
     ACTION_VOCAB,
     DATASET_VERSION,
+    FRAMES_VIDEO,
+    HOUSES_DIR,
     INFO_FILE,
     SHARD_TEMPLATE,
     TASK_OBJECTNAV,
     TASK_ROOMNAV,
 )
 from datagen.episodes import HouseFile
+from sim.house import HOUSE_SUFFIXES
 
 SIDECAR_TEMPLATE = "{split}/shard-{index:06d}.json"
 LOCK_FILE = ".info.lock"
@@ -68,6 +77,7 @@ def new_info(cfg: DatagenConfig) -> dict:
         "camera": dataclasses.asdict(cfg.camera),
         "agent": dataclasses.asdict(cfg.agent),
         "fps": cfg.video.fps,
+        "frames": cfg.frames,
         "tasks": {TASK_OBJECTNAV: {"targets": list(tasks.objectnav_targets),
                                    "min_pixels": tasks.min_pixels,
                                    "max_distance": tasks.max_distance},
@@ -78,11 +88,64 @@ def new_info(cfg: DatagenConfig) -> dict:
     }
 
 
-def split_entry(cfg: DatagenConfig, houses: HouseFile) -> dict:
-    """info.json's entry for a split, before any shard is written."""
+def dataset_frames(info: dict) -> str:
+    """What a dataset's samples hold of the frames: ``video`` or ``none`` (pose-only); a
+    dataset written before the choice existed is ``video``."""
+    return info.get("frames", FRAMES_VIDEO)
+
+
+def split_entry(cfg: DatagenConfig, houses: HouseFile, path: str | None = None) -> dict:
+    """info.json's entry for a split, before any shard is written (``path``: the house file
+    relative to the dataset root, :func:`store_houses`; ``source``: the file as given)."""
     return {"num_shards": cfg.num_shards,
-            "houses": {"path": houses.path, "sha256": houses.sha256, "count": len(houses)},
+            "houses": {"path": path or houses.path, "sha256": houses.sha256,
+                       "count": len(houses), "source": houses.path},
             "sampling": cfg.split_config(), "shards": {}}
+
+
+def houses_name(houses: HouseFile) -> str:
+    """The path, relative to the dataset root, of the dataset's copy of a house file: named
+    by its content, so splits drawn from one file share one copy."""
+    suffix = max((s for s in HOUSE_SUFFIXES if Path(houses.path).name.endswith(s)), key=len,
+                 default=".jsonl.gz")
+    return f"{HOUSES_DIR}/{houses.sha256[:16]}{suffix}"
+
+
+def store_houses(out_dir: Path, houses: HouseFile) -> str:
+    """Copy a split's house file into the dataset (unless a copy is there), through a
+    temporary name and a rename; its path relative to the dataset root. DatasetError when the
+    file changed since it was scanned."""
+    name = houses_name(houses)
+    target = out_dir / name
+    if target.is_file() and target.stat().st_size == Path(houses.path).stat().st_size:
+        return name  # named by content: a complete copy of the same size is the same file
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_temps(target.parent, target.name)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        shutil.copyfile(houses.path, tmp)
+        if sha256_file(tmp) != houses.sha256:
+            raise DatasetError(f"{houses.path}: changed while the split was being registered "
+                               "(its sha256 is not the one scanned); run again")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return name
+
+
+def split_house_file(root: str | os.PathLike, houses: dict) -> Path:
+    """Where a split's house file is, from its info.json entry ``houses``: ``path`` relative
+    to the dataset root (the copy under ``houses/``), or absolute. A dataset written before
+    datasets held their house files recorded the path as given on the command line: a
+    relative one that names no file under the root is taken from the working directory, as
+    it was then. Readers check the file against ``houses.sha256``."""
+    path = Path(houses["path"])
+    if path.is_absolute():
+        return path
+    inside = Path(root) / path
+    if inside.exists() or not path.exists():
+        return inside
+    return path
 
 
 def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -102,7 +165,10 @@ def check_compatible(info: dict, cfg: DatagenConfig, houses: HouseFile, out_dir:
         raise DatasetError(f"{out_dir}: holds a dataset of version {info.get('version')!r}, "
                            f"this writer makes {DATASET_VERSION!r}; use another --out")
     mine = new_info(cfg)
-    diff = _differences({k: v for k, v in info.items() if k != "splits"},
+    # Datasets written before the frames option held video.
+    theirs = {**info, "frames": dataset_frames(info),
+              "config": {"frames": FRAMES_VIDEO, **info.get("config", {})}}
+    diff = _differences({k: v for k, v in theirs.items() if k != "splits"},
                         {k: v for k, v in mine.items() if k != "splits"})
     old = info.get("splits", {}).get(cfg.split)
     if old is not None:
@@ -134,7 +200,8 @@ def _read_info(out_dir: Path) -> dict | None:
 
 def open_dataset(cfg: DatagenConfig, houses: HouseFile, out_dir: str | os.PathLike) -> None:
     """Create ``out_dir`` and its info.json, or check that an existing one is compatible, and
-    register the split."""
+    register the split, with its house file copied into the dataset (:func:`store_houses`;
+    a split registered before datasets held their houses gets its copy now)."""
     out_dir = Path(out_dir)
     info = _read_info(out_dir) if out_dir.exists() else None
     if info is not None:
@@ -145,7 +212,10 @@ def open_dataset(cfg: DatagenConfig, houses: HouseFile, out_dir: str | os.PathLi
         if info is None:
             info = new_info(cfg)
         check_compatible(info, cfg, houses, out_dir)
-        info["splits"].setdefault(cfg.split, split_entry(cfg, houses))
+        path = store_houses(out_dir, houses)
+        entry = info["splits"].setdefault(cfg.split, split_entry(cfg, houses, path))
+        entry["houses"].setdefault("source", entry["houses"]["path"])
+        entry["houses"]["path"] = path
         _commit_info(out_dir, info)
 
 

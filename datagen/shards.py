@@ -25,6 +25,7 @@ import numpy as np
 from common.files import json_bytes, sha256_file, write_atomic
 from datagen.config import DatagenConfig
 from datagen.constants import (
+    FRAMES_VIDEO,
     KEY_ACTIONS,
     KEY_EXECUTED,
     KEY_GOAL_DIST,
@@ -91,14 +92,16 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def write_episode_sample(tar: tarfile.TarFile, key: str, rgb_mp4: bytes, actions: np.ndarray,
-                         meta: dict, executed: np.ndarray | None = None,
+def write_episode_sample(tar: tarfile.TarFile, key: str, rgb_mp4: bytes | None,
+                         actions: np.ndarray, meta: dict, executed: np.ndarray | None = None,
                          labels: tuple[np.ndarray, ...] | None = None) -> None:
-    """Append one webdataset sample (``key.rgb.mp4``, ``key.actions.npy``, ``key.meta.json``,
-    for noisy and DAgger episodes ``key.executed.npy``, the actions actually taken, and with
-    ``labels`` = (goal_dist, target_pixels, target_box) the per-step labels of
+    """Append one webdataset sample (``key.rgb.mp4``, none for a pose-only dataset's
+    ``rgb_mp4=None``, ``key.actions.npy``, ``key.meta.json``, for noisy and DAgger episodes
+    ``key.executed.npy``, the actions actually taken, and with ``labels`` = (goal_dist,
+    target_pixels, target_box) the per-step labels of
     :func:`datagen.episodes.episode_labels`)."""
-    _add_member(tar, f"{key}.{KEY_RGB}", rgb_mp4)
+    if rgb_mp4 is not None:
+        _add_member(tar, f"{key}.{KEY_RGB}", rgb_mp4)
     _add_member(tar, f"{key}.{KEY_ACTIONS}", _npy_bytes(np.asarray(actions, dtype=np.int8)))
     if executed is not None:
         _add_member(tar, f"{key}.{KEY_EXECUTED}", _npy_bytes(np.asarray(executed, np.int8)))
@@ -111,8 +114,9 @@ def write_episode_sample(tar: tarfile.TarFile, key: str, rgb_mp4: bytes, actions
 
 
 def iter_episodes(shard_path: str | os.PathLike) -> Iterator[dict]:
-    """Samples of a shard: ``{"__key__", "rgb.mp4": bytes, "actions.npy": (T,) int8,
-    "meta.json": dict}`` and the other ``.npy`` members as arrays, in file order."""
+    """Samples of a shard: ``{"__key__", "rgb.mp4": bytes (not in a pose-only dataset),
+    "actions.npy": (T,) int8, "meta.json": dict}`` and the other ``.npy`` members as arrays,
+    in file order."""
     sample: dict = {}
     with tarfile.open(shard_path, "r") as tar:
         for member in tar:
@@ -258,6 +262,8 @@ def write_shard(cfg: DatagenConfig, k: int, out_dir: str | os.PathLike,
 
 def _write_episode(tar: tarfile.TarFile, ctx: HouseContext, ep: Episode, cfg: DatagenConfig,
                    timings: ShardTimings) -> None:
+    """One episode's sample: its frames rendered and encoded (``frames: video``; with
+    ``none`` nothing is rendered but what the labels need), its labels, its meta.json."""
     render = [0.0]  # seconds spent rendering, inside encode_mp4's loop
 
     def frames():  # rendered one at a time and encoded while still in cache
@@ -271,7 +277,9 @@ def _write_episode(tar: tarfile.TarFile, ctx: HouseContext, ep: Episode, cfg: Da
             yield rgb
 
     t0 = time.perf_counter()
-    mp4 = encode_mp4(frames(), cfg.camera.height, cfg.camera.width, cfg.video)
+    mp4 = None
+    if cfg.frames == FRAMES_VIDEO:
+        mp4 = encode_mp4(frames(), cfg.camera.height, cfg.camera.width, cfg.video)
     t1 = time.perf_counter()
     labels = episode_labels(ctx, ep)
     t2 = time.perf_counter()

@@ -4,6 +4,8 @@ every episode's actions replayed in the embedded env from its start.
 A replay must pass through the stored poses, take the stored number of steps, end with
 ``end`` at a state that satisfies the task's success test, and see (up to video
 compression) the stored frames. Each problem is one line naming the file and the episode.
+A pose-only dataset (info.json ``frames: none``) is replayed the same way without the frame
+checks; its samples must hold no video.
 
 DAgger episodes (``source`` starting with ``dagger``, written by ``spoc-dagger``) and
 noise-injected expert episodes (``expert-noise``) store the oracle's LABELS at the states the
@@ -24,6 +26,7 @@ import numpy as np
 
 from common.files import sha256_file
 from datagen.constants import (
+    FRAMES_NONE,
     INFO_FILE,
     KEY_ACTIONS,
     KEY_EXECUTED,
@@ -36,7 +39,7 @@ from datagen.constants import (
     SOURCE_NOISY,
     TASK_OBJECTNAV,
 )
-from datagen.dataset import DatasetError, read_info
+from datagen.dataset import DatasetError, dataset_frames, read_info, split_house_file
 from datagen.episodes import HouseContext, HouseFile
 from datagen.shards import META_KEYS, iter_episodes, shard_name
 from datagen.tasks import TaskConfig, goal_name, objectnav_success, roomnav_success
@@ -61,7 +64,7 @@ def verify_dataset(out_dir: str | os.PathLike, replay: bool = True) -> list[str]
     problems: list[str] = []
     env = EmbeddedEnv(*_info_settings(info, out_dir))
     for split, entry in sorted(info["splits"].items()):
-        houses = _houses(entry, problems) if replay else None
+        houses = _houses(out_dir, entry, problems) if replay else None
         for tar, listed in _shards(out_dir, split, entry, problems):
             problems += [f"{tar}: {p}" for p in verify_shard(tar, listed, info, split, env,
                                                              houses)]
@@ -84,12 +87,13 @@ def _info_settings(info: dict, out_dir: Path) -> tuple[CameraConfig, AgentConfig
     return settings
 
 
-def _houses(entry: dict, problems: list[str]) -> HouseFile | None:
-    path, sha = entry["houses"]["path"], entry["houses"]["sha256"]
+def _houses(out_dir: Path, entry: dict, problems: list[str]) -> HouseFile | None:
+    path, sha = split_house_file(out_dir, entry["houses"]), entry["houses"]["sha256"]
     try:
         houses = HouseFile.scan(path)
     except HouseError as e:
-        problems.append(f"{e} (needed to replay episodes; run from where it was generated)")
+        problems.append(f"{e} (needed to replay episodes; copy the dataset with its "
+                        "houses/ folder)")
         return None
     if houses.sha256 != sha:
         problems.append(f"{path}: sha256 {houses.sha256[:12]}... is not the {sha[:12]}... "
@@ -140,21 +144,30 @@ def verify_shard(tar: Path, listed: dict, info: dict, split: str, env: EmbeddedE
 
 def check_episode(sample: dict, info: dict, split: str, env: EmbeddedEnv,
                   houses: HouseFile | None, records: dict) -> list[str]:
-    """Problems of one sample: keys, counts, then (with ``houses``) the replay."""
-    missing = [k for k in (KEY_RGB, KEY_ACTIONS, KEY_META) if k not in sample]
+    """Problems of one sample: keys, counts, then (with ``houses``) the replay. A pose-only
+    dataset's samples hold no video (``frames`` None below: the frame checks are skipped)."""
+    pose_only = dataset_frames(info) == FRAMES_NONE
+    wanted = (KEY_ACTIONS, KEY_META) if pose_only else (KEY_RGB, KEY_ACTIONS, KEY_META)
+    missing = [k for k in wanted if k not in sample]
     if missing:
         return [f"missing {', '.join(missing)}"]
+    if pose_only and KEY_RGB in sample:
+        return [f"holds {KEY_RGB}, but {INFO_FILE} says frames: {FRAMES_NONE} (pose-only)"]
     meta, actions = sample[KEY_META], sample[KEY_ACTIONS]
     if tuple(sorted(meta)) != tuple(sorted(META_KEYS)):
         return [f"meta.json keys {sorted(meta)} are not {sorted(META_KEYS)}"]
-    try:
-        frames = decode_frames(sample[KEY_RGB])  # (T, H, W, 3)
-    except ValueError as exn:  # a video without frames
-        return [f"{KEY_RGB}: {exn}"]
+    frames = None
+    if not pose_only:
+        try:
+            frames = decode_frames(sample[KEY_RGB])  # (T, H, W, 3)
+        except ValueError as exn:  # a video without frames
+            return [f"{KEY_RGB}: {exn}"]
     T = len(actions)
     out = []
-    if not (len(frames) == T == meta["num_steps"] == len(meta["poses"])):
-        out.append(f"{len(frames)} frames, {T} actions, num_steps {meta['num_steps']}, "
+    counted = [] if frames is None else [len(frames)]
+    if len({*counted, T, meta["num_steps"], len(meta["poses"])}) != 1:
+        seen = "" if frames is None else f"{len(frames)} frames, "
+        out.append(f"{seen}{T} actions, num_steps {meta['num_steps']}, "
                    f"{len(meta['poses'])} poses: all must be equal")
     dagger = str(meta["source"]).startswith("dagger")
     if T == 0 or (not dagger and (actions[-1] != END or (actions[:-1] == END).any())):
@@ -203,9 +216,10 @@ def _record(houses: HouseFile, index: int, records: dict):
     return records[index]
 
 
-def replay_episode(meta: dict, actions: np.ndarray, frames: np.ndarray, info: dict,
+def replay_episode(meta: dict, actions: np.ndarray, frames: np.ndarray | None, info: dict,
                    env: EmbeddedEnv, houses: HouseFile, records: dict) -> list[str]:
-    """Problems found replaying the stored actions from the stored start."""
+    """Problems found replaying the stored actions from the stored start (``frames`` (T, H,
+    W, 3), the decoded video, compared with the replay's; None for a pose-only sample)."""
     if meta["house_index"] not in houses.lines:
         return [f"house_index {meta['house_index']} is not a house of {houses.path}"]
     rec = _record(houses, meta["house_index"], records)
@@ -220,7 +234,8 @@ def replay_episode(meta: dict, actions: np.ndarray, frames: np.ndarray, info: di
                abs((p.yaw - want[2] + 180) % 360 - 180)) > POSE_TOLERANCE:
             return [f"step {t}: replay at ({p.x:.3f}, {p.z:.3f}, {p.yaw:.0f}), stored pose "
                     f"{want}"]
-        error += float(np.abs(env.observation.rgb.astype(np.int16) - frames[t]).mean())
+        if frames is not None:
+            error += float(np.abs(env.observation.rgb.astype(np.int16) - frames[t]).mean())
         if a != END:
             before = env.pose
             if not env.step(int(a)).success:
@@ -248,11 +263,12 @@ def _context(houses: HouseFile, index: int, info: dict, env: EmbeddedEnv, record
     return records[key]
 
 
-def check_labels(meta: dict, actions: np.ndarray, frames: np.ndarray, info: dict,
+def check_labels(meta: dict, actions: np.ndarray, frames: np.ndarray | None, info: dict,
                  env: EmbeddedEnv, houses: HouseFile, records: dict, executed: np.ndarray
                  ) -> list[str]:
     """Problems of a DAgger episode: labels against the oracle at the stored poses, and each
-    executed action leading from its pose to the next stored one."""
+    executed action leading from its pose to the next stored one (and the decoded ``frames``
+    against renders there; None for a pose-only sample)."""
     if meta["house_index"] not in houses.lines:
         return [f"house_index {meta['house_index']} is not a house of {houses.path}"]
     ctx = _context(houses, meta["house_index"], info, env, records)
@@ -281,8 +297,9 @@ def check_labels(meta: dict, actions: np.ndarray, frames: np.ndarray, info: dict
             return [f"step {t}: label {int(actions[t])} is not the oracle's action {label} at "
                     f"{state}"]
         states.append(node)
-        error += float(np.abs(ctx.renderer.render(px, pz, pyaw).rgb.astype(np.int16)
-                              - frames[t]).mean())
+        if frames is not None:
+            error += float(np.abs(ctx.renderer.render(px, pz, pyaw).rgb.astype(np.int16)
+                                  - frames[t]).mean())
     s = meta["start"]
     problems = []
     if table.node((s["i"], s["j"], s["h"])) != states[0]:

@@ -14,7 +14,7 @@ from agents.detector import ColourDetector
 from agents.explorer import Explorer
 from common.files import sha256_file
 from datagen.constants import DATASET_VERSION
-from datagen.dataset import DatasetError, read_info
+from datagen.dataset import DatasetError, read_info, split_house_file
 from datagen.episodes import HouseFile
 from eval.config import EvalInputError
 from sim.env import make_env
@@ -89,7 +89,8 @@ def file_split(path: Path) -> str | None:
 
 def dataset_training_houses(root: str, info: dict) -> TrainingHouses:
     """The content hashes of the houses of a dataset's training splits
-    (:data:`TRAINING_SPLIT`), from each house file info.json names where it is at hand (the
+    (:data:`TRAINING_SPLIT`), from each house file info.json names
+    (:func:`datagen.dataset.split_house_file`: the dataset's copy) where it is at hand (the
     file whose sha256 info.json records); none when no file is."""
     hashes: set[str] = set()
     files = []
@@ -98,7 +99,9 @@ def dataset_training_houses(root: str, info: dict) -> TrainingHouses:
         if not (split == TRAINING_SPLIT or split.startswith(f"{TRAINING_SPLIT}-")) \
                 or not isinstance(houses, dict):
             continue
-        path = str(houses.get("path"))
+        if not isinstance(houses.get("path"), str):
+            continue
+        path = str(split_house_file(root, houses))
         if path in files or not Path(path).is_file() \
                 or sha256_file(Path(path)) != houses.get("sha256"):
             continue

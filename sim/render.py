@@ -25,11 +25,15 @@ algorithm) on every pixel of the tested poses; see ``tests/test_render.py`` and
 Shading is deliberately simple so that geometry is legible: a fixed light gives each wall or
 box face its own brightness (box tops brighter, bottoms darker), brightness falls off with
 distance, object types carry a cheap pattern (stripes or checker in box-local coordinates) and
-the floor has a faint 0.5 m checker.
+the floor has a faint 0.5 m checker. :meth:`Renderer.with_appearance` renders the same
+geometry under a drawn :class:`sim.appearance.Appearance` (colour shifts, another light,
+per-frame pixel noise); depth and ids do not change.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -38,6 +42,7 @@ import shapely
 from numba import njit
 
 from common.errors import InputError
+from sim.appearance import Appearance
 from sim.camera import CameraConfig
 from sim.scene import WALL, Scene
 
@@ -66,9 +71,17 @@ class Frame:
 # --------------------------------------------------------------------------- shading helpers
 
 
-def face_shade(nx: np.ndarray | float, nz: np.ndarray | float):
-    """Brightness factor of a vertical face with unit normal (nx, nz): 0.61..0.95."""
-    return 0.78 + 0.17 * (nx * LIGHT_XZ[0] + nz * LIGHT_XZ[1])
+def face_shade(nx: np.ndarray | float, nz: np.ndarray | float,
+               light_xz: tuple[float, float] = LIGHT_XZ):
+    """Brightness factor of a vertical face with unit normal (nx, nz) under a light from the
+    unit horizontal direction ``light_xz``: 0.61..0.95."""
+    return 0.78 + 0.17 * (nx * light_xz[0] + nz * light_xz[1])
+
+
+def turned_light(turn: float) -> tuple[float, float]:
+    """LIGHT_XZ turned by ``turn`` radians (counter-clockwise in x, z)."""
+    c, s = math.cos(turn), math.sin(turn)
+    return (LIGHT_XZ[0] * c - LIGHT_XZ[1] * s, LIGHT_XZ[0] * s + LIGHT_XZ[1] * c)
 
 
 TOP_SHADE, BOTTOM_SHADE, FLOOR_SHADE, CEILING_SHADE = 1.0, 0.5, 0.92, 0.85
@@ -176,19 +189,29 @@ class SceneTables:
     ceiling_rgb: np.ndarray  # (3,) float64 ceiling colour (CEILING_SHADE is in plane_light)
 
 
-def _box_shade_table(yaw: np.ndarray, half: np.ndarray, pattern: np.ndarray) -> np.ndarray:
+def _box_shade_table(yaw: np.ndarray, half: np.ndarray, pattern: np.ndarray,
+                     light_xz: tuple[float, float] = LIGHT_XZ, brightness: float = 1.0
+                     ) -> np.ndarray:
     """(M, 10) per box: brightness of faces 0-3 (sides +x, -x, +z, -z), the pattern (as a
     float), top and bottom brightness (5, 6) and the inverse pattern cell size along box x,
-    y, z (7-9)."""
+    y, z (7-9); the face brightnesses under a light from ``light_xz``, times
+    ``brightness``."""
     c, s = np.cos(yaw), np.sin(yaw)
     half = np.asarray(half, np.float64).reshape(-1, 3)
     out = np.zeros((len(half), 10))
     for face, (nx, nz) in enumerate(((c, -s), (-c, s), (s, c), (-s, -c))):
-        out[:, face] = face_shade(nx, nz)
+        out[:, face] = face_shade(nx, nz, light_xz) * brightness
     out[:, 4] = pattern
-    out[:, 5], out[:, 6] = TOP_SHADE, BOTTOM_SHADE
+    out[:, 5], out[:, 6] = TOP_SHADE * brightness, BOTTOM_SHADE * brightness
     out[:, 7:10] = 1.0 / np.maximum(half / 3.0, 0.015)
     return np.ascontiguousarray(out)
+
+
+def _floor_table(rgb: np.ndarray) -> np.ndarray:
+    """(R + 1, 3) float64 floor colour per room (the last: outside) -> (R + 1, 2, 3) colour x
+    FLOOR_SHADE per tile parity (light, dark), at most 255."""
+    return np.ascontiguousarray(np.minimum(
+        rgb[:, None, :] * FLOOR_SHADE * np.array([1.0, FLOOR_TILE_DARK])[None, :, None], 255.0))
 
 
 def scene_tables(scene: Scene) -> SceneTables:
@@ -213,10 +236,29 @@ def scene_tables(scene: Scene) -> SceneTables:
         bsh=_box_shade_table(b.yaw, b.half, b.pattern),
         room_grid=np.where(grid < 0, len(scene.rooms), grid).astype(np.int16),
         grid_origin=np.array([x0, z0, FLOOR_CELL]),
-        floor_colors=np.ascontiguousarray(np.minimum(
-            np.array(rooms, dtype=f64)[:, None, :] * FLOOR_SHADE
-            * np.array([1.0, FLOOR_TILE_DARK])[None, :, None], 255.0)),
+        floor_colors=_floor_table(np.array(rooms, dtype=f64)),
         ceiling_rgb=np.array(scene.ceiling_color, dtype=f64),
+    )
+
+
+def appearance_tables(scene: Scene, tables: SceneTables, appearance: Appearance
+                      ) -> SceneTables:
+    """``tables`` (the scene's, :func:`scene_tables`) with every colour and shading table
+    computed again from the scene under ``appearance``: shifted colours, a turned light and a
+    brightness gain. The geometry arrays are the same objects; the identity appearance gives
+    equal tables."""
+    p, b = scene.pieces, scene.boxes
+    light, gain = turned_light(appearance.light_turn), appearance.brightness
+    shade = face_shade(p.normal[:, 0], p.normal[:, 1], light) * gain
+    rooms = np.array([r.floor_color for r in scene.rooms] + [OUTSIDE_COLOR], dtype=np.float64)
+    bsh = _box_shade_table(b.yaw, b.half, b.pattern, light, gain)
+    return dataclasses.replace(
+        tables,
+        wcolor=np.ascontiguousarray(appearance.piece_colors(p) * shade[:, None]).reshape(-1, 3),
+        bcolor=np.ascontiguousarray(appearance.box_colors(b)).reshape(-1, 3),
+        bsh=bsh,
+        floor_colors=_floor_table(appearance.floors.apply(rooms) * gain),
+        ceiling_rgb=appearance.ceiling.apply(scene.ceiling_color) * gain,
     )
 
 
@@ -535,12 +577,46 @@ def _raster(nf, ft, fi, u, w_plane, pair_lo, pair_hi, log2, rmax, rtab, wbuf, fb
                     fbuf[base + k] = f
 
 
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's increment
+_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+@njit(cache=True, error_model="numpy")
+def _mix64(z):
+    """splitmix64's finaliser: a uint64 bijection whose output bits all depend on every
+    input bit."""
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, error_model="numpy")
+def noise_seed(key, frame):
+    """The uint64 seed of frame ``frame`` (>= 0) of the episode drawn as ``key`` (uint64)."""
+    return _mix64(key ^ _mix64((np.uint64(frame) + np.uint64(1)) * _GOLDEN))
+
+
+@njit(cache=True, error_model="numpy")
+def _add_noise(rgb, p0, seed, amplitude):
+    """Add to ``rgb`` ((3 n,) uint8: pixels p0 .. p0 + n - 1 of a frame, channels last; in
+    place) integer noise uniform in [-amplitude, amplitude] per pixel and channel, saturating
+    at 0 and 255: a pure function of (``seed``, pixel). One 64-bit hash per pixel gives its
+    three channels 16 bits each. (Flat indexing: about 3x faster than an (n, 3) array.)"""
+    span = np.uint64(2 * amplitude + 1)
+    for q in range(rgb.shape[0] // 3):
+        h = _mix64(seed + np.uint64(p0 + q) * _GOLDEN)
+        for ch in range(3):
+            r = (h >> np.uint64(16 * ch)) & np.uint64(0xFFFF)
+            v = np.int64((r * span) >> np.uint64(16)) - amplitude
+            rgb[3 * q + ch] = min(max(np.int64(rgb[3 * q + ch]) + v, 0), 255)
+
+
 @njit(cache=True, error_model="numpy", fastmath={"nsz", "arcp", "contract"})
 def render_frame(cx, cz, yaw, eye, u, rd, w_plane, s_plane, falloff, plane_light,
                  col_tan, col_pu, col_pv, tau_lo, tau_hi, pair_lo, pair_hi, log2,
                  wa, wb, wy, wn, wfull, wcolor, bc, bh, bcs, bcolor, bsh,
                  room_grid, grid_origin, floor_colors, ceiling_rgb, height, width,
-                 ft, fi, fs, rmax, rtab, wbuf, fbuf, mode):
+                 ft, fi, fs, rmax, rtab, wbuf, fbuf, mode, noise=0, seed=0):
     """Render one view from eye (cx, eye, cz) at ``yaw`` radians.
 
     ``mode`` 0: rgb (H, W, 3) uint8, depth (H, W) float32 and ids (H, W) int32, newly
@@ -555,7 +631,9 @@ def render_frame(cx, cz, yaw, eye, u, rd, w_plane, s_plane, falloff, plane_light
     2. :func:`_raster`: the nearest face (or the floor/ceiling) and its inverse depth along
        every pixel's own ray.
     3. Ids (modes 0, 1), counts (mode 2), or shading (modes 0, 3): depth = 1 / inverse depth,
-       colours as described in the module.
+       colours as described in the module; with ``noise`` > 0, each RGB row gets pixel
+       noise of that amplitude (:func:`_add_noise`, ``seed``: :func:`noise_seed`) while it
+       is in cache.
     """
     nf, rx, rz, fx, fz = _faces(cx, cz, yaw, eye, wa, wb, wy, wn, wfull, wcolor, bc, bh, bcs,
                                 bcolor, bsh, col_tan, col_pu, col_pv, tau_lo, tau_hi,
@@ -637,6 +715,9 @@ def render_frame(cx, cz, yaw, eye, u, rd, w_plane, s_plane, falloff, plane_light
                     shade *= PATTERN_DARK
             for ch in range(3):  # colour <= 255 (_faces), shade <= 1
                 rgb[p, ch] = fs[f, ch] * shade
+        if noise > 0:
+            _add_noise(rgb.reshape(-1)[3 * k * W:3 * (k + 1) * W], k * W, np.uint64(seed),
+                       noise)
     return (rgb.reshape(-1, width, 3), depth.reshape(-1, width), ids.reshape(-1, width),
             counts)
 
@@ -650,7 +731,8 @@ class Renderer:
     ``render(x, z, yaw_deg)``: the eye is at (x, camera.eye_height, z) looking along yaw
     (0 = +z, 90 = +x), pitched down by ``camera.pitch`` degrees. ``render_ids`` and
     ``render_counts`` resolve the same pixels but skip shading and depth; ``render_rgb``
-    skips depth and ids.
+    skips depth and ids. ``with_appearance`` gives a view that renders the same geometry
+    under a drawn appearance (:mod:`sim.appearance`).
 
     Every wall piece and box face is rasterised along image columns with a per-pixel
     inverse-depth test (:func:`render_frame`): the nearest surface along each pixel's own
@@ -667,33 +749,69 @@ class Renderer:
         K, F = len(rt.col_tan), len(s.wa) + 3 * len(s.bc)
         H, W = camera.height, camera.width
         levels = int(math.floor(math.log2(max(K - 1, 1)))) + 1
-        scratch = (np.empty((F, FACE_GEOM)), np.empty((F, 6), np.int32), np.empty((F, 11)),
-                   np.empty(K - 1), np.empty((levels, K - 1)), np.empty(H * W),
-                   np.empty(H * W, np.int32))
-        self._args = (float(camera.eye_height), rt.u, rt.row_dir, rt.w_plane, rt.s_plane,
-                      rt.falloff, rt.plane_light, rt.col_tan, rt.col_pu, rt.col_pv,
-                      rt.tau_lo, rt.tau_hi, rt.pair_lo, rt.pair_hi, rt.log2,
-                      s.wa, s.wb, s.wy, s.wn, s.wfull, s.wcolor, s.bc, s.bh, s.bcs, s.bcolor,
-                      s.bsh, s.room_grid, s.grid_origin, s.floor_colors, s.ceiling_rgb, H, W,
-                      *scratch)
+        self._scratch = (np.empty((F, FACE_GEOM)), np.empty((F, 6), np.int32),
+                         np.empty((F, 11)), np.empty(K - 1), np.empty((levels, K - 1)),
+                         np.empty(H * W), np.empty(H * W, np.int32))
+        self.appearance: Appearance | None = None
+        self._args = self._kernel_args()
+
+    def _kernel_args(self) -> tuple:
+        """The arguments of :func:`render_frame` before ``mode``."""
+        rt, s, cam = self.raster, self.tables, self.camera
+        return (float(cam.eye_height), rt.u, rt.row_dir, rt.w_plane, rt.s_plane,
+                rt.falloff, rt.plane_light, rt.col_tan, rt.col_pu, rt.col_pv,
+                rt.tau_lo, rt.tau_hi, rt.pair_lo, rt.pair_hi, rt.log2,
+                s.wa, s.wb, s.wy, s.wn, s.wfull, s.wcolor, s.bc, s.bh, s.bcs, s.bcolor,
+                s.bsh, s.room_grid, s.grid_origin, s.floor_colors, s.ceiling_rgb,
+                cam.height, cam.width, *self._scratch)
+
+    def with_appearance(self, appearance: Appearance) -> Renderer:
+        """A view of this renderer under ``appearance`` (drawn once per episode,
+        :func:`sim.appearance.draw_appearance`): it shares the scene, camera, geometry and
+        raster tables and scratch buffers (so render from one of them at a time), with its
+        own colour and shading tables (:func:`appearance_tables`, computed from the scene,
+        so a view of a view does not compound). Depth and ids are this renderer's; the
+        identity appearance gives the same RGB bytes. With noise on, ``render`` and
+        ``render_rgb`` need ``frame``, the frame's index within its episode."""
+        view = copy.copy(self)
+        view.appearance = appearance
+        view.tables = appearance_tables(self.scene, self.tables, appearance)
+        view._args = view._kernel_args()
+        return view
+
+    def _noise_args(self, frame: int | None) -> tuple:
+        """The noise arguments of :func:`render_frame` for ``frame``: none without an
+        appearance that adds noise."""
+        a = self.appearance
+        if a is None or a.noise == 0:
+            return ()
+        if frame is None or int(frame) < 0:
+            raise ValueError(f"frame={frame!r}: this renderer's appearance adds per-frame "
+                             "noise, so render and render_rgb need frame=<the frame's index "
+                             "(>= 0) within its episode>")
+        return a.noise, np.uint64(noise_seed(np.uint64(a.key), int(frame)))
 
     @property
     def num_columns(self) -> int:
         """Columns in the occlusion-culling column table."""
         return len(self.raster.col_tan)
 
-    def _frame(self, x, z, yaw_deg, mode):
-        return render_frame(float(x), float(z), math.radians(float(yaw_deg)), *self._args, mode)
+    def _frame(self, x, z, yaw_deg, mode, *noise):
+        return render_frame(float(x), float(z), math.radians(float(yaw_deg)), *self._args, mode,
+                            *noise)
 
-    def render(self, x: float, z: float, yaw_deg: float) -> Frame:
-        """One frame: RGB (H, W, 3) uint8, depth (H, W) float32 m, ids (H, W) int32."""
-        rgb, depth, ids, _ = self._frame(x, z, yaw_deg, 0)
+    def render(self, x: float, z: float, yaw_deg: float, frame: int | None = None) -> Frame:
+        """One frame: RGB (H, W, 3) uint8, depth (H, W) float32 m, ids (H, W) int32.
+        ``frame`` (the frame's index within its episode) seeds an appearance's pixel noise;
+        without noise it is not needed and changes nothing."""
+        rgb, depth, ids, _ = self._frame(x, z, yaw_deg, 0, *self._noise_args(frame))
         return Frame(rgb, depth, ids)
 
-    def render_rgb(self, x: float, z: float, yaw_deg: float) -> np.ndarray:
+    def render_rgb(self, x: float, z: float, yaw_deg: float, frame: int | None = None
+                   ) -> np.ndarray:
         """Only the (H, W, 3) uint8 RGB of :meth:`render` (identical to its ``rgb``), without
         writing depth and ids."""
-        return self._frame(x, z, yaw_deg, 3)[0]
+        return self._frame(x, z, yaw_deg, 3, *self._noise_args(frame))[0]
 
     def render_ids(self, x: float, z: float, yaw_deg: float) -> np.ndarray:
         """Only the (H, W) int32 instance ids of :meth:`render` (identical to its ``ids``),

@@ -15,7 +15,7 @@ from training_helpers import palette_detector, write_dataset
 import training.dagger.rollouts
 from agents.checkpoint import load_policy
 from datagen.constants import OBJECTNAV_TARGETS
-from datagen.dataset import read_info, shard_paths
+from datagen.dataset import read_info, shard_paths, split_house_file
 from datagen.episodes import HouseContext, HouseFile
 from datagen.shards import META_KEYS, iter_episodes
 from datagen.tasks import TaskConfig
@@ -58,7 +58,7 @@ def run(tmp_path_factory) -> dict:
 
 def house_context(data: Path) -> HouseContext:
     info = read_info(data)
-    houses = HouseFile.scan(info["splits"]["train"]["houses"]["path"])
+    houses = HouseFile.scan(split_house_file(data, info["splits"]["train"]["houses"]))
     env = EmbeddedEnv(CameraConfig(**info["camera"]), AgentConfig(**info["agent"]))
     return HouseContext(houses.read([0])[0], env, TaskConfig(**info["config"]["tasks"]))
 
@@ -100,7 +100,8 @@ def test_labels_are_the_oracle_at_visited_states_off_the_expert_path(run):
     ctx = house_context(run["data"])
     lat, off_path, successes = ctx.lattice, 0, []
     info = read_info(run["data"])
-    poses = PoseRenderer(info, PoseRenderer.house_files(info, ["train"]))
+    poses = PoseRenderer(info, PoseRenderer.house_files(info, ["train"],
+                                                        run["data"] / "info.json"))
     samples = dagger_samples(run)
     assert len(samples) == 6
     for sample in samples:
@@ -139,7 +140,7 @@ def test_verify_catches_a_wrong_label(run):
     info = read_info(run["data"])
     sample = max(dagger_samples(run), key=lambda s: len(s["actions.npy"]))  # one that moved
     env = EmbeddedEnv(CameraConfig(**info["camera"]), AgentConfig(**info["agent"]))
-    houses = HouseFile.scan(info["splits"]["train"]["houses"]["path"])
+    houses = HouseFile.scan(split_house_file(run["data"], info["splits"]["train"]["houses"]))
     assert check_episode(sample, info, "train", env, houses, {}) == []
     bad = dict(sample, **{"actions.npy": (sample["actions.npy"] + 1) % 4})
     problems = check_episode(bad, info, "train", env, houses, {})

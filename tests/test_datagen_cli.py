@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,22 @@ def test_episodes_then_verify(houses, tmp_path, capsys):
     assert len(lines) == 1 and "shard-000001.tar: sha256 does not match" in lines[0]
 
 
+def test_pose_only_episodes_then_verify(houses, tmp_path, capsys):
+    out = tmp_path / "ds"
+    assert main(["episodes", "--houses", houses, "--out", str(out), "--frames", "none",
+                 *TINY]) == 0
+    info = json.loads((out / "info.json").read_text())
+    assert info["frames"] == info["config"]["frames"] == "none"
+    assert info["splits"]["train"]["houses"]["path"].startswith("houses/")
+    with tarfile.open(out / "train/shard-000000.tar") as tar:
+        names = tar.getnames()
+    assert names and not any(n.endswith(".rgb.mp4") for n in names)
+    assert main(["verify", str(out)]) == 0
+    capsys.readouterr()  # the same dataset with video: refused, the difference named
+    assert main(["episodes", "--houses", houses, "--out", str(out), *TINY]) == 2
+    assert "frames: 'none' there, 'video' here" in one_error_line(capsys)
+
+
 def test_config_file_and_print_config(houses, tmp_path, capsys):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"houses: {houses}\nnum_shards: 3\ncamera: {{height: 32, width: 48}}\n")
@@ -62,7 +79,8 @@ def test_config_file_and_print_config(houses, tmp_path, capsys):
     ("tasks: {mix: {pointnav: 1.0}}", "unknown task 'pointnav'"),
     ("tasks: {roomnav_targets: [Garage]}", "unknown room type 'Garage'"),
     ("episodes_per_shard: 0", "episodes_per_shard: 0 must be >= 1"),
-], ids=["object-type", "task", "room-type", "episodes"])
+    ("frames: jpeg", "frames: 'jpeg' is not one of video, none"),
+], ids=["object-type", "task", "room-type", "episodes", "frames"])
 def test_bad_config_is_one_line(houses, tmp_path, capsys, yaml_text, expected):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(yaml_text + "\n")

@@ -10,6 +10,7 @@ import pytest
 from training_helpers import write_dataset
 
 from agents.detector import ColourDetector
+from datagen.dataset import split_house_file
 from datagen.episodes import HouseFile
 from sim.camera import CameraConfig
 from sim.env import EmbeddedEnv
@@ -36,7 +37,7 @@ def test_fit_on_train_then_score_on_val(dataset, tmp_path, capsys):
     assert "types fitted on" in capsys.readouterr().out
     # one colour per asset colour of the type in the training houses, at most
     env = EmbeddedEnv(CameraConfig(**info["camera"]), AgentConfig(**info["agent"]))
-    houses = HouseFile.scan(info["splits"]["train"]["houses"]["path"])
+    houses = HouseFile.scan(split_house_file(dataset, info["splits"]["train"]["houses"]))
     assets: dict[str, set] = {}
     for record in houses.read(list(range(len(houses)))).values():
         boxes = env.load(record.house)[0].boxes

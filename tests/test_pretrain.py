@@ -25,7 +25,7 @@ from sim.lattice import AgentConfig
 from training.cli import build_cli
 from training.data.datamodule import ShardDataModule
 from training.data.houses import HouseLines
-from training.data.info import shard_urls, split_urls
+from training.data.info import load_info, shard_urls, split_urls
 from training.module import PolicyModule
 from training.pretrain.data import (
     EpisodeLabeler,
@@ -66,7 +66,7 @@ def dataset(tmp_path_factory) -> Path:
 
 
 def info_of(root: Path) -> dict:
-    return json.loads((root / "info.json").read_text())
+    return load_info(root)  # house paths resolved against the dataset root
 
 
 def labeler_for(root: Path) -> EpisodeLabeler:

@@ -18,11 +18,12 @@ HOUSE = str(Path(__file__).resolve().parent / "fixtures" / "house_3703.json")
 
 def write_dataset(root: str | Path, shards: dict[str, tuple[int, int]] | None = None,
                   size: tuple[int, int] = (32, 48), houses: str = HOUSE,
-                  action_noise: dict[str, float] | None = None) -> Path:
+                  action_noise: dict[str, float] | None = None, frames: str = "video") -> Path:
     """Expert episodes in ``houses`` as ``root/info.json`` + ``root/{split}/shard-*.tar``.
 
     ``shards``: split -> (number of shards, episodes per shard); default 2x3 train, 1x3 val.
-    Each split draws its episodes from its own seed; ``action_noise``: split -> noise.
+    Each split draws its episodes from its own seed; ``action_noise``: split -> noise;
+    ``frames``: ``video`` or ``none`` (a pose-only dataset).
     """
     root = Path(root)
     shards = shards or {"train": (2, 3), "val": (1, 3)}
@@ -31,7 +32,7 @@ def write_dataset(root: str | Path, shards: dict[str, tuple[int, int]] | None = 
         cfg = DatagenConfig(houses=houses, split=split, num_shards=num_shards,
                             episodes_per_shard=per_shard, episodes_per_house=per_shard,
                             seed=seed, camera=CameraConfig(height=size[0], width=size[1]),
-                            action_noise=(action_noise or {}).get(split, 0.0),
+                            action_noise=(action_noise or {}).get(split, 0.0), frames=frames,
                             tasks=TaskConfig(min_pixels=3 if size[0] < 100 else 50))
         open_dataset(cfg, house_file, root)
         for k in range(num_shards):

@@ -35,8 +35,9 @@ class LabelledEpisode:
 
     episode: Episode
     """``path.states``: visited states; ``path.actions``: labels; ``path.metres``: shortest."""
-    frames: np.ndarray
-    """(T, H, W, 3) uint8: what the agent saw at each stored state."""
+    frames: np.ndarray | None
+    """(T, H, W, 3) uint8: what the agent saw at each stored state (None where the episode
+    goes to a pose-only dataset and nothing rendered them)."""
     success: bool
     executed: list[int] = field(default_factory=list)
     """The actions actually taken, stored as ``executed.npy``: the loader feeds them as the
@@ -119,8 +120,9 @@ def mixed_rollouts(policy, houses: dict, slots: list[EpisodeSlot], settings: Rol
 
 
 def expert_episodes(houses: dict, slots: list[EpisodeSlot], settings: RolloutSettings,
-                    round_: int, labels: int) -> list[LabelledEpisode]:
-    """Fresh expert episodes (the BC arm), in slot order, until they hold ``labels`` labels."""
+                    round_: int, labels: int, frames: bool = True) -> list[LabelledEpisode]:
+    """Fresh expert episodes (the BC arm), in slot order, until they hold ``labels`` labels;
+    their frames rendered unless ``frames`` is False (a pose-only dataset's)."""
     contexts, out, total = HouseContexts(houses, settings), [], 0
     for slot in slots:
         if total >= labels:
@@ -130,7 +132,7 @@ def expert_episodes(houses: dict, slots: list[EpisodeSlot], settings: RolloutSet
             continue
         ep = dataclasses.replace(ep, episode_id=f"bc-{round_}_{slot.index:06d}")
         ctx = contexts.get(slot.house)
-        out.append(LabelledEpisode(ep, render_frames(ctx, ep.path.states), True,
-                                   list(ep.path.actions), episode_labels(ctx, ep)))
+        out.append(LabelledEpisode(ep, render_frames(ctx, ep.path.states) if frames else None,
+                                   True, list(ep.path.actions), episode_labels(ctx, ep)))
         total += len(ep.path.actions)
     return out

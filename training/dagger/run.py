@@ -17,7 +17,7 @@ import yaml
 
 from agents.checkpoint import load_policy
 from common.files import check_out_dir, json_bytes, write_atomic
-from datagen.constants import INFO_FILE
+from datagen.constants import FRAMES_VIDEO, INFO_FILE
 from eval.config import EvalConfig
 from eval.evaluate import evaluate
 from eval.inputs import (
@@ -168,7 +168,8 @@ def run_round(run: DaggerRun, r: int, beta: float) -> dict:
         raise DaggerError(f"round {r}: no rollout episode on {view.houses.path} (skipped: "
                           f"{dict(skipped)}); check the training houses and tasks")
     indices = run.shard_indices(data, r, len(episodes))
-    write_round_shards(data, indices, episodes, view.video, cfg.episodes_per_shard, skipped)
+    write_round_shards(data, indices, episodes, view.video, cfg.episodes_per_shard, skipped,
+                       view.frames)
     new_labels = sum(len(e.episode.path.actions) for e in episodes)
     epochs = checkpoint_epochs(prev) + cfg.epochs_per_round
     ckpt = train(cfg, data, run.out / "train", epochs, prev, run.checkpoint("dagger", r))
@@ -194,9 +195,11 @@ def run_bc_round(run: DaggerRun, r: int, view: DatasetView, records: dict, label
                           "from the start (a fresh --out)")
     slots = plan_slots(len(records), 4 * cfg.episodes_per_round + labels,
                        round_seed(cfg.seed, r, stream=1))
-    episodes = expert_episodes(records, slots, view.settings, r, labels)
+    video = view.frames == FRAMES_VIDEO
+    episodes = expert_episodes(records, slots, view.settings, r, labels, frames=video)
     indices = run.shard_indices(bc_data, r, len(episodes))
-    write_round_shards(bc_data, indices, episodes, view.video, cfg.episodes_per_shard, Counter())
+    write_round_shards(bc_data, indices, episodes, view.video, cfg.episodes_per_shard, Counter(),
+                       view.frames)
     prev = run.checkpoint("bc", r - 1) if r > 1 else run.checkpoint("dagger", 0)
     epochs = checkpoint_epochs(prev) + cfg.epochs_per_round
     ckpt = train(cfg, bc_data, run.out / "bc" / "train", epochs, prev, run.checkpoint("bc", r))

@@ -1,6 +1,7 @@
 """What DAgger reads from and appends to a dataset: the train split's houses and rollout
 settings (:func:`open_view`), new shard indices, and its episodes written as shards in the
-datagen format (sidecars, info.json refresh, atomic writes)."""
+datagen format (sidecars, info.json refresh, atomic writes), pose-only in a pose-only
+dataset."""
 
 from __future__ import annotations
 
@@ -15,14 +16,17 @@ import numpy as np
 
 from common.files import json_bytes, sha256_file, write_atomic
 from datagen.config import VideoConfig
-from datagen.constants import INFO_FILE, SHARD_GLOB
+from datagen.constants import FRAMES_VIDEO, INFO_FILE, SHARD_GLOB
 from datagen.dataset import (
     DatasetError,
     complete_sidecar,
+    dataset_frames,
     read_info,
     refresh_info,
     remove_temps,
     shard_paths,
+    split_house_file,
+    store_houses,
 )
 from datagen.episodes import HouseFile
 from datagen.shards import episode_meta, write_episode_sample
@@ -48,6 +52,8 @@ class DatasetView:
     houses: HouseFile
     settings: RolloutSettings
     video: VideoConfig
+    frames: str = FRAMES_VIDEO
+    """The dataset's info.json ``frames``: its new shards hold video, or (``none``) not."""
 
 
 def open_view(root: str | Path, train_houses: str | None, goals: list[str],
@@ -62,7 +68,7 @@ def open_view(root: str | Path, train_houses: str | None, goals: list[str],
     if entry is None:
         raise DaggerError(f"dataset: {root} has no '{TRAIN_SPLIT}' split; generate it with "
                           "`spoc-datagen episodes --split train`")
-    houses = scan_houses(train_houses or entry["houses"]["path"],
+    houses = scan_houses(train_houses or str(split_house_file(root, entry["houses"])),
                          "--train_houses" if train_houses else
                          f"--dataset {root}: its train split's house file")
     if houses.sha256 != entry["houses"]["sha256"]:
@@ -73,7 +79,8 @@ def open_view(root: str | Path, train_houses: str | None, goals: list[str],
                                agent=AgentConfig(**info["agent"]),
                                tasks=TaskConfig(**config["tasks"]), max_steps=max_steps,
                                envs_per_worker=envs, goals=tuple(goals))
-    return DatasetView(root, info, houses, settings, VideoConfig(**config["video"]))
+    return DatasetView(root, info, houses, settings, VideoConfig(**config["video"]),
+                       dataset_frames(info))
 
 
 def next_shard_index(root: Path, split: str = TRAIN_SPLIT) -> int:
@@ -91,9 +98,11 @@ def split_labels(root: Path, split: str = TRAIN_SPLIT) -> int:
 
 
 def write_labelled_shard(root: Path, k: int, episodes: list[LabelledEpisode],
-                         video: VideoConfig, skipped: dict | None = None) -> dict:
+                         video: VideoConfig, skipped: dict | None = None,
+                         frames: str = FRAMES_VIDEO) -> dict:
     """Write ``episodes`` as shard ``k`` of the train split (skipped when already complete),
-    then its sidecar and info.json, like :func:`datagen.shards.write_shard`. Its sidecar."""
+    then its sidecar and info.json, like :func:`datagen.shards.write_shard`; without
+    ``rgb.mp4`` when ``frames`` is ``none`` (a pose-only dataset's). Its sidecar."""
     tar_path, sidecar_path = shard_paths(root, TRAIN_SPLIT, k)
     done = complete_sidecar(tar_path, sidecar_path)
     if done is not None:
@@ -103,8 +112,10 @@ def write_labelled_shard(root: Path, k: int, episodes: list[LabelledEpisode],
     try:
         with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
             for e in episodes:
-                h, w = e.frames.shape[1:3]
-                mp4 = encode_mp4(e.frames, h, w, video)
+                mp4 = None
+                if frames == FRAMES_VIDEO:
+                    h, w = e.frames.shape[1:3]
+                    mp4 = encode_mp4(e.frames, h, w, video)
                 write_episode_sample(tar, e.episode.episode_id, mp4,
                                      np.array(e.episode.path.actions, dtype=np.int8),
                                      episode_meta(e.episode, TRAIN_SPLIT, e.success),
@@ -124,17 +135,25 @@ def write_labelled_shard(root: Path, k: int, episodes: list[LabelledEpisode],
 
 
 def write_round_shards(root: Path, indices: list[int], episodes: list[LabelledEpisode],
-                       video: VideoConfig, per_shard: int, skipped: Counter) -> None:
-    """Episodes in consecutive groups of ``per_shard`` to shards ``indices`` (in order)."""
+                       video: VideoConfig, per_shard: int, skipped: Counter,
+                       frames: str = FRAMES_VIDEO) -> None:
+    """Episodes in consecutive groups of ``per_shard`` to shards ``indices`` (in order), with
+    video or pose-only as ``frames`` (the dataset's) says."""
     for n, k in enumerate(indices):
         write_labelled_shard(root, k, episodes[n * per_shard:(n + 1) * per_shard], video,
-                             skipped if n == 0 else None)
+                             skipped if n == 0 else None, frames)
 
 
 def link_dataset(src: Path, dst: Path) -> None:
-    """A copy of every shard of a dataset at ``dst`` (hard links where possible)."""
+    """A copy of every shard of a dataset at ``dst`` (hard links where possible), with the
+    house files it holds (:func:`datagen.dataset.store_houses`)."""
     info = read_info(src)
     for split, entry in info["splits"].items():
+        path = split_house_file(src, entry["houses"])
+        dst.mkdir(parents=True, exist_ok=True)
+        entry["houses"]["path"] = (store_houses(dst, HouseFile(str(path),
+                                                               entry["houses"]["sha256"], ()))
+                                   if path.is_file() else str(path.absolute()))
         (dst / split).mkdir(parents=True, exist_ok=True)
         for name in entry["shards"]:
             for path in shard_paths(src, split, int(Path(name).stem.split("-")[1])):

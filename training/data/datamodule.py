@@ -10,7 +10,8 @@ from pathlib import Path
 import lightning.pytorch as pl
 
 from common.errors import InputError
-from datagen.constants import INFO_FILE
+from datagen.constants import FRAMES_NONE, INFO_FILE
+from datagen.dataset import dataset_frames
 from training.data.accounting import (
     DEFAULT_MAX_MISSING_FRACTION,
     EpisodeLedger,
@@ -22,6 +23,7 @@ from training.data.houses import (
     PoseRenderer,
     check_frames,
     check_room_anchors,
+    frame_source,
     room_types,
 )
 from training.data.info import DataOptionError, load_info, scan_split, shard_urls, split_urls
@@ -43,7 +45,7 @@ class ShardDataModule(pl.LightningDataModule):
         augment: bool = True,
         jitter: float = 0.2,
         shift: int = 4,
-        frames: str = "decoded",
+        frames: str | None = None,
         val_split: str = "val",
         train_splits: list[str] | None = None,
         target_box: bool = False,
@@ -66,7 +68,9 @@ class ShardDataModule(pl.LightningDataModule):
             shift: Largest random shift in pixels at the training resolution.
             frames: ``decoded`` (the shards' H.264 video) or ``rendered`` (rendered again at
                 the stored poses with the embedded renderer, from the splits' house files: the
-                exact frames evaluation sees, without the video's compression).
+                exact frames evaluation sees, without the video's compression). Default: the
+                dataset's own, ``rendered`` for a pose-only dataset (info.json ``frames:
+                none``, whose samples hold no video), else ``decoded``.
             val_split: Split read for validation.
             train_splits: Splits trained on, together (default ``["train"]``); e.g. add a
                 split of noise-injected expert episodes (``spoc-datagen --action_noise``).
@@ -99,6 +103,7 @@ class ShardDataModule(pl.LightningDataModule):
         check_frames(frames)
         self.root, self.image_size = Path(root), tuple(int(v) for v in image_size)
         self.info = load_info(self.root)
+        self.frames = frame_source(frames, self.info, self.root)
         if room_anchors and not target_box:
             raise DataOptionError("data.room_anchors: the anchors are RoomNav goals' boxes; "
                                   "add --data.target_box true or drop --data.room_anchors")
@@ -110,14 +115,17 @@ class ShardDataModule(pl.LightningDataModule):
         self.ledger = EpisodeLedger(self.root, episodes, fraction)
         self.train_urls = [u for u, _ in split_urls(self.root, self.train_splits)]
         self.val_urls = shard_urls(self.root, val_split)
-        rendering = [option for option, on in (("--data.frames decoded", frames == "rendered"),
-                                               ("--data.target_box false", target_box),
-                                               ("--data.room_labels false", room_labels)) if on]
-        if rendering:  # checked here: in a loader worker it would be a worker's traceback
+        pose_only = dataset_frames(self.info) == FRAMES_NONE
+        optional = [option for option, on in (("--data.frames decoded",
+                                               self.frames == "rendered" and not pose_only),
+                                              ("--data.target_box false", target_box),
+                                              ("--data.room_labels false", room_labels)) if on]
+        if optional or pose_only:  # checked here: in a loader worker it would be a traceback
             validated = [val_split] if self.val_urls else []
             PoseRenderer.house_entries(self.info, [*self.train_splits, *validated],
                                        self.root / INFO_FILE,
-                                       ", or train with " + " and ".join(rendering))
+                                       ", or train with " + " and ".join(optional)
+                                       if optional else "")
         self._train_scan: dict | None = None
         self._house_hashes: list[str] | None = None
 
@@ -192,7 +200,7 @@ class ShardDataModule(pl.LightningDataModule):
             train=train, seq_len=hp.seq_len, image_size=self.image_size,
             batch_size=hp.batch_size, batches_per_epoch=hp.batches_per_epoch,
             shuffle_buffer=hp.shuffle_buffer, jitter=hp.jitter if hp.augment else 0.0,
-            shift=hp.shift if hp.augment else 0, frames=hp.frames, seed=hp.seed,
+            shift=hp.shift if hp.augment else 0, frames=self.frames, seed=hp.seed,
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
             defer_colour=train and self._on_accelerator, target_box=hp.target_box,

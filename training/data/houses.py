@@ -1,7 +1,8 @@
 """Frames and labels rendered again from the episodes' houses at their stored poses: the
 frames evaluation sees (:class:`PoseRenderer`), the target's box from the instance ids, and
-each step's room type (:class:`RoomLabels`). The house files are the ones info.json names,
-checked by sha256."""
+each step's room type (:class:`RoomLabels`). The house files are the ones info.json names
+(the dataset's own copies, as :func:`training.data.info.load_info` resolves them), checked by
+sha256."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from common.files import sha256_file
-from datagen.constants import INFO_FILE
+from datagen.constants import FRAMES_NONE, INFO_FILE
+from datagen.dataset import dataset_frames, split_house_file
 from datagen.episodes import HouseFile
 from datagen.tasks import box_corners, box_target, outside_frustum
 from sim.assets import object_types
@@ -29,14 +31,29 @@ from training.data.info import DataOptionError, DatasetMismatchError
 FRAME_SOURCES = ("decoded", "rendered")
 
 
-def check_frames(frames: str) -> str:
-    """``frames`` if it is a frame source, else a one-line DataOptionError naming the field."""
-    if frames not in FRAME_SOURCES:
+def check_frames(frames: str | None) -> str | None:
+    """``frames`` if it is a frame source or None (the dataset's own: :func:`dataset_frames`),
+    else a one-line DataOptionError naming the field."""
+    if frames is not None and frames not in FRAME_SOURCES:
         raise DataOptionError(f"data.frames: {frames!r} is not one of "
                               f"{', '.join(FRAME_SOURCES)} (decoded: the shards' video; "
                               "rendered: the frames rendered again at the stored poses, as "
                               "evaluation sees them)")
     return frames
+
+
+def frame_source(frames: str | None, info: dict, root: str | Path) -> str:
+    """The frames a loader reads from the dataset at ``root``: ``frames`` when given, else
+    ``rendered`` for a pose-only dataset (info.json ``frames: none``) and ``decoded`` for a
+    video one. ``decoded`` on a pose-only dataset is a one-line DataOptionError."""
+    pose_only = dataset_frames(info) == FRAMES_NONE
+    if frames is None:
+        return "rendered" if pose_only else "decoded"
+    if frames == "decoded" and pose_only:
+        raise DataOptionError(f"data.frames: decoded, but {Path(root) / INFO_FILE} says "
+                              f"frames: {FRAMES_NONE} (its samples hold no video); leave "
+                              "data.frames out or set it to rendered")
+    return check_frames(frames)
 
 
 class HouseLines:
@@ -46,12 +63,14 @@ class HouseLines:
     def __init__(self, path: str, sha256: str):
         if not Path(path).is_file():
             raise HouseError(path, None, "<file>", "not found (the episodes' frames and labels "
-                             "are rendered from it)", "use the dataset where it was generated")
+                             "are rendered from it)", "copy the dataset with its houses/ "
+                             "folder, or write the split again with `spoc-datagen episodes`")
         found = sha256_file(path)
         if found != sha256:
             raise HouseError(path, None, "<file>", f"sha256 {found[:12]}... is not the "
                              f"{sha256[:12]}... the episodes were generated from",
-                             "use the dataset where it was generated")
+                             "copy the dataset with its houses/ folder, or write the split "
+                             "again with `spoc-datagen episodes`")
         self.texts = dict(iter_house_lines(path))
         self.file = HouseFile(str(path), found, tuple(self.texts))
         self._last: tuple[int, Any] | None = None
@@ -161,8 +180,12 @@ class PoseRenderer:
     @staticmethod
     def house_files(info: dict, splits: Iterable[str], where: str | Path = INFO_FILE
                     ) -> dict[str, HouseLines]:
-        """The house file of each split, as info.json names it (:meth:`house_entries`)."""
-        return {split: HouseLines(entry["path"], entry["sha256"])
+        """The house file of each split, as the info.json at ``where`` names it
+        (:meth:`house_entries`), found by :func:`datagen.dataset.split_house_file` from
+        ``where``'s folder (the paths of an ``info`` that
+        :func:`training.data.info.load_info` read are already absolute)."""
+        root = Path(where).parent
+        return {split: HouseLines(str(split_house_file(root, entry)), entry["sha256"])
                 for split, entry in PoseRenderer.house_entries(info, splits, where).items()}
 
     def load(self, meta: dict, split: str):

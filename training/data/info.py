@@ -20,6 +20,7 @@ from datagen.constants import (
     KEY_META,
     SHARD_GLOB,
 )
+from datagen.dataset import split_house_file
 
 
 class DatasetMismatchError(InputError):
@@ -36,7 +37,10 @@ class DataOptionError(InputError):
 
 def load_info(root: str | Path, option: str = "--data.root") -> dict:
     """Read and check ``root/info.json``; raise ``DatasetMismatchError`` naming field and fix
-    (``option``: the command's option that gave ``root``)."""
+    (``option``: the command's option that gave ``root``). Each split's ``houses.path`` is
+    given as the absolute path of the file (:func:`datagen.dataset.split_house_file`: the
+    dataset's copy, relative to ``root`` on disk), so what renders from it (a loader worker,
+    a checkpoint's record) needs neither the root nor the working directory."""
     root = Path(root)
     path = root / INFO_FILE
     if not root.is_dir():
@@ -52,6 +56,10 @@ def load_info(root: str | Path, option: str = "--data.root") -> dict:
                                    "directory written by `spoc-datagen episodes`, or rebuild "
                                    "its info.json by rerunning `spoc-datagen episodes`") from None
     check_info(info, path)
+    for entry in info.get("splits", {}).values():
+        houses = entry.get("houses")
+        if isinstance(houses, dict) and isinstance(houses.get("path"), str):
+            houses["path"] = str(split_house_file(root, houses).absolute())
     return info
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import lightning.pytorch as pl
 import numpy as np
@@ -18,6 +19,7 @@ import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from common.errors import InputError
+from datagen.constants import INFO_FILE
 from training.data.accounting import EpisodeLedger, UnreadableShardsError
 from training.data.chunks import collate_chunks, episode_chunks
 from training.data.houses import (
@@ -142,8 +144,10 @@ class ShardStream(IterableDataset):
         return list(self.urls)
 
     def _house_files(self) -> dict[str, HouseLines]:
-        """The house file of each split read (loaded in the worker that iterates)."""
-        return PoseRenderer.house_files(self.info, set(self.split_of.values()))
+        """The house file of each split read (loaded in the worker that iterates), found from
+        the dataset root the shards are in (``ROOT/{split}/shard-*.tar``)."""
+        where = Path(self.urls[0]).parents[1] / INFO_FILE
+        return PoseRenderer.house_files(self.info, set(self.split_of.values()), where)
 
     def _train_items(self, seq: np.random.SeedSequence) -> Iterator:
         """The training items of one worker, its randomness spawned from ``seq``."""

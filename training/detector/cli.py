@@ -46,7 +46,8 @@ class FitConfig:
     """Fit the colour detector on the frames of a dataset's split."""
 
     data: str = "data/dataset"
-    """Dataset directory written by `spoc-datagen episodes` (its house files at hand)."""
+    """Dataset directory written by `spoc-datagen episodes` (video or pose-only: the frames
+    are rendered from the house files it holds)."""
     split: str = "train"
     """Split to fit on: a training split, never the one it is scored on."""
     episodes: int = 2000

@@ -5,11 +5,12 @@ Pretraining the frame encoder on the simulator's own labels, before behaviour cl
 
 A policy trained from scratch must learn to recognise its targets from the action labels alone.
 Here the encoder's conv blocks learn it directly first: for every frame of the expert shards
-(decoded, as behaviour cloning sees them), which ObjectNav target types each cell of the last
-conv feature map shows, and which room type the agent stands in. The labels come from
+(decoded, as behaviour cloning sees them, or rendered at the stored poses for a pose-only
+dataset), which ObjectNav target types each cell of the last conv feature map shows, and which
+room type the agent stands in. The labels come from
 replaying each stored pose in the embedded renderer (its instance-id image, mapped to object
-types) and the house's room layout, so any dataset whose house file is at hand can be labelled;
-only the training splits' houses are used.
+types) and the house's room layout, from the house files the dataset holds; only the training
+splits' houses are used.
 
     spoc-pretrain fit --config configs/pretrain/cpu.yaml --data.root DATASET_DIR \\
         --data.train_splits '[train, train-noise]' --trainer.default_root_dir RUN_DIR
@@ -45,7 +46,7 @@ from training.data.accounting import (
     check_shards,
 )
 from training.data.augment import apply_colour, colour_jitter
-from training.data.houses import HouseLines, PoseRenderer, check_frames
+from training.data.houses import HouseLines, PoseRenderer, check_frames, frame_source
 from training.data.info import (
     DataOptionError,
     DatasetMismatchError,
@@ -225,7 +226,7 @@ class LabelledFrameDataModule(pl.LightningDataModule):
         shuffle_buffer: int = 2048,
         augment: bool = True,
         jitter: float = 0.2,
-        frames: str = "decoded",
+        frames: str | None = None,
         val_split: str = "val",
         train_splits: list[str] | None = None,
         seed: int = 0,
@@ -233,8 +234,8 @@ class LabelledFrameDataModule(pl.LightningDataModule):
     ):
         """
         Args:
-            root: Dataset directory written by `spoc-datagen episodes`; its house files must
-                be where info.json says (the labels are rendered from them).
+            root: Dataset directory written by `spoc-datagen episodes` (the labels are
+                rendered from the house files it holds).
             image_size: Training resolution (H, W); use the behaviour cloning run's.
             batch_size: Frames per batch.
             batches_per_epoch: Training batches per epoch (streams are resampled).
@@ -245,6 +246,8 @@ class LabelledFrameDataModule(pl.LightningDataModule):
             frames: ``decoded`` (the shards' H.264 video) or ``rendered`` (rendered again at
                 the stored poses with the embedded renderer: the exact frames evaluation
                 sees, without the video's compression; costs about what decoding does).
+                Default: the dataset's own, ``rendered`` for a pose-only dataset (info.json
+                ``frames: none``), else ``decoded``.
             val_split: Split read for validation.
             train_splits: Splits trained on (default ``["train"]``).
             seed: Seed of the training streams (with epoch and worker).
@@ -263,6 +266,7 @@ class LabelledFrameDataModule(pl.LightningDataModule):
         check_frames(frames)
         self.root, self.image_size = Path(root), tuple(int(v) for v in image_size)
         self.info = load_info(self.root)
+        self.frames = frame_source(frames, self.info, self.root)
         self.objects, self.rooms = label_vocab(self.info)
         self.train_splits = list(train_splits or ["train"])
         fraction = check_fraction(max_missing_fraction)
@@ -287,7 +291,7 @@ class LabelledFrameDataModule(pl.LightningDataModule):
             split_urls(self.root, self.train_splits if train else [hp.val_split]), self.info,
             train=train, image_size=self.image_size, grid=grid, batch_size=hp.batch_size,
             batches_per_epoch=hp.batches_per_epoch, shuffle_buffer=hp.shuffle_buffer,
-            jitter=hp.jitter if hp.augment and train else 0.0, frames=hp.frames, seed=hp.seed,
+            jitter=hp.jitter if hp.augment and train else 0.0, frames=self.frames, seed=hp.seed,
             rank=self.trainer.global_rank if self.trainer else 0,
             world_size=self.trainer.world_size if self.trainer else 1, ledger=self.ledger)
         return EpochDataLoader(stream, lambda: epoch_about_to_run(self.trainer),
