@@ -5,16 +5,27 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 from pathlib import Path
 
 from common.errors import InputError
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a hidden temporary file in the same folder and
-    ``os.replace``: a reader sees the old file or the new one, never a half-written one."""
+def temp_path(path: Path) -> Path:
+    """The hidden temporary name this process writes ``path`` under before renaming it:
+    ``.NAME.tmp-HOST-PID``, unique across the hosts of a shared file system (a task retried
+    on another node never shares a writer's file); ``.NAME.tmp-*`` finds those left by
+    killed writers."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    return path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a hidden temporary file in the same folder
+    (:func:`temp_path`) and ``os.replace``: a reader sees the old file or the new one, never
+    a half-written one."""
+    path = Path(path)
+    tmp = temp_path(path)
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()

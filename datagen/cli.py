@@ -24,7 +24,7 @@ from common.files import check_out_dir
 from datagen.config import ConfigError, DatagenConfig, VideoConfig
 from datagen.dataset import open_dataset
 from datagen.episodes import HouseFile
-from datagen.executors import EXECUTORS, run_local, run_ray, start_ray
+from datagen.executors import EXECUTORS, ShardsFailed, run_local, run_ray, start_ray
 from datagen.tasks import TaskConfig
 from datagen.verify import verify_dataset
 from sim.camera import CameraConfig
@@ -129,6 +129,10 @@ def run_episodes(data: DatagenConfig, run: RunOptions) -> int:
             results = run_ray(data, shards, run.out, houses, run.ray_address, bar.update)
         else:
             results = run_local(data, shards, run.out, houses, run.workers, bar.update)
+    except ShardsFailed as e:  # every other shard is written; a rerun redoes these
+        print(f"spoc-datagen: {' '.join(str(e).split())}; rerun the same command to write "
+              "them (complete shards are skipped)", file=sys.stderr)
+        return 1
     finally:
         bar.close()
     _report(results, time.perf_counter() - t0, run.out, data.split)

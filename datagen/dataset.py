@@ -28,7 +28,7 @@ import shutil
 from pathlib import Path
 
 from common.errors import InputError
-from common.files import json_bytes, sha256_file, write_atomic
+from common.files import json_bytes, sha256_file, temp_path, write_atomic
 from datagen.config import DatagenConfig
 from datagen.constants import (
     ACTION_VOCAB,
@@ -121,7 +121,7 @@ def store_houses(out_dir: Path, houses: HouseFile) -> str:
         return name  # named by content: a complete copy of the same size is the same file
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_temps(target.parent, target.name)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    tmp = temp_path(target)
     try:
         shutil.copyfile(houses.path, tmp)
         if sha256_file(tmp) != houses.sha256:

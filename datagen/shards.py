@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.files import json_bytes, sha256_file, write_atomic
+from common.files import json_bytes, sha256_file, temp_path, write_atomic
 from datagen.config import DatagenConfig
 from datagen.constants import (
     FRAMES_VIDEO,
@@ -239,7 +239,7 @@ def write_shard(cfg: DatagenConfig, k: int, out_dir: str | os.PathLike,
         return ShardResult(k, done, True)
     houses = houses or HouseFile.scan(cfg.houses)
     remove_temps(tar_path.parent, tar_path.name)
-    tmp = tar_path.with_name(f".{tar_path.name}.tmp-{os.getpid()}")
+    tmp = temp_path(tar_path)
     timings, skipped, episodes, steps = ShardTimings(), Counter(), 0, 0
     try:
         with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:

@@ -153,3 +153,22 @@ def test_shard_index_out_of_range(houses, tmp_path, capsys):
                  "--num-shards", "2", "--shard-index", "2", *TINY]) == 2
     assert "--shard-index 2" in one_error_line(capsys)
     assert not Path(tmp_path / "ds").exists()
+
+
+def test_failed_shards_are_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
+    """Shards that failed for good (their retries spent) end the run with one line and exit
+    status 1; a rerun writes them."""
+    import datagen.cli
+
+    def failing(*args, **kwargs):
+        raise datagen.cli.ShardsFailed("shard 3 failed: OSError: the disk went away")
+
+    monkeypatch.setattr(datagen.cli, "run_local", failing)
+    houses = Path(__file__).parent / "fixtures" / "house_3703.json"
+    argv = ["episodes", "--config", "configs/datagen/tiny.yaml", "--houses", str(houses),
+            "--split", "train", "--num-shards", "4", "--episodes-per-shard", "2",
+            "--out", str(tmp_path / "ds"), "--progress", "false"]
+    assert datagen.cli.main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("spoc-datagen: shard 3 failed") and \
+        "rerun the same command" in err[0]

@@ -27,6 +27,7 @@ from datagen.tasks import TaskConfig
 from datagen.verify import verify_dataset
 from eval.inputs import dataset_training_houses
 from eval.slots import plan_slots
+from sim.appearance import AppearanceConfig
 from sim.camera import CameraConfig
 from training.cli import build_cli
 from training.dagger.rollouts import mixed_rollouts
@@ -294,3 +295,44 @@ def test_an_older_info_json_with_a_working_directory_path_still_loads(video, tmp
     monkeypatch.chdir(root)  # elsewhere the file is not found: one line naming it
     with pytest.raises(InputError, match="train.json.*not found"):
         next(iter(tiny_module(root, frames="rendered").train_dataloader()))
+
+
+# ------------------------------------------------------------------------------ appearance
+
+
+def train_batches(dm: ShardDataModule, epoch: int = 0) -> list[dict]:
+    stream = dm._stream(train=True)
+    stream.epoch = epoch
+    return list(stream)
+
+
+def test_the_appearance_changes_only_the_training_frames(pose_only):
+    """Visual randomisation renders each episode's frames under its own look: the frames
+    change, nothing else in the batch does, the same seed and epoch give the same batches,
+    another epoch another look, and validation is never changed."""
+    plain = train_batches(tiny_module(pose_only))
+    look = AppearanceConfig.uniform(1.0)
+    varied = train_batches(tiny_module(pose_only, appearance=look))
+    again = train_batches(tiny_module(pose_only, appearance=look))
+    later = train_batches(tiny_module(pose_only, appearance=look), epoch=1)
+    assert len(plain) == len(varied) == 2
+    for a, b, c in zip(plain, varied, again):
+        assert set(a) == set(b)
+        assert not torch.equal(a["frames"], b["frames"])
+        assert all(torch.equal(a[k], b[k]) for k in a if k != "frames")
+        assert all(torch.equal(b[k], c[k]) for k in b)
+    assert not torch.equal(varied[0]["frames"], later[0]["frames"])
+    mine = tiny_module(pose_only, appearance=look).val_dataloader()
+    for a, b in zip(mine, tiny_module(pose_only).val_dataloader(), strict=True):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_appearance_needs_rendered_frames_and_is_a_cli_option(video, pose_only, tmp_path):
+    with pytest.raises(DataOptionError, match="data.appearance: .*--data.frames rendered"):
+        tiny_module(video, appearance=AppearanceConfig(noise=0.5))
+    assert tiny_module(video, appearance=AppearanceConfig()).frames == "decoded"  # all off
+    ckpt = cli_fit(pose_only, tmp_path / "run", "--data.appearance.object_colors", "1",
+                   "--data.appearance.noise", "0.5")
+    saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+    assert saved["datamodule_hyper_parameters"]["appearance"] == {
+        "object_colors": 1.0, "surface_colors": 0.0, "lighting": 0.0, "noise": 0.5}

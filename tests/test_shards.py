@@ -230,13 +230,18 @@ def test_kill_mid_run_then_rerun_gives_the_identical_dataset(houses, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def local_ray():
+def local_ray(tmp_path_factory):
+    """A local Ray whose files (its auth token, session logs) stay under the test's tmp."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
+    home = tmp_path_factory.mktemp("ray-home")
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv("HOME", str(home))
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 _temp_dir=str(home / "ray"))
+        try:
+            yield ray
+        finally:
+            ray.shutdown()
 
 
 def test_ray_and_local_executors_write_the_same_bytes(local_ray, dataset, tmp_path):

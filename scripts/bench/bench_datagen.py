@@ -2,6 +2,11 @@
 
     python scripts/bench/bench_datagen.py --houses houses/train.jsonl.gz --num-houses 4 \\
         --episodes-per-house 20
+    python scripts/bench/bench_datagen.py ... --frames video none   # side by side
+
+With several ``--frames`` kinds (``video``: the frames as H.264; ``none``: pose-only shards,
+rendered on load), each house is written once per kind, interleaved, and the kinds' steps per
+CPU-second and bytes per step are compared (the first kind is the reference).
 
 Each house becomes one shard written in this process (one core), with the default camera
 (224x384) unless ``--height/--width`` say otherwise. Times are CPU seconds of this process
@@ -27,6 +32,7 @@ import numpy as np
 import datagen.episodes
 import datagen.shards
 from datagen.config import DatagenConfig
+from datagen.constants import FRAME_KINDS, FRAMES_VIDEO
 from datagen.dataset import open_dataset
 from datagen.episodes import HouseFile
 from datagen.shards import ShardTimings, write_shard
@@ -72,36 +78,45 @@ def renderer_fps(hf: HouseFile, cam: CameraConfig, frames: int = 300) -> float:
     return frames / (clock() - t0)
 
 
-def run(args) -> dict:
-    """Write one shard per house; the summed timings, steps, episodes and bytes."""
+def run(args) -> dict[str, dict]:
+    """Write one shard per house and ``--frames`` kind, the kinds interleaved house by house;
+    per kind the summed timings, steps, episodes and bytes."""
     folder = Path(tempfile.mkdtemp(prefix="bench-datagen-"))
     houses = args.houses or fixture_houses(folder)
     hf = HouseFile.scan(houses)
     n = min(args.num_houses, len(hf))
     cam = CameraConfig(height=args.height, width=args.width)
     min_pixels = max(1, round(50 * cam.height * cam.width / (224 * 384)))
-    cfg = DatagenConfig(houses=houses, num_shards=n, episodes_per_shard=args.episodes_per_house,
-                        episodes_per_house=args.episodes_per_house, camera=cam,
-                        tasks=TaskConfig(min_pixels=min_pixels))
-    out = folder / "ds"
-    open_dataset(cfg, hf, out)
-    warm = dataclasses.replace(cfg, num_shards=1, episodes_per_shard=1, episodes_per_house=1)
-    open_dataset(warm, hf, folder / "warm")
-    write_shard(warm, 0, folder / "warm", hf)  # loads the compiled renderer, fills caches
-    total, steps, episodes, size, wall = ShardTimings(), 0, 0, 0, 0.0
+    base = DatagenConfig(houses=houses, num_shards=n, episodes_per_shard=args.episodes_per_house,
+                         episodes_per_house=args.episodes_per_house, camera=cam,
+                         tasks=TaskConfig(min_pixels=min_pixels))
+    cfgs = {kind: dataclasses.replace(base, frames=kind) for kind in args.frames}
+    for kind, cfg in cfgs.items():
+        open_dataset(cfg, hf, folder / kind)
+        warm = dataclasses.replace(cfg, num_shards=1, episodes_per_shard=1, episodes_per_house=1)
+        open_dataset(warm, hf, folder / f"warm-{kind}")
+        write_shard(warm, 0, folder / f"warm-{kind}", hf)  # the compiled renderer, caches
+    runs = {kind: {"timings": ShardTimings(), "steps": 0, "episodes": 0, "bytes": 0,
+                   "wall": 0.0, "houses": n, "camera": cam} for kind in cfgs}
     for k in range(n):
-        t0 = clock()
-        res = write_shard(cfg, k, out, hf)
-        wall += clock() - t0
-        for f in dataclasses.fields(ShardTimings):
-            setattr(total, f.name, getattr(total, f.name) + getattr(res.timings, f.name))
-        steps += res.sidecar["steps"]
-        episodes += res.sidecar["episodes"]
-        size += (out / cfg.split / f"shard-{k:06d}.tar").stat().st_size
-        print(f"house {k}: {res.sidecar['episodes']} episodes, {res.sidecar['steps']} steps, "
-              f"{res.timings.goal_frames} goal-set frames, {res.seconds:.1f} s")
-    return {"timings": total, "steps": steps, "episodes": episodes, "bytes": size, "wall": wall,
-            "houses": n, "camera": cam, "render_fps": renderer_fps(hf, cam)}
+        for kind, cfg in cfgs.items():
+            r = runs[kind]
+            t0 = clock()
+            res = write_shard(cfg, k, folder / kind, hf)
+            r["wall"] += clock() - t0
+            for f in dataclasses.fields(ShardTimings):
+                setattr(r["timings"], f.name,
+                        getattr(r["timings"], f.name) + getattr(res.timings, f.name))
+            r["steps"] += res.sidecar["steps"]
+            r["episodes"] += res.sidecar["episodes"]
+            r["bytes"] += (folder / kind / cfg.split / f"shard-{k:06d}.tar").stat().st_size
+            print(f"house {k}, frames {kind}: {res.sidecar['episodes']} episodes, "
+                  f"{res.sidecar['steps']} steps, {res.timings.goal_frames} goal-set frames, "
+                  f"{res.seconds:.1f} s")
+    fps = renderer_fps(hf, cam)
+    for r in runs.values():
+        r["render_fps"] = fps
+    return runs
 
 
 def report(r: dict, project_e: int) -> str:
@@ -140,11 +155,21 @@ def main() -> None:
     p.add_argument("--project-episodes-per-house", type=int, default=100)
     p.add_argument("--height", type=int, default=224)
     p.add_argument("--width", type=int, default=384)
+    p.add_argument("--frames", nargs="+", choices=FRAME_KINDS, default=[FRAMES_VIDEO],
+                   help="what the shards hold of the frames; several: side by side")
     p.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                    help="CPU seconds of this process (default) or wall-clock seconds")
     args = p.parse_args()
     use_clock(args.clock)
-    print(report(run(args), args.project_episodes_per_house))
+    runs = run(args)
+    for kind, r in runs.items():
+        print(f"\n== frames {kind}\n{report(r, args.project_episodes_per_house)}")
+    ref_kind, ref = next(iter(runs.items()))
+    for kind, r in list(runs.items())[1:]:
+        speed = (r["steps"] / r["wall"]) / (ref["steps"] / ref["wall"])
+        size = (ref["bytes"] / ref["steps"]) / (r["bytes"] / r["steps"])
+        print(f"\nframes {kind} against {ref_kind}, same houses and episodes: {speed:.2f}x the "
+              f"steps per {args.clock} second, {size:.1f}x fewer bytes per step")
 
 
 if __name__ == "__main__":

@@ -52,8 +52,8 @@ import yaml
 import training.data.chunks
 from agents.policy import PolicyConfig
 from datagen.config import DatagenConfig
-from datagen.constants import KEY_TARGET_BOX
-from datagen.dataset import open_dataset
+from datagen.constants import FRAMES_NONE, KEY_TARGET_BOX
+from datagen.dataset import dataset_frames, open_dataset
 from datagen.episodes import HouseFile
 from datagen.shards import write_shard
 from training.data.chunks import unpadded_steps
@@ -298,6 +298,10 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=2, help="shards to write without --data")
     parser.add_argument("--episodes", type=int, default=16, help="episodes per written shard")
     args = parser.parse_args()
+    if args.data and dataset_frames(load_info(args.data)) == FRAMES_NONE:
+        parser.error(f"--data {args.data}: a pose-only dataset has no video for the decoding "
+                     "loaders; give one written with video (its rendered loader is "
+                     "--rendered's)")
     cfg = yaml.safe_load(args.config.read_text())
     for key, value in [("seq_len", args.seq_len), ("batch_size", args.batch_size),
                        ("image_size", args.image_size)]:

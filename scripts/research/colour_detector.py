@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datagen.constants import KEY_META, KEY_RGB
+from datagen.constants import FRAMES_NONE, KEY_META, KEY_RGB
+from datagen.dataset import dataset_frames
 from datagen.shards import iter_episodes
 from datagen.video import decode_frames
 from sim.assets import object_types
@@ -76,6 +77,9 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(args.data)
     info = load_info(root)
+    if dataset_frames(info) == FRAMES_NONE:
+        parser.error(f"--data {root}: a pose-only dataset has no video to compare the rendered "
+                     "frames with; give a dataset written with video")
     labeler = EpisodeLabeler(info, PoseRenderer.house_files(info, [args.split]))
     objects = labeler.objects
     palette = chromaticity([type_color(t) for t in objects], np.float32)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.files import json_bytes, sha256_file, write_atomic
+from common.files import json_bytes, sha256_file, temp_path, write_atomic
 from datagen.config import VideoConfig
 from datagen.constants import FRAMES_VIDEO, INFO_FILE, SHARD_GLOB
 from datagen.dataset import (
@@ -108,7 +108,7 @@ def write_labelled_shard(root: Path, k: int, episodes: list[LabelledEpisode],
     if done is not None:
         return done
     remove_temps(tar_path.parent, tar_path.name)
-    tmp = tar_path.with_name(f".{tar_path.name}.tmp-{os.getpid()}")
+    tmp = temp_path(tar_path)
     try:
         with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
             for e in episodes:

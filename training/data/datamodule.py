@@ -5,6 +5,7 @@ info.json (:mod:`training.data.accounting`)."""
 from __future__ import annotations
 
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -12,6 +13,7 @@ import lightning.pytorch as pl
 from common.errors import InputError
 from datagen.constants import FRAMES_NONE, INFO_FILE
 from datagen.dataset import dataset_frames
+from sim.appearance import AppearanceConfig
 from training.data.accounting import (
     DEFAULT_MAX_MISSING_FRACTION,
     EpisodeLedger,
@@ -53,6 +55,7 @@ class ShardDataModule(pl.LightningDataModule):
         room_anchors: dict[str, str] | None = None,
         seed: int = 0,
         max_missing_fraction: float = DEFAULT_MAX_MISSING_FRACTION,
+        appearance: AppearanceConfig | None = None,
     ):
         """
         Args:
@@ -94,9 +97,17 @@ class ShardDataModule(pl.LightningDataModule):
                 shard should hold by info.json but does not yield, e.g. a tar damaged
                 mid-archive; checked as the shards are read, logged as
                 ``data/lost_episodes``). Below it each loss is a warning naming the shard.
+            appearance: Visual randomisation of the training frames (rendered frames only;
+                validation is never changed): each episode's frames are rendered under
+                bounded changes of object-type and surface colours, light and pixel noise,
+                drawn anew every epoch (``sim.appearance.AppearanceConfig``: each part a
+                fraction 0-1 of its bounds, e.g. ``--data.appearance.object_colors 1``).
         """
         super().__init__()
         self.save_hyperparameters()
+        if appearance is not None:  # a plain dict in the checkpoint, not a pickled class
+            self.hparams.appearance = asdict(appearance)
+        self.appearance = appearance
         if seq_len < 1 or batch_size < 1 or batches_per_epoch < 1:
             raise DataOptionError(f"data: seq_len={seq_len}, batch_size={batch_size} and "
                                   f"batches_per_epoch={batches_per_epoch} must all be >= 1")
@@ -104,6 +115,10 @@ class ShardDataModule(pl.LightningDataModule):
         self.root, self.image_size = Path(root), tuple(int(v) for v in image_size)
         self.info = load_info(self.root)
         self.frames = frame_source(frames, self.info, self.root)
+        if appearance is not None and appearance.enabled and self.frames != "rendered":
+            raise DataOptionError("data.appearance: the appearance changes rendered frames; "
+                                  "add --data.frames rendered (pose-only datasets render by "
+                                  "default) or set its parts to 0")
         if room_anchors and not target_box:
             raise DataOptionError("data.room_anchors: the anchors are RoomNav goals' boxes; "
                                   "add --data.target_box true or drop --data.room_anchors")
@@ -204,7 +219,8 @@ class ShardDataModule(pl.LightningDataModule):
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
             defer_colour=train and self._on_accelerator, target_box=hp.target_box,
-            room_labels=hp.room_labels, room_anchors=self.room_anchors, ledger=self.ledger)
+            room_labels=hp.room_labels, room_anchors=self.room_anchors,
+            appearance=self.appearance if train else None, ledger=self.ledger)
 
     @property
     def _on_accelerator(self) -> bool:

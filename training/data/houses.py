@@ -7,9 +7,9 @@ sha256."""
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from datagen.constants import FRAMES_NONE, INFO_FILE
 from datagen.dataset import dataset_frames, split_house_file
 from datagen.episodes import HouseFile
 from datagen.tasks import box_corners, box_target, outside_frustum
+from sim.appearance import Appearance
 from sim.assets import object_types
 from sim.camera import CameraConfig
 from sim.detect import BOX_FEATURES, target_box, target_table
@@ -56,9 +57,17 @@ def frame_source(frames: str | None, info: dict, root: str | Path) -> str:
     return check_frames(frames)
 
 
+HOUSE_CACHE = 32
+"""Houses a loader worker keeps parsed, and built (scene, lattice, renderer), at once: a
+shuffle buffer mixes the episodes of a few shards, each of several houses, and building a
+house again costs ~70 ms, far more than rendering its frames. Each kept house takes a few MB
+at 224x384."""
+
+
 class HouseLines:
     """A house file held as text, each house parsed and checked when first asked for (30 MB
-    for 1,000 houses; checking them all up front would cost every loader worker ~7 s)."""
+    for 1,000 houses; checking them all up front would cost every loader worker ~7 s); the
+    last :data:`HOUSE_CACHE` houses asked for are kept."""
 
     def __init__(self, path: str, sha256: str):
         if not Path(path).is_file():
@@ -73,7 +82,7 @@ class HouseLines:
                              "again with `spoc-datagen episodes`")
         self.texts = dict(iter_house_lines(path))
         self.file = HouseFile(str(path), found, tuple(self.texts))
-        self._last: tuple[int, Any] | None = None
+        self._kept: OrderedDict[int, dict] = OrderedDict()
 
     def content_hashes(self) -> list[str]:
         """:func:`sim.house.line_content_hash` of every house, in line order (the file's
@@ -81,12 +90,15 @@ class HouseLines:
         return [line_content_hash(text, self.file.path, line) for line, text in self.texts.items()]
 
     def house(self, line: int) -> dict:
-        """The checked house on ``line`` (the last one is kept: samples come grouped)."""
-        if self._last is None or self._last[0] != line:
+        """The checked house on ``line``."""
+        if line not in self._kept:
             if line not in self.texts:
                 raise KeyError(f"house_index {line} is not a house of {self.file.path}")
-            self._last = (line, self.file.parse(line, self.texts[line]).house)
-        return self._last[1]
+            self._kept[line] = self.file.parse(line, self.texts[line]).house
+            while len(self._kept) > HOUSE_CACHE:
+                self._kept.popitem(last=False)
+        self._kept.move_to_end(line)
+        return self._kept[line]
 
 
 def room_types(goals: Iterable[str]) -> list[str]:
@@ -157,7 +169,8 @@ class PoseRenderer:
     surroundings). The houses come from the splits' house files, checked by sha256."""
 
     def __init__(self, info: dict, houses: dict[str, HouseLines]):
-        self.env = EmbeddedEnv(CameraConfig(**info["camera"]), AgentConfig(**info["agent"]))
+        self.env = EmbeddedEnv(CameraConfig(**info["camera"]), AgentConfig(**info["agent"]),
+                               cache_houses=HOUSE_CACHE)
         self.houses = houses
 
     @staticmethod
@@ -192,12 +205,17 @@ class PoseRenderer:
         """(Scene, Lattice) of an episode's house, loaded into ``env``."""
         return self.env.load(self.houses[split].house(int(meta["house_index"])))
 
-    def frames(self, meta: dict, split: str, start: int = 0, stop: int | None = None
-               ) -> np.ndarray:
-        """(n, H, W, 3) uint8: the episode's frames ``start:stop``."""
+    def frames(self, meta: dict, split: str, start: int = 0, stop: int | None = None,
+               appearance: Appearance | None = None) -> np.ndarray:
+        """(n, H, W, 3) uint8: the episode's frames ``start:stop``, under ``appearance``
+        (:func:`sim.appearance.draw_appearance`, one per episode) when given."""
         self.load(meta, split)
-        render = self.env.renderer.render_rgb
-        return np.stack([render(x, z, yaw) for x, z, yaw in meta["poses"][start:stop]])
+        if appearance is None:
+            render = self.env.renderer.render_rgb
+            return np.stack([render(x, z, yaw) for x, z, yaw in meta["poses"][start:stop]])
+        view = self.env.renderer.with_appearance(appearance)
+        return np.stack([view.render_rgb(x, z, yaw, frame=start + t)
+                         for t, (x, z, yaw) in enumerate(meta["poses"][start:stop])])
 
     def boxes(self, meta: dict, split: str, start: int = 0, stop: int | None = None,
               room_anchors: dict[str, str] | None = None) -> np.ndarray:

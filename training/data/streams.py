@@ -8,6 +8,7 @@ by, and the loader (:class:`EpochDataLoader`) hands each reading to the data mod
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from common.errors import InputError
 from datagen.constants import INFO_FILE
+from sim.appearance import Appearance, AppearanceConfig, draw_appearance
 from training.data.accounting import EpisodeLedger, UnreadableShardsError
 from training.data.chunks import collate_chunks, episode_chunks
 from training.data.houses import (
@@ -29,6 +31,10 @@ from training.data.houses import (
     check_frames,
     room_types,
 )
+from training.data.info import DataOptionError
+
+APPEARANCE_STREAM = 0xA99E
+"""Tags the appearance draws apart from the streams' other seed sequences."""
 
 MAX_CONSECUTIVE_FAILURES = 200
 """A stream that skips this many samples (or reads this many shards yielding no sample) in a
@@ -232,7 +238,10 @@ class EpisodeChunkStream(ShardStream):
     when there are enough shards, else each rank reads all), every step once, no augmentation.
     ``target_box``: each chunk also carries the target's box, the sample's stored one or else
     from ids rendered at its poses; ``room_anchors`` (room type -> object type) gives RoomNav
-    goals the box of their room's anchor, rendered.
+    goals the box of their room's anchor, rendered. ``appearance`` (with rendered frames,
+    training only): each episode's frames are rendered under an appearance drawn from (seed,
+    epoch, episode id) (:func:`episode_appearance`): another look every epoch, the same for
+    every chunk of one visit.
     """
 
     def __init__(self, urls: list[tuple[str, str]], info: dict, *, train: bool, seq_len: int,
@@ -241,6 +250,7 @@ class EpisodeChunkStream(ShardStream):
                  frames: str = "decoded", seed: int = 0, rank: int = 0, world_size: int = 1,
                  defer_colour: bool = False, target_box: bool = False,
                  room_labels: bool = False, room_anchors: dict[str, str] | None = None,
+                 appearance: AppearanceConfig | None = None,
                  ledger: EpisodeLedger | None = None):
         super().__init__(urls, info, train=train, batch_size=batch_size,
                          batches_per_epoch=batches_per_epoch, frames=frames, seed=seed,
@@ -250,6 +260,11 @@ class EpisodeChunkStream(ShardStream):
         self.shuffle_buffer, self.jitter, self.shift = shuffle_buffer, jitter, shift
         self.defer_colour, self.target_box = defer_colour, target_box
         self.room_labels, self.room_anchors = room_labels, dict(room_anchors or {})
+        self.appearance = appearance if train and appearance and appearance.enabled else None
+        if self.appearance is not None and self.frames != "rendered":
+            raise DataOptionError("data.appearance: the appearance changes rendered frames; "
+                                  "add --data.frames rendered (pose-only datasets render by "
+                                  "default) or set its parts to 0")
         self.poses: PoseRenderer | None = None
         self.rooms: RoomLabels | None = None
 
@@ -268,7 +283,10 @@ class EpisodeChunkStream(ShardStream):
         split = self.split_of[sample["__url__"]]
         if self.frames == "rendered":
             def render(meta, start, stop):
-                return self.poses.frames(meta, split, start, stop)
+                look = (None if self.appearance is None else
+                        episode_appearance(self.appearance, self.seed, self.epoch,
+                                           meta["episode_id"]))
+                return self.poses.frames(meta, split, start, stop, look)
         if self.target_box:
             def boxes(meta, start, stop):
                 return self.poses.boxes(meta, split, start, stop, self.room_anchors)
@@ -288,6 +306,14 @@ class EpisodeChunkStream(ShardStream):
                               seed=int(shuffle_seed.integers(2**31)))
         samples = self._samples(lambda: _resampled_urls(self.urls, shard_rng), shuffle)
         return self._items(samples, chunk_rng)
+
+
+def episode_appearance(config: AppearanceConfig, seed: int, epoch: int, episode_id: str
+                       ) -> Appearance:
+    """The appearance an episode is rendered under in one epoch: a pure function of (seed,
+    epoch, episode id), so it does not depend on the worker, the rank or the chunk."""
+    key = int.from_bytes(hashlib.blake2b(episode_id.encode(), digest_size=8).digest(), "little")
+    return draw_appearance(config, np.random.default_rng([seed, epoch, key, APPEARANCE_STREAM]))
 
 
 def epoch_about_to_run(trainer: pl.Trainer | None) -> int:

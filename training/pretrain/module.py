@@ -209,8 +209,12 @@ def confusion_report(checkpoint: str | Path, root: str | Path, split: str = "val
     frames_seen = 0
     for url in shard_urls(root, split):
         for sample in iter_episodes(Path(url)):
-            maps, _ = labeler(sample[KEY_META], split)
-            rgb = torch.from_numpy(decode_frames(sample[KEY_RGB], 0, len(maps)))
+            if KEY_RGB in sample:
+                maps, _ = labeler(sample[KEY_META], split)
+                rgb = torch.from_numpy(decode_frames(sample[KEY_RGB], 0, len(maps)))
+            else:  # a pose-only dataset: the frames rendered with the labels
+                frames, maps, _ = labeler.render(sample[KEY_META], split)
+                rgb = torch.from_numpy(frames)
             with torch.no_grad():
                 logits = module(resize_frames(rgb.permute(0, 3, 1, 2), size))[0].float()
             maps = torch.from_numpy(maps)
