@@ -3,7 +3,7 @@
     python scripts/bench/bench_train.py [--data DATASET_DIR] [--config configs/train/cpu.yaml]
         [--device cpu|cuda] [--steps 10] [--batches 20] [--repeats 3] [--defer-colour]
         [--seq-len L] [--batch-size B] [--image-size H W] [--rendered] [--target-box]
-        [--encoder-batch N [N ...]]
+        [--encoder-batch N [N ...]] [--house-cache N [N ...]] [--appearance]
     git show 1b93184~1:training/data.py > /tmp/data_base.py  # an older loader, side by side:
     python scripts/bench/bench_train.py --baseline /tmp/data_base.py
 
@@ -21,6 +21,11 @@
   device), side by side with the CPU path, and training with the jitter applied on the device.
 * ``--rendered``: also the loader with ``--data.frames rendered`` (each chunk's frames rendered
   again at the stored poses from the split's house file instead of decoded), side by side.
+* ``--house-cache N ...``: with ``--rendered``, also the rendered loader keeping ``N`` built
+  houses at once instead of :data:`training.data.houses.HOUSE_CACHE`, side by side (the
+  default dataset is of one house; give a ``--data`` of many houses to see house switching).
+* ``--appearance``: with ``--rendered``, also the rendered loader drawing every episode's
+  appearance with every part at its full bounds (``--data.appearance.*`` 1), side by side.
 * ``--target-box``: also the loader with ``--data.target_box true``, reading the boxes the
   shards store (``target_box.npy``), and side by side the same loader rendering each step's
   instance ids at its pose for the box instead (what it does for samples without them), with a
@@ -50,12 +55,14 @@ import webdataset as wds
 import yaml
 
 import training.data.chunks
+import training.data.houses
 from agents.policy import PolicyConfig
 from datagen.config import DatagenConfig
 from datagen.constants import FRAMES_NONE, KEY_TARGET_BOX
 from datagen.dataset import dataset_frames, open_dataset
 from datagen.episodes import HouseFile
 from datagen.shards import write_shard
+from sim.appearance import AppearanceConfig
 from training.data.chunks import unpadded_steps
 from training.data.info import load_info, shard_urls, split_urls
 from training.data.streams import EpisodeChunkStream
@@ -123,7 +130,17 @@ def loader_stream(data: ModuleType, root: Path, data_cfg: dict, batches: int, **
 
 
 def bench_loader(data: ModuleType, root: Path, data_cfg: dict, batches: int, **extra) -> dict:
-    """Frames decoded and delivered per wall-clock and per CPU-second by one loader process."""
+    """Frames decoded and delivered per wall-clock and per CPU-second by one loader process
+    (``house_cache`` in ``extra``: with that many houses kept instead of ``HOUSE_CACHE``)."""
+    kept = training.data.houses.HOUSE_CACHE
+    training.data.houses.HOUSE_CACHE = extra.pop("house_cache", kept)
+    try:
+        return _bench_loader(data, root, data_cfg, batches, **extra)
+    finally:
+        training.data.houses.HOUSE_CACHE = kept
+
+
+def _bench_loader(data: ModuleType, root: Path, data_cfg: dict, batches: int, **extra) -> dict:
     stream = loader_stream(data, root, data_cfg, batches, **extra)
     next(iter(stream))  # warm-up (imports, first shard)
     decoded = 0
@@ -291,6 +308,11 @@ def main() -> None:
                         help="also the loader and training with the colour jitter on the device")
     parser.add_argument("--rendered", action="store_true",
                         help="also the loader with the frames rendered at the poses")
+    parser.add_argument("--house-cache", type=int, nargs="+", default=[],
+                        help="with --rendered: also the rendered loader keeping N houses built")
+    parser.add_argument("--appearance", action="store_true",
+                        help="with --rendered: also the rendered loader with the appearance "
+                             "randomised at its full bounds")
     parser.add_argument("--target-box", action="store_true",
                         help="also the loader with the target's box from ids at the poses")
     parser.add_argument("--encoder-batch", type=int, nargs="+", default=[],
@@ -302,6 +324,8 @@ def main() -> None:
         parser.error(f"--data {args.data}: a pose-only dataset has no video for the decoding "
                      "loaders; give one written with video (its rendered loader is "
                      "--rendered's)")
+    if (args.house_cache or args.appearance) and not args.rendered:
+        parser.error("--house-cache and --appearance time the rendered loader: add --rendered")
     cfg = yaml.safe_load(args.config.read_text())
     for key, value in [("seq_len", args.seq_len), ("batch_size", args.batch_size),
                        ("image_size", args.image_size)]:
@@ -314,6 +338,12 @@ def main() -> None:
         loaders["colour on device"] = (CURRENT, {"defer_colour": True})
     if args.rendered:
         loaders["frames rendered"] = (CURRENT, {"frames": "rendered"})
+        for n in args.house_cache:
+            loaders[f"rendered, {n} houses kept"] = (CURRENT, {"frames": "rendered",
+                                                            "house_cache": n})
+        if args.appearance:
+            loaders["rendered, appearance"] = (CURRENT, {"frames": "rendered",
+                                                         "appearance": AppearanceConfig.uniform(1)})
     if args.target_box:
         loaders["target box"] = (CURRENT, {"target_box": True})
         loaders["target box rendered"] = (RENDERED_BOXES, {"target_box": True})
