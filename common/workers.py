@@ -1,4 +1,10 @@
-"""Worker processes that do not outlive their parent.
+"""Worker processes: how many a ``--workers`` value asks for, and processes that do not
+outlive their parent.
+
+Every ``spoc-*`` option that sets a number of worker processes (``--workers``,
+``spoc-dagger --eval_workers``) means the same: N processes, 1 (the default) working in the
+command's own process and 0 one per CPU core this process may run on (:func:`worker_count`).
+Results never depend on it.
 
 A ``spawn`` or ``forkserver`` worker keeps running when the process that started it is killed
 (SIGTERM or ``kill -9``): a killed ``spoc-houses``/``spoc-datagen``/``spoc-eval`` would leave its
@@ -13,8 +19,32 @@ import os
 import threading
 import time
 
+from common.errors import InputError
+
 PARENT_POLL_SECONDS = 1.0
 """How often a worker checks that its parent is alive."""
+
+
+def cpu_count() -> int:
+    """The CPU cores this process may run on (its affinity, where the system has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def check_workers(workers: int, option: str = "--workers") -> None:
+    """InputError unless ``workers`` is a number of worker processes or 0 (one per core)."""
+    if workers < 0:
+        raise InputError(f"{option} {workers}: give a number of worker processes (1: work in "
+                         "this process), or 0 for one per CPU core")
+
+
+def worker_count(workers: int, option: str = "--workers") -> int:
+    """The processes a ``--workers`` value asks for: itself, or one per CPU core for 0
+    (InputError for a negative value)."""
+    check_workers(workers, option)
+    return workers or cpu_count()
 
 
 def _watch(parent: int, period: float) -> None:

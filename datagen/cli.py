@@ -1,28 +1,32 @@
-"""``spoc-datagen``: expert episodes into webdataset shards, and their verification.
+"""``spoc-datagen``: expert episodes into webdataset shards, their verification and summary.
 
     spoc-datagen episodes --config configs/datagen/tiny.yaml --houses houses/train.jsonl.gz \\
         --split train --out data/nav [--num-shards N] [--shard-index K] [--executor ray]
     spoc-datagen verify data/nav
+    spoc-datagen info data/nav [--json true]
+    spoc-datagen upgrade data/nav [--houses FILE ...]
 
 Every option of ``episodes`` can also be set in the YAML given to ``--config``;
 ``--print_config`` prints the resolved config. Options may be spelled ``--num-shards`` or
-``--num_shards``. Bad input (house file, config, output directory, a ``verify`` directory
-that holds no dataset) prints one line and exits with status 2 before anything is written;
-``--debug`` adds its traceback.
+``--num_shards``. Bad input (house file, config, output directory, a ``verify``, ``info`` or
+``upgrade`` directory that holds no dataset) prints one line and exits with status 2 before
+anything is written; ``--debug`` adds its traceback.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass
 
-from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
+from jsonargparse import ActionConfigFile, ArgumentParser
 
-from common.cli import entry_point, underscore_options
+from common.cli import command_parser, entry_point
 from common.files import check_out_dir
+from common.workers import check_workers
 from datagen.config import ConfigError, DatagenConfig, VideoConfig
-from datagen.dataset import open_dataset
+from datagen.dataset import describe, open_dataset, read_info, summary, upgrade_dataset
 from datagen.episodes import HouseFile
 from datagen.executors import EXECUTORS, ShardsFailed, run_local, run_ray, start_ray
 from datagen.tasks import TaskConfig
@@ -44,8 +48,9 @@ class RunOptions:
     """local (a process pool on this machine) or ray (one task per shard)."""
     ray_address: str | None = None
     """Ray cluster address for --executor ray (e.g. auto); default: start a local Ray."""
-    workers: int = 0
-    """Local executor processes; 0 means one per core."""
+    workers: int = 1
+    """Local executor processes: 1 works in this process, 0 starts one per CPU core; the
+    shards do not depend on it."""
     progress: bool = True
     """Show a progress bar (episodes/s) on stderr."""
 
@@ -57,15 +62,12 @@ class RunOptions:
         if self.shard_index is not None and not 0 <= self.shard_index < num_shards:
             raise ConfigError(f"--shard-index {self.shard_index}: must be in "
                               f"0..{num_shards - 1} (--num-shards {num_shards})")
-        if self.workers < 0:
-            raise ConfigError(f"--workers {self.workers}: give a number of processes, or 0 for "
-                              "one per core")
+        check_workers(self.workers)
         check_out_dir(self.out)
 
 
 def build_parser() -> ArgumentParser:
-    set_parsing_settings(docstring_parse_attribute_docstrings=True)
-    parser = ArgumentParser(prog="spoc-datagen", description=__doc__.split("\n\n")[0])
+    parser = command_parser("spoc-datagen", __doc__)
     commands = parser.add_subcommands(dest="command")
     ep = ArgumentParser(description="Write expert episodes of one split into shards.")
     ep.add_argument("--config", action=ActionConfigFile, help="YAML config file")
@@ -75,7 +77,20 @@ def build_parser() -> ArgumentParser:
     ve = ArgumentParser(description="Check every shard and replay every episode.")
     ve.add_argument("dir", type=str, help="dataset directory")
     ve.add_argument("--replay", type=bool, default=True, help="replay episodes in the env")
+    ve.add_argument("--progress", type=bool, default=True,
+                    help="show a progress bar (episodes) on stderr when it is a terminal")
     commands.add_subcommand("verify", ve, help="check a dataset end to end")
+    inf = ArgumentParser(description="Describe a dataset: kind, camera, splits, features.")
+    inf.add_argument("dir", type=str, help="dataset directory")
+    inf.add_argument("--json", type=bool, default=False, help="print the summary as JSON")
+    commands.add_subcommand("info", inf, help="describe a dataset from its info.json")
+    up = ArgumentParser(description="Copy an older dataset's house files in and rewrite its "
+                                    "info.json with the dataset card.")
+    up.add_argument("dir", type=str, help="dataset directory")
+    up.add_argument("--houses", type=str, nargs="+", default=[],
+                    help="the house files the splits were generated from, for a split whose "
+                         "info.json path is not found (matched by sha256)")
+    commands.add_subcommand("upgrade", up, help="make an older dataset movable")
     return parser
 
 
@@ -87,9 +102,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(argv: list[str]) -> int:
     parser = build_parser()
-    args = parser.parse_args(underscore_options(argv))
+    args = parser.parse_args(argv)
     if args.command == "verify":
-        return run_verify(args.verify.dir, args.verify.replay)
+        return run_verify(args.verify.dir, args.verify.replay, args.verify.progress)
+    if args.command == "info":
+        return run_info(args.info.dir, args.info.json)
+    if args.command == "upgrade":
+        return run_upgrade(args.upgrade.dir, args.upgrade.houses)
     ns = args.episodes
     data = _build(DatagenConfig, ns)
     options = RunOptions(**{k: ns[k] for k in RunOptions.__dataclass_fields__})
@@ -158,16 +177,33 @@ def _report(results, seconds: float, out: str, split: str) -> None:
           f"{skipped or 'none'}", file=sys.stderr)
 
 
-def run_verify(directory: str, replay: bool = True) -> int:
+def run_verify(directory: str, replay: bool = True, progress: bool = False) -> int:
     """Print every problem of a dataset, one per line; status 1 when there is any (a
     directory that holds no dataset is a DatasetError)."""
-    problems = verify_dataset(directory, replay=replay)
+    problems = verify_dataset(directory, replay=replay, progress=progress)
     for p in problems:
         print(p)
     if problems:
         print(f"spoc-datagen verify: {len(problems)} problem(s) in {directory}", file=sys.stderr)
         return 1
     print(f"spoc-datagen verify: {directory} is sound", file=sys.stderr)
+    return 0
+
+
+def run_info(directory: str, as_json: bool = False) -> int:
+    """Print a dataset's summary (:func:`datagen.dataset.summary`), as text or JSON."""
+    s = summary(directory, read_info(directory, hint=False))  # it lists what is older
+    print(json.dumps(s, indent=2) if as_json else describe(s))
+    return 0
+
+
+def run_upgrade(directory: str, houses: list[str]) -> int:
+    """Give an older dataset its house files and card; print what changed."""
+    changes = upgrade_dataset(directory, houses)
+    for change in changes:
+        print(change)
+    print(f"spoc-datagen upgrade: {directory} "
+          f"{'upgraded' if changes else 'was already current'}", file=sys.stderr)
     return 0
 
 

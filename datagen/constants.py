@@ -26,18 +26,60 @@ FRAME_KINDS = (FRAMES_VIDEO, FRAMES_NONE)
 POSE_DIGITS = 6
 """Decimals of the poses meta.json stores (metres and degrees)."""
 
-# Keys of one webdataset sample (one episode).
-KEY_RGB = "rgb.mp4"  # H.264 frames, one per step, frame t is what the agent saw before action t;
-#   absent from the samples of a pose-only dataset (info.json ``frames`` is ``none``)
-KEY_ACTIONS = "actions.npy"  # int8 (T,), indices into ACTIONS; the last is END
-KEY_EXECUTED = "executed.npy"  # int8 (T,), noisy/DAgger only: the action taken at t (labels differ)
-KEY_META = "meta.json"  # house id, task, target, start pose, poses, shortest length, seed, source
-# Per-step labels of `spoc-datagen episodes` and `spoc-dagger` samples (absent in older datasets):
-KEY_GOAL_DIST = "goal_dist.npy"  # float32 (T,), metres from the state at t to the goal set
-KEY_TARGET_PIXELS = "target_pixels.npy"  # int32 (T,), most pixels of one ObjectNav target
-#   instance in frame t (any distance); -1 throughout for tasks without a target object
-KEY_TARGET_BOX = "target_box.npy"  # float32 (T, 6), sim.detect.target_box of frame t's ids at
-#   the stored pose (what `--data.target_box` feeds the policy); zeros where none is in view
+# Keys of one webdataset sample (one episode); what each holds is in SAMPLE_FEATURES.
+KEY_RGB = "rgb.mp4"
+KEY_ACTIONS = "actions.npy"
+KEY_EXECUTED = "executed.npy"
+KEY_META = "meta.json"
+KEY_GOAL_DIST = "goal_dist.npy"
+KEY_TARGET_PIXELS = "target_pixels.npy"
+KEY_TARGET_BOX = "target_box.npy"
+
+META_KEYS = ("episode_id", "house_id", "house_index", "split", "task", "target", "goal", "start",
+             "poses", "shortest_length", "shortest_steps", "num_steps", "seed", "success",
+             "source")
+"""Exactly the keys of every sample's meta.json (:func:`datagen.shards.episode_meta`)."""
+
+STEPS_DIM = "T"
+"""The variable dimension of a feature's shape: the episode's steps (meta.json ``num_steps``)."""
+
+SAMPLE_FEATURES: dict[str, dict] = {
+    KEY_RGB: {
+        "dtype": "uint8", "shape": [STEPS_DIM, "H", "W", 3], "encoding": "H.264 in MP4, yuv420p",
+        "present": "every sample of a video dataset (info.json frames: video)",
+        "meaning": "frame t is what the agent saw at step t, before action t (H, W: the "
+                   "camera's)"},
+    KEY_ACTIONS: {
+        "dtype": "int8", "shape": [STEPS_DIM], "encoding": "npy", "present": "every sample",
+        "meaning": "the label at step t, an index into actions; the last is end for expert "
+                   "episodes"},
+    KEY_EXECUTED: {
+        "dtype": "int8", "shape": [STEPS_DIM], "encoding": "npy",
+        "present": "noise-injected and DAgger episodes",
+        "meaning": "the action actually taken at step t, where it can differ from the label"},
+    KEY_GOAL_DIST: {
+        "dtype": "float32", "shape": [STEPS_DIM], "encoding": "npy",
+        "present": "every sample (absent in older datasets)",
+        "meaning": "metres from the state at step t to the goal set along the shortest path"},
+    KEY_TARGET_PIXELS: {
+        "dtype": "int32", "shape": [STEPS_DIM], "encoding": "npy",
+        "present": "every sample (absent in older datasets)",
+        "meaning": "the most pixels one ObjectNav target instance fills in frame t; -1 for "
+                   "tasks without a target object"},
+    KEY_TARGET_BOX: {
+        "dtype": "float32", "shape": [STEPS_DIM, 6], "encoding": "npy",
+        "present": "every sample (absent in older datasets)",
+        "meaning": "the target's box in frame t: seen, x0, y0, x1, y1 (fractions of the frame), "
+                   "sqrt(pixels / frame pixels); zeros where none is in view"},
+    KEY_META: {
+        "dtype": "json", "keys": list(META_KEYS), "encoding": "JSON object",
+        "present": "every sample",
+        "meaning": "the episode: house, task, target, start, the pose at each step, the "
+                   "shortest path's length, seed, source"},
+}
+"""What each member of a sample holds, in the order they are written (absent members are
+skipped): dtype and shape once decoded, encoding, when it is present, meaning. info.json's
+``features`` is this table for the dataset's frames and camera (:func:`datagen.dataset.card`)."""
 
 ACTION_VOCAB = list(ACTIONS)
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from common.workers import exit_with_parent
+from common.workers import exit_with_parent, worker_count
 from datagen.config import ConfigError, DatagenConfig
 from datagen.dataset import refresh_info
 from datagen.episodes import HouseFile
@@ -41,14 +41,6 @@ class ShardsFailed(RuntimeError):
     """Shards that failed for good (their retries spent); every other shard is written."""
 
 
-def default_workers() -> int:
-    """One worker per core this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def _write_one(cfg: DatagenConfig, k: int, out_dir: str, houses: HouseFile) -> ShardResult:
     """A pool/Ray task: one shard, in a worker process."""
     return write_shard(cfg, k, out_dir, houses)
@@ -57,9 +49,10 @@ def _write_one(cfg: DatagenConfig, k: int, out_dir: str, houses: HouseFile) -> S
 def run_local(cfg: DatagenConfig, shards: list[int], out_dir: str | os.PathLike,
               houses: HouseFile, workers: int = 0, progress: Progress | None = None
               ) -> list[ShardResult]:
-    """Write ``shards`` with ``workers`` processes (0: one per core); in this process when
-    one worker or one shard is enough (progress is then reported per episode)."""
-    workers = min(workers or default_workers(), len(shards))
+    """Write ``shards`` with ``workers`` processes (0: one per core, as
+    :func:`common.workers.worker_count`); in this process when one worker or one shard is
+    enough (progress is then reported per episode)."""
+    workers = min(worker_count(workers), len(shards))
     if workers <= 1:
         return _finish([write_shard(cfg, k, out_dir, houses, progress) for k in shards],
                        out_dir)

@@ -33,6 +33,7 @@ from datagen.constants import (
     KEY_RGB,
     KEY_TARGET_BOX,
     KEY_TARGET_PIXELS,
+    META_KEYS,
     SHARD_TEMPLATE,
 )
 from datagen.dataset import complete_sidecar, refresh_info, remove_temps, shard_paths
@@ -47,11 +48,6 @@ from datagen.episodes import (
 )
 from datagen.video import encode_mp4
 from sim.env import EmbeddedEnv
-
-META_KEYS = ("episode_id", "house_id", "house_index", "split", "task", "target", "goal", "start",
-             "poses", "shortest_length", "shortest_steps", "num_steps", "seed", "success",
-             "source")
-"""Exactly the keys of every sample's meta.json."""
 
 
 def shard_name(k: int) -> str:

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
+from common.cli import progress_bar
 from common.files import sha256_file
 from datagen.constants import (
     FRAMES_NONE,
@@ -55,20 +56,32 @@ FRAME_TOLERANCE = 12.0
 POSE_TOLERANCE = 1e-4
 
 
-def verify_dataset(out_dir: str | os.PathLike, replay: bool = True) -> list[str]:
+def verify_dataset(out_dir: str | os.PathLike, replay: bool = True, progress: bool = False
+                   ) -> list[str]:
     """Every problem found in a dataset directory, one line each (empty when it is sound);
     DatasetError when it holds no dataset to check (no readable info.json of this version
-    with its camera, agent and splits)."""
+    with its camera, agent and splits). With ``progress``, a bar of the episodes checked on
+    stderr (:func:`common.cli.progress_bar`)."""
     out_dir = Path(out_dir)
     info = read_info(out_dir)
     problems: list[str] = []
     env = EmbeddedEnv(*_info_settings(info, out_dir))
-    for split, entry in sorted(info["splits"].items()):
-        houses = _houses(out_dir, entry, problems) if replay else None
-        for tar, listed in _shards(out_dir, split, entry, problems):
-            problems += [f"{tar}: {p}" for p in verify_shard(tar, listed, info, split, env,
-                                                             houses)]
+    with progress_bar(_listed_episodes(info), "verify", "ep", progress) as bar:
+        for split, entry in sorted(info["splits"].items()):
+            houses = _houses(out_dir, entry, problems) if replay else None
+            for tar, listed in _shards(out_dir, split, entry, problems):
+                problems += [f"{tar}: {p}" for p in verify_shard(tar, listed, info, split, env,
+                                                                 houses, bar.update)]
     return problems
+
+
+def _listed_episodes(info: dict) -> int | None:
+    """The episodes info.json lists (None where it cannot tell: the checks will say why)."""
+    try:
+        return sum(int(shard["episodes"]) for entry in info["splits"].values()
+                   for shard in entry["shards"].values())
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 def _info_settings(info: dict, out_dir: Path) -> tuple[CameraConfig, AgentConfig]:
@@ -124,8 +137,9 @@ def _shards(out_dir: Path, split: str, entry: dict, problems: list[str]
 
 
 def verify_shard(tar: Path, listed: dict, info: dict, split: str, env: EmbeddedEnv,
-                 houses: HouseFile | None) -> list[str]:
-    """Problems of one shard whose sha256 already matched."""
+                 houses: HouseFile | None, tick: Callable[[int], None] = lambda n: None
+                 ) -> list[str]:
+    """Problems of one shard whose sha256 already matched (``tick(1)`` after each episode)."""
     problems, episodes, steps = [], 0, 0
     records: dict = {}
     try:
@@ -134,6 +148,7 @@ def verify_shard(tar: Path, listed: dict, info: dict, split: str, env: EmbeddedE
             steps += len(sample.get(KEY_ACTIONS, ()))
             problems += [f"{sample['__key__']}: {p}" for p in
                          check_episode(sample, info, split, env, houses, records)]
+            tick(1)
     except Exception as e:  # a broken tar or sample: report, do not crash the whole check
         problems.append(f"cannot be read ({type(e).__name__}: {e})")
     if episodes != listed["episodes"] or steps != listed["steps"]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 from agents.baselines import BASELINES
 from agents.mapper import MapperConfig
 from common.errors import InputError
+from common.workers import check_workers
 from datagen.tasks import TaskConfig
 from eval.probes import ProbeConfig
 from eval.rollout import stopping_rule_error
@@ -32,7 +33,14 @@ class EvalConfig:
     out: str = "runs/eval/default"
     """Run directory: eval_info.json, report.md, report.html, plots, videos/."""
     checkpoint: str | None = None
-    """A spoc-train checkpoint (.ckpt); give this or --policy."""
+    """A spoc-train checkpoint (.ckpt) or a release folder (``spoc-eval export``, e.g.
+    ``models/best``: it acts as its evaluation was measured, from its deploy.json); give this
+    or --policy."""
+    release_defaults: bool = True
+    """With a release folder as --checkpoint: take --end_threshold, --end_threshold_by_task,
+    --sample and --detector from its deploy.json where the command line leaves them unset (a
+    value given here wins, and the run records it under ``run.release.differs``); false: act
+    as the command line alone says."""
     ensemble: list[str] | None = None
     """More checkpoints that act with --checkpoint as one policy, e.g.
     ``--ensemble '[B.ckpt, C.ckpt]'``: each step takes the mean of their action probabilities
@@ -49,7 +57,8 @@ class EvalConfig:
     seed: int = 0
     """Seed of the episode set (the same for every policy) and of the random baseline."""
     workers: int = 1
-    """Worker processes (one per core); results do not depend on it."""
+    """Worker processes: 1 works in this process, 0 starts one per CPU core; results do not
+    depend on it."""
     envs_per_worker: int = 4
     """Environments each worker steps in lockstep (one policy call per step for all)."""
     max_steps: int = 500
@@ -57,7 +66,8 @@ class EvalConfig:
     backend: str = "embedded"
     """Simulator backend: embedded or ai2thor."""
     videos: int = 3
-    """Episodes filmed for the report (evenly spread over the set); 0 for none."""
+    """Episodes filmed for the report, chosen after the run from how they ended (successes,
+    ended away from the goal, timed out, in turn) and replayed with the video on; 0 for none."""
     sample_attempts: int = 10
     """Seeds tried per episode slot before it is reported as skipped."""
     sample: bool = False
@@ -103,7 +113,8 @@ def validate_config(cfg: EvalConfig) -> None:
     if cfg.policy is not None and cfg.policy not in POLICIES:
         raise EvalInputError(f"--policy {cfg.policy!r} is unknown; use one of "
                              f"{', '.join(POLICIES)}")
-    for name in ("episodes", "workers", "envs_per_worker", "max_steps", "sample_attempts"):
+    check_workers(cfg.workers)
+    for name in ("episodes", "envs_per_worker", "max_steps", "sample_attempts"):
         if getattr(cfg, name) < 1:
             raise EvalInputError(f"--{name} {getattr(cfg, name)} must be at least 1")
     if cfg.seed < 0:

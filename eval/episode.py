@@ -27,14 +27,13 @@ from datagen.tasks import (
 from eval.metrics import NOTHING, EpisodeResult, spl
 from eval.probes import Privileged, oracle_cell_moves
 from eval.slots import EpisodeSlot, episode_seed
-from eval.video import VideoWriter, video_frame, video_name
+from eval.video import EpisodeVideo, video_name
 from sim.camera import CameraConfig
 from sim.detect import target_box, target_table
 from sim.env import EmbeddedEnv
 from sim.house import HouseRecord
 from sim.interface import Env, Pose
 from sim.lattice import END, MOVE_AHEAD, AgentConfig
-from sim.topdown import topdown_image
 
 State = tuple[int, int, int]
 
@@ -94,23 +93,6 @@ def final_test(env: Env, task: str, target: str, tasks: TaskConfig) -> FinalView
                      front)
 
 
-class EpisodeVideo:
-    """Frames of one episode: the egocentric view beside a top-down map with the path so far."""
-
-    def __init__(self, path: Path, ctx: HouseContext):
-        self.writer, self.ctx = VideoWriter(path), ctx
-        self.trail: list[tuple[float, float]] = []
-
-    def add(self, rgb: np.ndarray, pose: Pose) -> None:
-        if not self.trail or self.trail[-1] != (pose.x, pose.z):
-            self.trail.append((pose.x, pose.z))
-        top = topdown_image(self.ctx.scene, self.ctx.lattice, path=self.trail, pose=pose)
-        self.writer.add(video_frame(rgb, top))
-
-    def close(self) -> None:
-        self.writer.close()
-
-
 class EpisodeRun:
     """One episode in progress in one environment."""
 
@@ -132,7 +114,8 @@ class EpisodeRun:
         """Action sampling generator (``PolicySpec.sample``), set by the worker."""
         if settings.run_dir is not None and slot.index in settings.video_slots:
             self.video_name = video_name(slot.index)
-            self.video = EpisodeVideo(Path(settings.run_dir) / self.video_name, ctx)
+            self.video = EpisodeVideo(Path(settings.run_dir) / self.video_name, ctx,
+                                      episode.task, episode.target, self.oracle.goal)
             self.video.add(self.rgb, env.pose)
 
     def _lattice_state(self) -> State:
@@ -160,6 +143,8 @@ class EpisodeRun:
         """Apply one action; the episode's result when it is over (``end`` or the limit)."""
         self.steps += 1
         self.first = False
+        if self.video is not None:
+            self.video.act(action)
         if action == END:
             return self._finish(settings, ended=True)
         before = self.state

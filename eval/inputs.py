@@ -1,6 +1,6 @@
-"""The inputs of an evaluation, checked before any work: checkpoints (and an ensemble's
-members), detectors, explorers, datasets, held-out house files (by split, id and content),
-output paths and the simulator backend. Each problem is one
+"""The inputs of an evaluation, checked before any work: checkpoints and release folders (and
+an ensemble's members), detectors, explorers, datasets, held-out house files (by split, id
+and content), output paths and the simulator backend. Each problem is one
 :class:`eval.config.EvalInputError` naming the option, the file and the fix."""
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from pathlib import Path
 from agents.checkpoint import PolicyInfo, load_policy
 from agents.detector import ColourDetector
 from agents.explorer import Explorer
+from agents.release import Release, is_release, load_release, read_release
+from common.errors import InputError
 from common.files import sha256_file
 from datagen.constants import DATASET_VERSION
 from datagen.dataset import DatasetError, read_info, split_house_file
@@ -46,18 +48,34 @@ def dataset_info(root: str) -> dict:
         raise EvalInputError(f"--dataset {root}: {e}") from None
 
 
-def checkpoint_info(path: str, option: str = "--checkpoint") -> PolicyInfo:
-    """The checkpoint's PolicyInfo, checked against this simulator (EvalInputError, naming
-    ``option``, if not)."""
-    if not Path(path).is_file():
-        raise EvalInputError(f"{option} {path}: no such file")
-    try:
-        _, info = load_policy(path)
-    except Exception as e:  # noqa: BLE001 - any failure means "not a usable checkpoint"
-        msg = " ".join(str(e).split())[:300]
-        raise EvalInputError(f"{option} {path}: not a spoc-train policy checkpoint of this "
-                             f"version ({type(e).__name__}: {msg}); retrain or pick another "
-                             "file") from None
+def checkpoint_info(path: str, option: str = "--checkpoint", releases: bool = False
+                    ) -> PolicyInfo:
+    """The PolicyInfo of a checkpoint (or, with ``releases``, a release folder), checked
+    against this simulator (EvalInputError, naming ``option``, if not)."""
+    return checkpoint_policy(path, option, releases)[1]
+
+
+def checkpoint_policy(path: str, option: str = "--checkpoint", releases: bool = False):
+    """(the policy, its PolicyInfo) of a spoc-train checkpoint or, with ``releases``, a release
+    folder (:mod:`agents.release`: its weights read without unpickling code), checked against
+    this simulator (EvalInputError, naming ``option``, if not)."""
+    if releases and is_release(path):
+        try:
+            policy, info = load_release(path)
+        except InputError as e:  # its message starts with the release's file
+            raise EvalInputError(f"{option} {e}") from None
+    elif not Path(path).is_file():
+        raise EvalInputError(f"{option} {path}: no such file"
+                             + (" (a spoc-train checkpoint, or a release folder)" if releases
+                                else ""))
+    else:
+        try:
+            policy, info = load_policy(path)
+        except Exception as e:  # noqa: BLE001 - any failure means "not a usable checkpoint"
+            msg = " ".join(str(e).split())[:300]
+            raise EvalInputError(f"{option} {path}: not a spoc-train policy checkpoint of this "
+                                 f"version ({type(e).__name__}: {msg}); retrain or pick another "
+                                 "file") from None
     version = info.dataset.get("info", {}).get("version")
     if version != DATASET_VERSION:
         raise EvalInputError(f"{option} {path}: trained on dataset version {version!r}, "
@@ -65,7 +83,18 @@ def checkpoint_info(path: str, option: str = "--checkpoint") -> PolicyInfo:
     if list(info.actions) != list(ACTIONS):
         raise EvalInputError(f"{option} {path}: action vocabulary {list(info.actions)} "
                              f"differs from the simulator's {list(ACTIONS)}")
-    return info
+    return policy, info
+
+
+def release_of(path: str, option: str = "--checkpoint") -> Release | None:
+    """The release folder ``path`` as read (its record and deploy.json, checked; not its
+    weights), or None when ``path`` is a checkpoint file (EvalInputError naming ``option``)."""
+    if not is_release(path):
+        return None
+    try:
+        return read_release(path)
+    except InputError as e:
+        raise EvalInputError(f"{option} {e}") from None
 
 
 def house_split(record) -> str | None:
@@ -150,7 +179,7 @@ def load_eval_houses(path: str, train: TrainingHouses, option: str = "--houses")
 def ensemble_info(path: str, first):
     """The PolicyInfo of an ``--ensemble`` checkpoint, checked against the ``--checkpoint``'s
     (``first``): the same goals, camera, agent and target-box input."""
-    info = checkpoint_info(path, "--ensemble")
+    info = checkpoint_info(path, "--ensemble", releases=True)
     if list(info.goals) != list(first.goals):
         raise EvalInputError(f"--ensemble {path}: its goal vocabulary differs from "
                              "--checkpoint's; ensemble policies trained on the same goals")

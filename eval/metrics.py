@@ -2,11 +2,15 @@
 
 One :class:`EpisodeResult` per evaluated episode; :func:`aggregate` turns a list of them into
 the ``aggregated`` block of ``eval_info.json``: success rate with its 95% Wilson score
-interval, the rate of episodes that reached a goal state (ended there or not), SPL, how the
-episodes ended (:func:`outcomes`), and breakdowns by task, by target, by house size (number
-of rooms) and by the shortest-path distance to the goal, and for the ObjectNav episodes that
-ended away from the goal what the agent stopped at (:func:`stopped_at`). :func:`mcnemar_p`
-compares two policies on the same episodes.
+interval, the rate of episodes that reached a goal state (ended there or not), SPL with its
+95% bootstrap interval, how the episodes ended (:func:`outcomes`), and breakdowns by task, by
+target, by house size (number of rooms) and by the shortest-path distance to the goal, and for
+the ObjectNav episodes that ended away from the goal what the agent stopped at
+(:func:`stopped_at`). :func:`analysis` recomputes that block from an ``eval_info`` dict's rows.
+
+Two policies on the same episodes are compared by :func:`paired`: the exact McNemar test on
+success (:func:`mcnemar_p`) and, on SPL, the mean paired difference with its bootstrap
+interval (:func:`bootstrap_interval`) and the Wilcoxon signed-rank test (:func:`wilcoxon_p`).
 """
 
 from __future__ import annotations
@@ -17,11 +21,17 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 NOTHING = "nothing"
 """``EpisodeResult.stopped_at`` when no object was within the success radius in the final frame."""
 
 Z95 = 1.959963984540054
 """The standard normal quantile for a two-sided 95% interval."""
+RESAMPLES = 10_000
+"""Bootstrap resamples of every interval that has no closed form (SPL's)."""
+BOOTSTRAP_SEED = 0
+"""Seed of the bootstrap's resampling: the same rows give the same interval on every run."""
 
 
 @dataclass(frozen=True)
@@ -107,8 +117,39 @@ def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float,
     return lo, hi
 
 
+def bootstrap_interval(values: Iterable[float], resamples: int = RESAMPLES,
+                       seed: int = BOOTSTRAP_SEED, confidence: float = 0.95
+                       ) -> tuple[float, float]:
+    """The percentile bootstrap interval of a mean (Efron 1979, "Bootstrap methods: another
+    look at the jackknife", Ann. Statist. 7(1); Efron & Tibshirani 1993, ch. 13).
+
+    ``resamples`` resamples of the ``n`` values, each ``n`` draws with replacement from
+    ``np.random.default_rng(seed)``; the interval is the ``(1 - confidence) / 2`` and
+    ``(1 + confidence) / 2`` quantiles of their means. The same values in the same order give
+    the same interval. Applied to paired differences it is the paired bootstrap. Equal values
+    give that value at both ends (no rounding in the means); no values give ``(0, 0)``.
+    """
+    x = np.asarray(list(values), dtype=np.float64)  # (n,)
+    n = len(x)
+    if n == 0:
+        return 0.0, 0.0
+    if np.all(x == x[0]):
+        return float(x[0]), float(x[0])
+    rng = np.random.default_rng(seed)
+    means = np.empty(resamples)  # (resamples,)
+    chunk = max(1, (1 << 20) // n)  # about 4 MiB of indices at a time
+    for start in range(0, resamples, chunk):
+        rows = min(chunk, resamples - start)
+        idx = rng.integers(0, n, size=(rows, n), dtype=np.int32)  # (rows, n)
+        means[start:start + rows] = x[idx].mean(axis=1)
+    tail = (1.0 - confidence) / 2
+    lo, hi = np.quantile(means, [tail, 1.0 - tail])
+    return float(lo), float(hi)
+
+
 def summarize(results: list[EpisodeResult]) -> dict:
-    """Success rate (fraction), its 95% Wilson interval, SPL and mean episode statistics."""
+    """Success rate (fraction), its 95% Wilson interval, SPL, its 95% bootstrap interval
+    (:func:`bootstrap_interval`) and mean episode statistics."""
     n = len(results)
     wins = sum(r.success for r in results)
 
@@ -123,6 +164,7 @@ def summarize(results: list[EpisodeResult]) -> dict:
         "success_ci95": list(wilson_interval(wins, n)),
         "reached_goal_rate": mean(r.reached_goal for r in results),
         "spl": mean(r.spl for r in results),
+        "spl_ci95": list(bootstrap_interval([r.spl for r in results])),
         "steps": mean(r.steps for r in results),
         "path_length": mean(r.path_length for r in results),
         "shortest_length": mean(r.shortest_length for r in results),
@@ -135,6 +177,18 @@ def ended_away(r: EpisodeResult, max_steps: int) -> bool:
     """Whether a failed episode ended by ``end`` before ``max_steps`` (away from any goal),
     not by running out of steps."""
     return not r.success and r.steps < max_steps
+
+
+HOW_ENDED = ("success", "ended away", "timed out")
+"""How an episode ended (:func:`how_ended`)."""
+
+
+def how_ended(r: EpisodeResult, max_steps: int) -> str:
+    """``success``, ``ended away`` (a failure that ended by ``end``: :func:`ended_away`) or
+    ``timed out`` (a failure that used all ``max_steps``)."""
+    if r.success:
+        return HOW_ENDED[0]
+    return HOW_ENDED[1] if ended_away(r, max_steps) else HOW_ENDED[2]
 
 
 def outcomes(results: list[EpisodeResult], max_steps: int) -> dict:
@@ -180,14 +234,64 @@ def distance_label(index: int, edges: tuple[float, ...] = DISTANCE_BINS) -> str:
 
 
 def mcnemar_p(only_a: int, only_b: int) -> float:
-    """Two-sided exact McNemar test of two policies on the same episodes: the probability,
-    if neither is better, of discordant episodes splitting at least as unevenly as
-    ``only_a`` (only the first succeeds) against ``only_b`` (the binomial test with p = 1/2)."""
+    """Two-sided exact McNemar test of two policies on the same episodes (McNemar 1947, "Note
+    on the sampling error of the difference between correlated proportions or percentages",
+    Psychometrika 12(2)): the probability, if neither is better, of the discordant episodes
+    splitting at least as unevenly as ``only_a`` (only the first succeeds) against ``only_b``:
+    the two-sided binomial test with p = 1/2 on the discordant pairs
+    (``scipy.stats.binomtest(only_a, only_a + only_b).pvalue``), in exact integer arithmetic."""
     n, k = only_a + only_b, min(only_a, only_b)
     if n == 0:
         return 1.0
     tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
     return min(1.0, 2 * tail)
+
+
+def wilcoxon_p(differences: Iterable[float]) -> tuple[float, float]:
+    """(statistic, two-sided p) of the Wilcoxon signed-rank test that paired differences are
+    symmetric about zero (Wilcoxon 1945, "Individual comparisons by ranking methods",
+    Biometrics Bulletin 1(6)), by ``scipy.stats.wilcoxon``. Zero differences are dropped, as
+    Wilcoxon did; with none left there is no evidence either way: ``(0.0, 1.0)``. The p-value
+    is exact for up to 50 differences without ties, by an exhaustive permutation for up to 13
+    with ties, else from the normal approximation with the tie correction, so it does not
+    depend on a random state. (scipy.stats is imported here: it takes a second, and only
+    comparisons need it.)"""
+    from scipy import stats
+
+    d = np.asarray(list(differences), dtype=np.float64)
+    d = d[d != 0]
+    if len(d) == 0:
+        return 0.0, 1.0
+    result = stats.wilcoxon(d, zero_method="wilcox", correction=False, method="auto")
+    return float(result.statistic), float(result.pvalue)
+
+
+def paired(reference: list[EpisodeResult], other: list[EpisodeResult],
+           resamples: int = RESAMPLES, seed: int = BOOTSTRAP_SEED) -> dict:
+    """``other`` against ``reference`` on the same episodes, row ``i`` of each being the same
+    episode. Success: the episodes only ``other`` succeeds in (``only_run``) and only
+    ``reference`` does (``only_reference``), the difference of the success rates and the exact
+    McNemar p (:func:`mcnemar_p`). SPL (Anderson et al. 2018): the mean of the per-episode
+    differences ``other - reference`` with its paired bootstrap interval
+    (:func:`bootstrap_interval` of the differences), the episodes where ``other``'s SPL is
+    higher (``better``), lower (``worse``) or equal (``ties``), and the Wilcoxon signed-rank
+    test of the differences (:func:`wilcoxon_p`)."""
+    if len(reference) != len(other):
+        raise ValueError(f"{len(reference)} and {len(other)} rows: not paired")
+    n = max(1, len(reference))
+    only_run = sum(b.success and not a.success for a, b in zip(reference, other))
+    only_ref = sum(a.success and not b.success for a, b in zip(reference, other))
+    d = np.array([b.spl - a.spl for a, b in zip(reference, other)], dtype=np.float64)  # (n,)
+    statistic, p = wilcoxon_p(d)
+    return {
+        "success": {"difference": (only_run - only_ref) / n, "only_run": only_run,
+                    "only_reference": only_ref, "mcnemar_p": mcnemar_p(only_ref, only_run)},
+        "spl": {"difference": float(d.mean()) if len(d) else 0.0,
+                "ci95": list(bootstrap_interval(d, resamples, seed)),
+                "better": int((d > 0).sum()), "worse": int((d < 0).sum()),
+                "ties": int((d == 0).sum()), "wilcoxon_statistic": statistic,
+                "wilcoxon_p": p},
+    }
 
 
 def _breakdown(results: list[EpisodeResult], key: Callable[[EpisodeResult], object],
@@ -227,3 +331,13 @@ def aggregate(results: list[EpisodeResult], max_steps: int) -> dict:
         "by_distance": _breakdown(results, lambda r: distance_bin(r.shortest_length),
                                   distance_label),
     }
+
+
+def episode_results(info: dict) -> list[EpisodeResult]:
+    """The rows of an ``eval_info`` dict as :class:`EpisodeResult` (TypeError on a bad row)."""
+    return [EpisodeResult(**row) for row in info["per_episode"]]
+
+
+def analysis(info: dict) -> dict:
+    """The ``aggregated`` block recomputed from the episode rows of an ``eval_info`` dict."""
+    return aggregate(episode_results(info), int(info["run"]["max_steps"]))

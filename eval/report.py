@@ -1,9 +1,10 @@
 """What an evaluation writes: ``eval_info.json``, ``report.md``, ``report.html`` and the plots
-(the episode videos: :mod:`eval.video`; ``spoc-eval compare``'s table: :mod:`eval.compare`).
+(the episode videos: :mod:`eval.video`).
 
 The report's tables are computed from ``eval_info.json``'s episode rows alone, so
 ``spoc-eval report RUN`` rebuilds them for a finished run (one written before a table existed
-included).
+included). Given baselines (``spoc-eval report RUN --baselines BASELINE...``), it also pairs
+the run with each of them on the same episodes (:func:`eval.compare.baseline_table`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.metrics import NOTHING, EpisodeResult, aggregate
+from common.files import write_atomic
+from eval.compare import BASELINES_TITLE, METHODS, baseline_table, md_table, pct
+from eval.metrics import NOTHING, EpisodeResult, analysis, how_ended
 from eval.video import video_episode
 
 EVAL_INFO = "eval_info.json"
@@ -52,13 +55,18 @@ def read_eval_info(run_dir: Path) -> dict:
 
 
 def _video_caption(info: dict, name: str) -> str:
+    """What a filmed episode was and how it ended."""
     rows = {r["episode"]: r for r in info["per_episode"]}
-    r = rows.get(video_episode(name))
-    if r is None:
+    row = rows.get(video_episode(name))
+    if row is None:
         return name
-    outcome = "success" if r["success"] else "failure"
-    return (f"episode {r['episode']}: {r['task']}/{r['target']} in {r['house_id']}, "
-            f"{outcome} after {r['steps']} steps (SPL {r['spl']:.2f})")
+    r = EpisodeResult(**row)
+    ended = how_ended(r, int(info["run"]["max_steps"]))
+    if not r.success:
+        ended = f"failure, {ended} {r.final_distance:.2f} m from the goal"
+        ended += " (it had reached a goal state)" if r.reached_goal else ""
+    return (f"episode {r.episode}: {r.task}/{r.target} in {r.house_id}, {ended}, after "
+            f"{r.steps} steps (SPL {r.spl:.2f})")
 
 
 # --------------------------------------------------------------------------- plots
@@ -108,25 +116,19 @@ def write_plots(out_dir: Path, aggregated: dict) -> list[str]:
 # --------------------------------------------------------------------------- tables
 
 
-def pct(x: float) -> str:
-    return f"{100 * x:.1f}"
-
-
 def _summary_cells(s: dict) -> list[str]:
     lo, hi = s["success_ci95"]
+    spl_lo, spl_hi = s["spl_ci95"]
     return [str(s["num_episodes"]), pct(s["success_rate"]), f"[{pct(lo)}, {pct(hi)}]",
-            pct(s["reached_goal_rate"]), f"{s['spl']:.3f}", f"{s['steps']:.1f}",
-            f"{s['path_length']:.2f}", f"{s['final_distance']:.2f}", f"{s['collisions']:.2f}"]
+            pct(s["reached_goal_rate"]), f"{s['spl']:.3f}", f"[{spl_lo:.3f}, {spl_hi:.3f}]",
+            f"{s['steps']:.1f}", f"{s['path_length']:.2f}", f"{s['final_distance']:.2f}",
+            f"{s['collisions']:.2f}"]
 
 
-SUMMARY_HEADER = ["episodes", "success %", "95% CI", "reached goal %", "SPL", "steps", "path m",
-                  "final dist m", "collisions"]
-
-
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
+SUMMARY_HEADER = ["episodes", "success %", "95% CI", "reached goal %", "SPL", "SPL 95% CI",
+                  "steps", "path m", "final dist m", "collisions"]
+"""Columns of the summary tables: success with its Wilson interval, SPL with its bootstrap
+interval (:func:`eval.metrics.summarize`)."""
 
 
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
@@ -134,12 +136,6 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
                    for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def analysis(info: dict) -> dict:
-    """The ``aggregated`` block recomputed from the episode rows of an ``eval_info`` dict."""
-    results = [EpisodeResult(**row) for row in info["per_episode"]]
-    return aggregate(results, int(info["run"]["max_steps"]))
 
 
 OUTCOME_HEADER = ["success %", "ended away %", "timed out %", "left a goal %",
@@ -171,11 +167,16 @@ def _stopped_rows(by_target: dict[str, dict], top: int = 4) -> list[list[str]]:
     return rows
 
 
-def report_tables(info: dict) -> list[tuple[str, list[str], list[list[str]]]]:
-    """(title, header, rows) of every table in the report."""
+def report_tables(info: dict, baselines: dict[str, dict] | None = None, name: str = "this run"
+                  ) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) of every table in the report, the episodes last; with
+    ``baselines`` (path -> eval_info dict), the run (``name``, for errors) paired with each of
+    them after the overall numbers (an InputError if their episodes differ)."""
     agg = analysis(info)
-    tables = [("Overall", SUMMARY_HEADER, [_summary_cells(agg)]),
-              ("How episodes ended", OUTCOME_HEADER, [_outcome_cells(agg)])]
+    tables = [("Overall", SUMMARY_HEADER, [_summary_cells(agg)])]
+    if baselines:
+        tables.append(baseline_table(name, info, baselines))
+    tables.append(("How episodes ended", OUTCOME_HEADER, [_outcome_cells(agg)]))
     if agg.get("stopped_at"):
         tables.append(("ObjectNav episodes that ended away from the goal: what the agent "
                        f"stopped in front of (within the success radius; {NOTHING}: no object)",
@@ -220,45 +221,73 @@ def _run_lines(info: dict) -> list[str]:
     return lines
 
 
-def write_markdown(out_dir: Path, info: dict, plots: list[str]) -> Path:
+Table = tuple[str, list[str], list[list[str]]]
+"""(title, header, rows) of one table of the report."""
+_NOTES = {BASELINES_TITLE: METHODS}
+"""Text under a table, by its title."""
+
+
+def write_markdown(out_dir: Path, info: dict, plots: list[str], tables: list[Table]) -> Path:
     parts = [f"# Evaluation: {info.get('run', {}).get('policy', '?')}", "",
              *[f"- {line}" for line in _run_lines(info)], ""]
-    for title, header, rows in report_tables(info):
-        parts += [f"## {title}", "", _md_table(header, rows), ""]
+    for title, header, rows in tables:
+        parts += [f"## {title}", "", md_table(header, rows), ""]
+        parts += [_NOTES[title], ""] if title in _NOTES else []
     parts += [f"![{p}]({p})" for p in plots] + [""]
-    parts += [f"- [{_video_caption(info, v)}]({v})" for v in info.get("videos", [])] + [""]
+    if info.get("videos"):
+        parts += [f"## {VIDEOS_TITLE}", ""]
+        parts += [f"- [{_video_caption(info, v)}]({v})" for v in info["videos"]] + [""]
     path = Path(out_dir) / REPORT_MD
-    path.write_text("\n".join(parts))
+    write_atomic(path, "\n".join(parts).encode())
     return path
 
 
 _CSS = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1em}"
         "td,th{border:1px solid #ccc;padding:2px 8px;font-size:13px}th{background:#eee}")
+VIDEOS_TITLE = ("Filmed episodes, successes and failures (egocentric view | top-down map: the "
+                "path in red, the goal in magenta; under each frame the action taken from it)")
 
 
-def write_html(out_dir: Path, info: dict, plots: list[str]) -> Path:
+def write_html(out_dir: Path, info: dict, plots: list[str], tables: list[Table]) -> Path:
     title = html.escape(f"Evaluation: {info.get('run', {}).get('policy', '?')}")
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>",
              f"<style>{_CSS}</style></head><body><h1>{title}</h1><ul>",
              *[f"<li>{html.escape(line)}</li>" for line in _run_lines(info)], "</ul>"]
-    *summaries, episodes = report_tables(info)
+    *summaries, episodes = tables
     for t, header, rows in summaries:
         parts += [f"<h2>{html.escape(t)}</h2>", _html_table(header, rows)]
+        parts += [f"<p>{html.escape(_NOTES[t])}</p>"] if t in _NOTES else []
     parts += [f"<img src='{html.escape(p)}' alt='{html.escape(p)}'>" for p in plots]
     if info.get("videos"):
-        parts.append("<h2>Episodes (egocentric view | top-down map with path)</h2>")
+        parts.append(f"<h2>{html.escape(VIDEOS_TITLE)}</h2>")
         parts += [f"<figure><video controls muted src='{html.escape(v)}'></video>"
                   f"<figcaption>{html.escape(_video_caption(info, v))}</figcaption></figure>"
                   for v in info["videos"]]
     t, header, rows = episodes
     parts += [f"<h2>{t}</h2>", _html_table(header, rows), "</body></html>"]
     path = Path(out_dir) / REPORT_HTML
-    path.write_text("\n".join(parts))
+    write_atomic(path, "\n".join(parts).encode())
     return path
 
 
-def write_report(out_dir: Path, info: dict) -> list[Path]:
-    """Plots, ``report.md`` and ``report.html`` from an ``eval_info`` dict."""
+def write_report(out_dir: Path, info: dict, baselines: dict[str, dict] | None = None,
+                 tables: list[Table] | None = None) -> list[Path]:
+    """Plots, ``report.md`` and ``report.html`` from an ``eval_info`` dict, with the run paired
+    with ``baselines`` (path -> eval_info dict) when given; ``tables``: the report's tables
+    when already built (:func:`report_tables`)."""
+    if tables is None:
+        tables = report_tables(info, baselines, str(out_dir))
     plots = write_plots(out_dir, info["aggregated"])
-    return [write_markdown(out_dir, info, plots), write_html(out_dir, info, plots),
+    return [write_markdown(out_dir, info, plots, tables), write_html(out_dir, info, plots, tables),
             *(Path(out_dir) / p for p in plots)]
+
+
+def write_reports(runs: dict[str, dict], baselines: dict[str, dict] | None = None
+                  ) -> list[Path]:
+    """Rebuild the reports of finished runs (run directory -> eval_info dict), each paired
+    with ``baselines`` when given; every report's tables are built before any file is written,
+    so a baseline on other episodes is refused with nothing written. Returns the report.md
+    paths."""
+    tables = {name: report_tables(info, baselines, name) for name, info in runs.items()}
+    return [write_report(Path(name), info, tables=tables[name])[0]
+            for name, info in runs.items()]

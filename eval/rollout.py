@@ -27,11 +27,11 @@ import numpy as np
 import torch
 
 from agents.baselines import make_baseline
-from agents.checkpoint import load_policy
 from agents.ensemble import PolicyEnsemble
 from agents.map_agent import MapPolicy
 from agents.mapper import MapperConfig
-from common.workers import exit_with_parent
+from agents.release import load_any
+from common.workers import exit_with_parent, worker_count
 from datagen.constants import TASKS
 from eval.episode import EpisodeRun, HouseContexts, RolloutSettings
 from eval.metrics import EpisodeResult
@@ -52,7 +52,8 @@ ACTION_STREAM = 0x5A3F
 
 @dataclass(frozen=True)
 class PolicySpec:
-    """How a worker builds its copy of the policy: a checkpoint or a baseline name."""
+    """How a worker builds its copy of the policy: a checkpoint (a file or a release folder) or
+    a baseline name."""
 
     checkpoint: str | None = None
     baseline: str | None = None
@@ -78,10 +79,10 @@ class PolicySpec:
         """The policy: the checkpoint's (an ensemble with ``ensemble``), the map agent of
         ``settings`` with this spec's probes, or a baseline of :mod:`agents.baselines`."""
         if self.checkpoint is not None:
-            policy, _ = load_policy(self.checkpoint)
+            policy, _ = load_any(self.checkpoint)
             if not self.ensemble:
                 return policy
-            return PolicyEnsemble([policy, *(load_policy(p)[0] for p in self.ensemble)])
+            return PolicyEnsemble([policy, *(load_any(p)[0] for p in self.ensemble)])
         if self.baseline == "mapper":
             return map_agent(settings, self.probe)
         return make_baseline(self.baseline, len(ACTIONS), self.seed)
@@ -334,7 +335,9 @@ def _collect(procs: list, channel, tick: Callable[[int], None]) -> list[Outcome]
 def rollout(spec: PolicySpec, houses: dict[int, HouseRecord], slots: list[EpisodeSlot],
             settings: RolloutSettings, workers: int = 1,
             tick: Callable[[int], None] = lambda n: None) -> list[Outcome]:
-    """Outcomes of every slot, in slot order, with ``workers`` processes (1: in this one)."""
+    """Outcomes of every slot, in slot order, with ``workers`` processes (1: in this one;
+    0: one per core)."""
+    workers = worker_count(workers)
     bounds = np.linspace(0, len(slots), workers + 1).round().astype(int)
     shares = [slots[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
     if len(shares) <= 1:

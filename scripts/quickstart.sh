@@ -2,9 +2,11 @@
 # The whole pipeline end to end on the embedded simulator, at laptop scale:
 # houses -> expert (and noise-injected expert) shards -> behaviour cloning -> evaluation on
 # held-out houses.
-# Creates .venv and installs the project first. Override the size with the variables below.
+# Creates .venv and installs the project first, with the `cpu` extra only: nothing here uses
+# Ray, AI2-THOR or the test tools. Override the size with the variables below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+INSTALL_EXTRAS=${INSTALL_EXTRAS:-cpu}
 source scripts/_venv.sh
 
 OUT=${OUT:-runs/quickstart}

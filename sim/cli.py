@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.cli import entry_point, underscore_options
+from common.cli import command_parser, entry_point, summary
 from common.errors import InputError
 from common.files import check_out_dir
 from sim.camera import CameraConfig
@@ -157,20 +157,20 @@ def build_parser():
     """The ``spoc-sim`` parser: one subcommand per function above, typed from signatures."""
     from jsonargparse import ActionConfigFile, ArgumentParser
 
-    parser = ArgumentParser(prog="spoc-sim", description=__doc__.strip().splitlines()[0])
+    parser = command_parser("spoc-sim", __doc__)
     sub = parser.add_subcommands(dest="command")
-    p = ArgumentParser(description=render.__doc__.strip().splitlines()[0])
+    p = ArgumentParser(description=summary(render.__doc__))
     p.add_argument("--config", action=ActionConfigFile, help="A YAML file of options.")
     p.add_argument("path", type=Path, help="House file.")
     p.add_function_arguments(render, skip={"path"})
-    sub.add_subcommand("render", p, help=render.__doc__.strip().splitlines()[0])
+    sub.add_subcommand("render", p, help=summary(render.__doc__))
     return parser
 
 
 def run(argv: list[str]) -> int:
     """Parse ``argv`` and run the subcommand; its exit status."""
     parser = build_parser()
-    cfg = parser.parse_args(underscore_options(argv))
+    cfg = parser.parse_args(argv)
     command = cfg.command
     try:
         sub = parser.instantiate(cfg)[command]

@@ -6,8 +6,8 @@ the build ourselves first (:func:`resolve_build`), without waiting on the networ
 than ``download_timeout`` seconds, and raise :class:`ThorUnavailableError` with one clear line
 when there is none. Order: ``local_executable_path=`` (or ``$AI2THOR_LOCAL_EXECUTABLE``), an
 unpacked build ``~/.ai2thor/releases/thor-{platform}-{commit}/``, else a download (only if the
-build's URL answers within ``download_timeout``). ``ai2thor`` itself is imported only when a
-build is used.
+build's URL answers within ``download_timeout``). ``ai2thor`` itself (the ``thor`` extra) is
+imported only when a build is used; without it the backend fails with one line naming the extra.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import ctypes.util
 import os
 import threading
 from dataclasses import dataclass
+
+from common.optional import require
 
 DEFAULT_PLATFORM = "CloudRendering"
 PLATFORMS = ("CloudRendering", "Linux64", "OSXIntel64")
@@ -40,10 +42,13 @@ class BuildSpec:
     releases_dir: str | None = None
 
 
-def default_commit_id() -> str:
-    from ai2thor._builds import COMMIT_ID
+def ai2thor(module: str):
+    """``module`` of the ``ai2thor`` package, or one line naming the ``thor`` extra."""
+    return require(module, "thor", "the ai2thor backend")
 
-    return COMMIT_ID
+
+def default_commit_id() -> str:
+    return ai2thor("ai2thor._builds").COMMIT_ID
 
 
 def build_name(platform: str, commit_id: str) -> str:
@@ -152,20 +157,17 @@ class _PrebuiltBuild:
 
 def ai2thor_build(spec: BuildSpec):
     """The ai2thor build object for a :class:`BuildSpec`."""
-    import ai2thor.build
-    import ai2thor.platform
-
-    plat = ai2thor.platform.STR_PLATFORM_MAP[spec.platform]
+    plat = ai2thor("ai2thor.platform").STR_PLATFORM_MAP[spec.platform]
     if spec.kind == "download" or (spec.kind == "release" and os.path.isfile(
             os.path.join(os.path.dirname(spec.executable_path), "metadata.json"))):
-        return ai2thor.build.Build(plat, spec.commit_id, False, spec.releases_dir)
+        return ai2thor("ai2thor.build").Build(plat, spec.commit_id, False, spec.releases_dir)
     return _PrebuiltBuild(plat, spec.executable_path)
 
 
 def controller_class():
     """``ai2thor.controller.Controller`` that uses the build we resolved instead of its own
     look-up (which needs the network)."""
-    from ai2thor.controller import Controller
+    Controller = ai2thor("ai2thor.controller").Controller
 
     class ResolvedBuildController(Controller):
         def __init__(self, build, **kwargs):

@@ -637,7 +637,9 @@ def test_detector_is_recorded_and_checked(houses, tmp_path, capsys):
           "--end_threshold", "0.7", "--out", str(tmp_path / "det-end")])
     capsys.readouterr()
     main(["compare", str(tmp_path / "det"), str(tmp_path / "det-end")])
-    rows = capsys.readouterr().out.splitlines()[2:4]  # compare says how each run acted
+    lines = capsys.readouterr().out.splitlines()  # compare says how each run acted
+    rows = [next(line for line in lines if line.startswith(f"{name}: "))
+            for name in ("det", "det-end")]
     assert "argmax, detector detector.json" in rows[0] and "end >= 0.7" not in rows[0]
     assert "argmax, end >= 0.7, detector detector.json" in rows[1]
     plain = write_checkpoint(tmp_path / "plain.ckpt", ["train-0-0"])
@@ -786,26 +788,23 @@ def test_report_files_videos_and_compare(houses, tmp_path, capsys):
     random_out = tmp_path / "random"
     run_eval(random_out, houses, "--policy", "random", "--episodes", "4", "--videos", "0")
     capsys.readouterr()
-    main(["compare", str(out), str(random_out)])
+    main(["compare", str(out), str(random_out)])  # paired with the first run, the oracle
     table = capsys.readouterr().out
-    assert "oracle" in table and "random" in table and "100.0" in table and "1.000" in table
-    assert table.splitlines()[0].split()[:5] == ["run", "policy", "acting", "batches", "episodes"]
+    assert f"run: {out} (oracle)" in table and f"random: {random_out} (random)" in table
+    assert table.splitlines()[-5].split()[:3] == ["run*", "100.0", "[51.0,"]
     random_info = json.loads((random_out / "eval_info.json").read_text())
     wins = sum(r["success"] for r in random_info["per_episode"])
     p = mcnemar_p(4 - wins, 0)
-    assert table.splitlines()[-1] == (f"{random_out} vs {out}: only {random_out} succeeds in 0 "
-                                      f"episodes, only {out} in {4 - wins}; exact McNemar "
-                                      f"p = {p:.3g}")
+    random_row = table.splitlines()[-4].split()  # won/lost and the McNemar p
+    assert random_row[0] == "random" and f"0/{4 - wins}" in random_row and f"{p:.2g}" in random_row
     published = tmp_path / "random.json.gz"  # a run kept as results/ keeps it: gzipped
     published.write_bytes(gzip.compress((random_out / "eval_info.json").read_bytes()))
     main(["compare", str(out), str(published)])
-    assert capsys.readouterr().out.splitlines()[-1].startswith(
-        f"{published} vs {out}: only {published} succeeds in 0 episodes")
-    other = tmp_path / "other"  # other episodes: not paired
+    assert f"random: {published} (random)" in capsys.readouterr().out
+    other = tmp_path / "other"  # other episodes: refused
     run_eval(other, houses, "--policy", "random", "--episodes", "3", "--videos", "0")
     capsys.readouterr()
-    main(["compare", str(out), str(other)])
-    assert capsys.readouterr().out.splitlines()[-1].endswith("different episodes, not paired")
+    assert "different episodes" in bad_input(capsys, ["compare", str(out), str(other)])
 
 
 def test_report_rebuilds_from_eval_info(houses, tmp_path, capsys):
@@ -893,8 +892,12 @@ def test_training_houses_are_refused_by_content(houses, tmp_path, capsys):
     info = torch.load(ckpt, weights_only=False)["spoc_policy"]["dataset"]["info"]
     info["splits"] = {"train-noise": {"houses": {"path": str(train), "sha256": sha256_file(train)}}}
     (dataset / "info.json").write_text(json.dumps(info))
-    err = bad_input(capsys, [*base, "--policy", "oracle", "--dataset", str(dataset),
-                             "--houses", str(stripped)])
+    # this info.json is an older one (no card, its house file outside the dataset): a hint
+    # line comes first, then the error
+    assert main([*base, "--policy", "oracle", "--dataset", str(dataset),
+                 "--houses", str(stripped)]) == 2
+    hint, err = capsys.readouterr().err.strip().splitlines()
+    assert "written by an older spoc-datagen" in hint and "spoc-datagen upgrade" in hint
     assert f"house 0 is one of the houses of --dataset {dataset}'s training splits" in err
     held_out = write_stripped(tmp_path / "held_out.jsonl.gz", "143.json")
     assert main([*base, "--checkpoint", str(ckpt), "--houses", str(held_out)]) == 0

@@ -245,7 +245,7 @@ def test_generate_houses_is_resumable_and_loadable(tmp_path, monkeypatch):
     (["--num", "0"], "--num 0: out of range; generate 1 to 1,048,576 houses"),
     (["--num", "2000000"], "--num 2000000: out of range"),
     (["--split", "dev"], "--split 'dev': unknown split"),
-    (["--workers", "0"], "--workers 0: use at least 1"),
+    (["--workers", "-1"], "--workers -1: give a number of worker processes"),
     (["--out", "{tmp}/file"], "is a file; give a folder"),
     (["--out", "{tmp}/file/houses"], "cannot create the folder"),
 ], ids=["seed-negative", "seed-large", "num-0", "num-large", "split", "workers", "out-file",

@@ -33,7 +33,7 @@ from sim.house import load_houses, write_house_json
 HOUSE = "tests/fixtures/house_3703.json"
 MARKER = "SPOC_TEST_RAY_CLUSTER"
 """Environment variable set (to the cluster's folder) in every process the test starts."""
-NUM_SHARDS, EPISODES = 4, 8
+NUM_SHARDS, EPISODES = 4, 16
 """Enough shards that every node gets one, each long enough to be killed mid-write."""
 DATAGEN = ["--num-shards", str(NUM_SHARDS), "--episodes-per-shard", str(EPISODES),
            "--episodes-per-house", str(EPISODES), "--camera.height", "48",

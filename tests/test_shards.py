@@ -6,10 +6,12 @@ import gzip
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -230,10 +232,11 @@ def test_kill_mid_run_then_rerun_gives_the_identical_dataset(houses, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def local_ray(tmp_path_factory):
-    """A local Ray whose files (its auth token, session logs) stay under the test's tmp."""
+def local_ray():
+    """A local Ray whose files (its auth token, session logs) stay in a folder of its own,
+    removed after; a short one, since Ray's socket paths must fit in 107 bytes."""
     ray = pytest.importorskip("ray")
-    home = tmp_path_factory.mktemp("ray-home")
+    home = Path(tempfile.mkdtemp(prefix="spoc-ray-"))
     with pytest.MonkeyPatch.context() as m:
         m.setenv("HOME", str(home))
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
@@ -242,6 +245,7 @@ def local_ray(tmp_path_factory):
             yield ray
         finally:
             ray.shutdown()
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def test_ray_and_local_executors_write_the_same_bytes(local_ray, dataset, tmp_path):

@@ -28,6 +28,9 @@ from sim.interface import Pose
 from sim.lattice import AgentConfig
 from sim.thor import ThorEnv, ThorUnavailableError
 
+pytest.importorskip("ai2thor", reason="the ai2thor backend's tests need the thor extra: "
+                    "pip install -e '.[thor]' (bash scripts/test.sh installs it)")
+
 FIXTURES = Path(__file__).parent / "fixtures"
 RESPONSES = FIXTURES / "thor_responses"
 REPO = Path(__file__).resolve().parents[1]

@@ -1,13 +1,14 @@
-"""``spoc-train``: LightningCLI over ``PolicyModule`` and ``ShardDataModule``.
+"""``spoc-train``: behaviour cloning, a LightningCLI over ``PolicyModule`` and ``ShardDataModule``.
 
     spoc-train fit --config configs/train/tiny.yaml --data.root DATASET_DIR \\
         [--trainer.default_root_dir RUN_DIR] [--ckpt_path last]
     spoc-train validate --config configs/train/tiny.yaml --data.root DATASET_DIR --ckpt_path CKPT
 
-Under ``RUN_DIR`` (``trainer.default_root_dir``): ``checkpoints/`` (``best-*.ckpt`` on val loss
-and ``last.ckpt``, which ``--ckpt_path last`` resumes), ``logs/`` (CSV), ``tb/`` (TensorBoard)
-and the resolved ``config.yaml``. Loggers and these callbacks are added unless the config sets
-``trainer.logger`` / a ``ModelCheckpoint`` itself.
+Under ``RUN_DIR`` (``trainer.default_root_dir``): ``checkpoints/`` (``best-*.ckpt`` on val loss,
+``best-rollout-*.ckpt`` on rollout success with ``training.rollout_callback.RolloutEvaluation``
+among the callbacks, and ``last.ckpt``, which ``--ckpt_path last`` resumes), ``logs/`` (CSV),
+``tb/`` (TensorBoard) and the resolved ``config.yaml``. Loggers and these callbacks are added
+unless the config sets ``trainer.logger`` / a ``ModelCheckpoint`` itself.
 
 Bad input (a data root, an info.json, a checkpoint, a run directory) is one line and exit
 status 2 (``--debug`` adds the traceback); option errors print the usage as LightningCLI does.
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from jsonargparse import set_parsing_settings
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import (
     Callback,
@@ -29,17 +31,26 @@ from lightning.pytorch.callbacks import (
     ProgressBar,
     RichProgressBar,
 )
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from agents.policy import PolicyConfig
-from common.cli import entry_point
+from common.cli import (
+    HelpFormatter,
+    add_version,
+    command_description,
+    entry_point,
+    underscore_options,
+)
 from common.errors import InputError
 from common.files import check_out_dir
 from training.data.datamodule import ShardDataModule
 from training.module import CheckpointError, PolicyModule
+from training.rollout_callback import RolloutEvaluation
 
 DEFAULT_ROOT_DIR = "runs/train"
+SUBCOMMANDS = ("fit", "validate")
+"""Lightning's subcommands that ``spoc-train`` and ``spoc-pretrain`` offer."""
 LIGHTNING_CKPT_PATHS = ("last", "best", "hpc", "registry")
 """``--ckpt_path`` values Lightning resolves itself (not file names)."""
 
@@ -56,7 +67,8 @@ def default_loggers(root: Path) -> list:
 
 def default_callbacks(root: Path, configured: list[Callback], progress_bar: bool
                       ) -> list[Callback]:
-    """Best-on-val-loss + last checkpoints in ``root/checkpoints``, a Rich bar, an LR monitor.
+    """Best-on-val-loss + last checkpoints in ``root/checkpoints`` (and best-on-rollout-success
+    with a :class:`RolloutEvaluation`), a Rich bar, an LR monitor.
 
     ``last.ckpt`` is its own checkpoint callback, written at every validation: Lightning's
     ``save_last=True`` rewrites it only when a top-k checkpoint was saved at the same step, so
@@ -67,6 +79,8 @@ def default_callbacks(root: Path, configured: list[Callback], progress_bar: bool
     if not any(isinstance(c, ModelCheckpoint) for c in configured):
         extra.append(ModelCheckpoint(dirpath=root / "checkpoints", filename="best-{epoch}-{step}",
                                      monitor="val/loss", mode="min", save_top_k=1))
+        extra += [c.best_checkpoint(root / "checkpoints") for c in configured
+                  if isinstance(c, RolloutEvaluation)]
         last = last_checkpoint(root)
         extra.append(ModelCheckpoint(dirpath=last.parent, filename=last.stem,
                                      monitor=None, save_top_k=1, enable_version_counter=False))
@@ -101,6 +115,14 @@ def read_checkpoint(path: str, prog: str, model_class: type) -> dict:
     return ckpt
 
 
+class TrainParser(LightningArgumentParser):
+    """Lightning's parser with the help of every ``spoc-*`` command
+    (:class:`common.cli.HelpFormatter`), also for a nested class's ``--*.help CLASS``."""
+
+    def __init__(self, *args, formatter_class=HelpFormatter, **kwargs):
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+
 class TrainCLI(LightningCLI):
     """LightningCLI with the dataset's vocabulary and resolution linked into the model, and
     its input checked: ``--ckpt_path`` and ``--trainer.default_root_dir`` (a one-line
@@ -109,6 +131,21 @@ class TrainCLI(LightningCLI):
     def __init__(self, *args, prog: str = "spoc-train", **kwargs):
         self.prog = prog
         super().__init__(*args, **kwargs)
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """``fit`` and ``validate``: the modules have no ``test_step`` or ``predict_step``, so
+        Lightning's ``test`` and ``predict`` are not offered."""
+        return {name: skip for name, skip in LightningCLI.subcommands().items()
+                if name in SUBCOMMANDS}
+
+    def init_parser(self, **kwargs: Any):
+        """Lightning's parser; the top one (made before its subcommands') also takes
+        ``--version``."""
+        parser = super().init_parser(**kwargs)
+        if not hasattr(self, "parser"):
+            add_version(parser, self.prog)
+        return parser
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data", "model.dataset_spec", compute_fn=lambda dm: dm.spec,
@@ -176,15 +213,18 @@ class TrainCLI(LightningCLI):
 
 def build_cli(args: list[str] | None = None, run: bool = True,
               model_class: type = PolicyModule, datamodule_class: type = ShardDataModule,
-              prog: str = "spoc-train") -> TrainCLI:
-    """Parse ``args`` (default: ``sys.argv``), build the module, data and trainer, and run
-    (``spoc-pretrain`` passes its own module, data and name). Bad input raises a one-line
-    :class:`common.errors.InputError`."""
+              prog: str = "spoc-train", description: str | None = None) -> TrainCLI:
+    """Parse ``args`` (default: ``sys.argv``; option names with dashes or underscores), build
+    the module, data and trainer, and run (``spoc-pretrain`` passes its own module, data, name
+    and docstring). Bad input raises a one-line :class:`common.errors.InputError`."""
     warnings.filterwarnings("ignore", message=".*`IterableDataset` has `__len__` defined.*")
     # the entry points pass the command line on as ``args``
     warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter is intended.*")
+    set_parsing_settings(docstring_parse_attribute_docstrings=True)  # fields' help, as elsewhere
+    parser_kwargs = {"prog": prog, "description": command_description(prog, description or __doc__)}
     return TrainCLI(model_class, datamodule_class, save_config_kwargs={"overwrite": True},
-                    args=args, run=run, prog=prog)
+                    parser_class=TrainParser, parser_kwargs=parser_kwargs, prog=prog, run=run,
+                    args=None if args is None else underscore_options(list(args)))
 
 
 def train(args: list[str]) -> None:

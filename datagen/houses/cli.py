@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from common.cli import entry_point, underscore_options
+from common.cli import command_parser, entry_point, summary
 from common.errors import InputError
 from datagen.houses.house_dataset import generate_houses
 from datagen.houses.validate import house_report
@@ -35,7 +35,8 @@ def generate(split: str, num: int, out: Path, seed: int = 0, workers: int = 1,
         num: Number of houses.
         out: Output directory.
         seed: Dataset seed; house i of a split is a pure function of (split, seed, i).
-        workers: Worker processes (one per core).
+        workers: Worker processes: 1 works in this process, 0 starts one per CPU core; the
+            houses do not depend on it.
         progress: Show a progress bar.
     """
     path = generate_houses(split=split, num=num, seed=seed, out_dir=Path(out), workers=workers,
@@ -134,10 +135,10 @@ def build_parser():
     """The ``spoc-houses`` parser: one subcommand per function above, typed from signatures."""
     from jsonargparse import ActionConfigFile, ArgumentParser
 
-    parser = ArgumentParser(prog="spoc-houses", description=__doc__.strip().splitlines()[0])
+    parser = command_parser("spoc-houses", __doc__)
     sub = parser.add_subcommands(dest="command")
     for fn in (generate, validate, show):
-        p = ArgumentParser(description=fn.__doc__.strip().splitlines()[0])
+        p = ArgumentParser(description=summary(fn.__doc__))
         p.add_argument("--config", action=ActionConfigFile, help="A YAML file of options.")
         if fn is validate:
             p.add_argument("paths", type=Path, nargs="+", help="House files.")
@@ -147,13 +148,13 @@ def build_parser():
             p.add_function_arguments(fn, skip={"path"})
         else:
             p.add_function_arguments(fn)
-        sub.add_subcommand(fn.__name__, p, help=fn.__doc__.strip().splitlines()[0])
+        sub.add_subcommand(fn.__name__, p, help=summary(fn.__doc__))
     return parser
 
 
 def run(argv: list[str]) -> int:
     """Parse ``argv`` and run the subcommand; its exit status."""
-    cfg = build_parser().parse_args(underscore_options(argv))
+    cfg = build_parser().parse_args(argv)
     command = cfg.command
     kwargs = {k: v for k, v in vars(cfg[command]).items() if k not in ("config", "__path__")}
     return {"generate": generate, "validate": validate, "show": show}[command](**kwargs) or 0

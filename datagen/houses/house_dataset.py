@@ -27,7 +27,7 @@ from pathlib import Path
 
 from common.errors import InputError
 from common.files import write_atomic
-from common.workers import exit_with_parent
+from common.workers import check_workers, exit_with_parent, worker_count
 from datagen.houses.procthor_gen import (
     GENERATOR_VERSION,
     INDEX_BITS,
@@ -79,8 +79,7 @@ def check_generate_args(split: str, num: int, seed: int, workers: int, out_dir: 
                          "per split")
     if not 0 <= seed < 1 << SEED_BITS:
         raise InputError(f"--seed {seed}: out of range; use 0 <= seed < {1 << SEED_BITS}")
-    if workers < 1:
-        raise InputError(f"--workers {workers}: use at least 1")
+    check_workers(workers)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"--out {out_dir}: is a file; give a folder")
 
@@ -104,6 +103,7 @@ def _run_tasks(out_dir: Path, split: str, seed: int, todo: list[int], workers: i
     from tqdm import tqdm
 
     bar = tqdm(total=len(todo), desc=f"houses {split}", unit="house", disable=not progress)
+    workers = min(worker_count(workers), len(todo))
     if workers <= 1:  # in this process: procthor reseeds this process's global RNGs
         for i in todo:
             build_partial(str(out_dir), split, seed, i, room_spec_mix)

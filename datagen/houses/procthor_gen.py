@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from importlib import metadata as importlib_metadata
 from typing import Any
 
-from datagen.houses import procthor_patches
+from datagen.houses import procthor_imports, procthor_patches
 from datagen.houses.standin import GeometricController
 from datagen.houses.validate import house_report
 from sim.house import upgrade_house
@@ -74,6 +74,7 @@ def procthor_version() -> str:
 def room_spec_sampler(room_spec_mix: RoomSpecMix = PROCTHOR10K):
     """procthor's ``RoomSpecSampler`` for a mix: ``"procthor10k"`` (its own weights) or a
     mapping of ProcTHOR-10K ``room_spec_id`` -> sampling weight (e.g. small houses only)."""
+    procthor_imports.load()
     from procthor.generation.room_specs import PROCTHOR10K_ROOM_SPEC_SAMPLER as P10K
     from procthor.generation.room_specs import RoomSpecSampler
 
@@ -120,6 +121,7 @@ def warm_up(split: str) -> None:
 def sample_procthor_house(split: str, seed: int, room_spec_mix: RoomSpecMix = PROCTHOR10K
                           ) -> dict:
     """procthor's raw (schema 0.0.1) house for a procthor seed. Reseeds the global RNGs."""
+    procthor_imports.load()
     from procthor.generation import HouseGenerator
 
     warm_up(split)

@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from datagen.houses import procthor_imports
 from datagen.houses.fast_rectangles import patched_method
 
 ASSET_GROUP_WARMUP_SEED = 0
@@ -135,6 +136,7 @@ def preserved_global_rng():
 
 def warm_asset_group_cache(split: str, controller) -> None:
     """Fill procthor's asset-group cache for (split, controller) reproducibly (fix 3)."""
+    procthor_imports.load()
     from procthor.databases import get_spawnable_asset_group_info
 
     with preserved_global_rng():
@@ -145,9 +147,9 @@ def warm_asset_group_cache(split: str, controller) -> None:
 
 def use_fast_rectangles(enabled: bool) -> None:
     """Switch procthor's rectangle join between ours (True) and the package's (False)."""
+    apply()
     from procthor.generation.objects import OrthogonalPolygon
 
-    apply()
     original = _state["original_join"]
     OrthogonalPolygon._join_neighboring_rectangles = patched_method if enabled else original
 
@@ -184,6 +186,7 @@ def _select_openings_checked(neighboring_rooms, room_spec_neighbors, room_spec):
 
 def original_join_neighboring_rectangles():
     """The package's own ``OrthogonalPolygon._join_neighboring_rectangles`` (unpatched)."""
+    procthor_imports.load()
     from procthor.generation.objects import OrthogonalPolygon
 
     return _state["original_join"] or OrthogonalPolygon._join_neighboring_rectangles
@@ -193,6 +196,7 @@ def apply() -> None:
     """Install every fix above (idempotent). The fast rectangle join is on by default."""
     if _state["applied"]:
         return
+    procthor_imports.load()
     from procthor.generation import (
         asset_groups,
         doors,

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from datagen.houses import procthor_imports
 from sim.assets import asset_database
 
 SPAWN_TRIES = 12
@@ -103,6 +104,7 @@ class _Body:
 
 @lru_cache(maxsize=1)
 def _procthor_asset_info() -> dict[str, dict]:
+    procthor_imports.load()
     from procthor.databases import asset_id_database
 
     return asset_id_database

@@ -49,16 +49,15 @@ from __future__ import annotations
 
 import sys
 
-from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
+from jsonargparse import ActionConfigFile
 
-from common.cli import entry_point
+from common.cli import command_parser, entry_point
 from training.dagger.config import DaggerConfig
 from training.dagger.run import rounds_table, run_dagger
 
 
 def build_parser():
-    set_parsing_settings(docstring_parse_attribute_docstrings=True)
-    parser = ArgumentParser(prog="spoc-dagger", description=DaggerConfig.__doc__)
+    parser = command_parser("spoc-dagger", DaggerConfig.__doc__)
     parser.add_argument("--config", action=ActionConfigFile, help="A YAML file of options.")
     parser.add_class_arguments(DaggerConfig, as_group=False, instantiate=False)
     return parser

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from common.errors import InputError
+from common.workers import check_workers
 from eval.rollout import stopping_rule_error
 
 
@@ -72,7 +73,8 @@ class DaggerConfig:
     eval_seed: int = 0
     """Seed of the evaluation episode set."""
     eval_workers: int = 1
-    """Evaluation worker processes."""
+    """Evaluation worker processes, as ``spoc-eval run --workers``: 1 works in this process,
+    0 starts one per CPU core; results do not depend on it."""
     eval_max_steps: int = 500
     """Evaluation step limit."""
     bc_compare: bool = False
@@ -80,9 +82,10 @@ class DaggerConfig:
 
     def __post_init__(self):
         for name in ("rounds", "episodes_per_round", "episodes_per_shard", "max_steps", "envs",
-                     "eval_episodes", "eval_workers", "eval_max_steps"):
+                     "eval_episodes", "eval_max_steps"):
             if getattr(self, name) < 1:
                 raise DaggerError(f"{name}: {getattr(self, name)} must be >= 1")
+        check_workers(self.eval_workers, "--eval_workers")
         for name in ("initial_epochs", "epochs_per_round", "seed", "eval_seed"):
             if getattr(self, name) < 0:
                 raise DaggerError(f"{name}: {getattr(self, name)} must be >= 0")

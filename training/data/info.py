@@ -20,7 +20,7 @@ from datagen.constants import (
     KEY_META,
     SHARD_GLOB,
 )
-from datagen.dataset import split_house_file
+from datagen.dataset import hint_upgrade, split_house_file
 
 
 class DatasetMismatchError(InputError):
@@ -37,7 +37,8 @@ class DataOptionError(InputError):
 
 def load_info(root: str | Path, option: str = "--data.root") -> dict:
     """Read and check ``root/info.json``; raise ``DatasetMismatchError`` naming field and fix
-    (``option``: the command's option that gave ``root``). Each split's ``houses.path`` is
+    (``option``: the command's option that gave ``root``); one line on stderr when an older
+    spoc-datagen wrote it (:func:`datagen.dataset.hint_upgrade`). Each split's ``houses.path`` is
     given as the absolute path of the file (:func:`datagen.dataset.split_house_file`: the
     dataset's copy, relative to ``root`` on disk), so what renders from it (a loader worker,
     a checkpoint's record) needs neither the root nor the working directory."""
@@ -56,6 +57,7 @@ def load_info(root: str | Path, option: str = "--data.root") -> dict:
                                    "directory written by `spoc-datagen episodes`, or rebuild "
                                    "its info.json by rerunning `spoc-datagen episodes`") from None
     check_info(info, path)
+    hint_upgrade(root, info)
     for entry in info.get("splits", {}).values():
         houses = entry.get("houses")
         if isinstance(houses, dict) and isinstance(houses.get("path"), str):

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from agents.detector import ColourDetector
-from common.cli import config_commands, entry_point, parse_config_command
+from common.cli import config_commands, entry_point, parse_config_command, progress_bar
 from common.errors import InputError
 from common.files import check_out_file, json_bytes, write_atomic
 from datagen.constants import INFO_FILE, KEY_META
@@ -60,6 +60,9 @@ class FitConfig:
     its own pixels alone, so the targets' fit is the same with or without them."""
     out: str = "runs/detector.json"
     """Where the detector is written (JSON)."""
+    progress: bool = True
+    """Show a progress bar (episodes, per pass over the frames) on stderr when it is a
+    terminal."""
 
     def __post_init__(self):
         check_counts(self)
@@ -136,16 +139,22 @@ class FitFrames:
     cfg: FitConfig
     renderer: PoseRenderer
     targets: list[str]
+    passes: int = 0
+    """Times the frames were iterated (the progress bar's label)."""
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         index = {t: k + 1 for k, t in enumerate(self.targets)}
-        for meta in split_episodes(self.cfg.data, self.cfg.split, self.cfg.episodes):
-            for rgb, ids, types in rendered_frames(self.renderer, meta, self.cfg.split,
-                                                   self.cfg.stride):
-                lut = np.array([0] + [index.get(t, 0) for t in types], dtype=np.uint8)
-                type_map = lut[ids]  # the targets' instance ids tell their assets' colours apart
-                instances = np.where(type_map > 0, ids, 0).astype(np.uint16)  # < 65,536 objects
-                yield rgb, type_map, instances
+        self.passes += 1
+        with progress_bar(self.cfg.episodes, f"fit, pass {self.passes}", "ep",
+                          self.cfg.progress) as bar:
+            for meta in split_episodes(self.cfg.data, self.cfg.split, self.cfg.episodes):
+                for rgb, ids, types in rendered_frames(self.renderer, meta, self.cfg.split,
+                                                       self.cfg.stride):
+                    lut = np.array([0] + [index.get(t, 0) for t in types], dtype=np.uint8)
+                    type_map = lut[ids]  # instance ids tell the targets' assets' colours apart
+                    instances = np.where(type_map > 0, ids, 0).astype(np.uint16)  # < 65,536
+                    yield rgb, type_map, instances
+                bar.update(1)
 
 
 def fit(cfg: FitConfig) -> ColourDetector:
@@ -213,7 +222,7 @@ def score_row(row: np.ndarray) -> dict:
 
 
 def build_parser():
-    return config_commands("spoc-detector", __doc__.strip().splitlines()[0],
+    return config_commands("spoc-detector", __doc__,
                            {"fit": FitConfig, "score": ScoreConfig})
 
 

@@ -32,7 +32,7 @@ from training.explorer.fit import FitConfig, fit
 
 
 def build_parser():
-    return config_commands("spoc-explorer", __doc__.strip().splitlines()[0],
+    return config_commands("spoc-explorer", __doc__,
                            {"collect": CollectConfig, "fit": FitConfig})
 
 

@@ -9,6 +9,7 @@ atomically; an interrupted ``collect`` resumes at the first missing chunk.
 from __future__ import annotations
 
 import multiprocessing as mp
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -18,7 +19,9 @@ import torch
 from agents.explorer import CONTEXT, block_costs, blocks, map_view, reachable_frontier
 from agents.map_agent import MapPolicy
 from agents.mapper import MapperConfig
+from common.cli import progress_bar
 from common.files import check_out_dir, write_atomic
+from common.workers import check_workers, worker_count
 from datagen.tasks import TaskConfig
 from eval.config import EvalConfig
 from eval.evaluate import build_run
@@ -58,16 +61,21 @@ class CollectConfig:
     context: list[str] = field(default_factory=lambda: list(CONTEXT))
     """Object types the map notes where the detector sees them, one view plane each (the
     detector must have their colours)."""
-    workers: int = 2
+    workers: int = 1
+    """Worker processes: 1 works in this process, 0 starts one per CPU core; the files do not
+    depend on it."""
     max_steps: int = 500
     camera: CameraConfig | None = None
     """The camera, when no ``--dataset`` gives it (e.g. ``--camera.height 112``)."""
     tasks: TaskConfig | None = None
     """The tasks, when no ``--dataset`` gives them."""
+    progress: bool = True
+    """Show a progress bar (episodes) on stderr when it is a terminal."""
 
     def __post_init__(self):
-        check_at_least(self, ("episodes", "chunk", "every", "workers", "max_steps"), 1)
+        check_at_least(self, ("episodes", "chunk", "every", "max_steps"), 1)
         check_at_least(self, ("seed",), 0)
+        check_workers(self.workers)
 
 
 def collecting_policy(settings, every: int, context: list[str]):
@@ -96,8 +104,10 @@ def collecting_policy(settings, every: int, context: list[str]):
     return policy
 
 
-def collect_chunk(cfg: CollectConfig, settings, houses: dict, slots: list, k: int) -> int:
-    """Roll out one chunk's slots and write its file; the number of samples."""
+def collect_chunk(cfg: CollectConfig, settings, houses: dict, slots: list, k: int,
+                  tick: Callable[[int], None] = lambda n: None) -> int:
+    """Roll out one chunk's slots and write its file; the number of samples (``tick(1)``
+    after each episode)."""
     policy = collecting_policy(settings, cfg.every, cfg.context)
     policy.reset(settings.envs_per_worker)
 
@@ -105,15 +115,15 @@ def collect_chunk(cfg: CollectConfig, settings, houses: dict, slots: list, k: in
         return policy.act(batch_obs(runs, settings.camera, False, depth=True, oracle=True))
 
     torch.set_num_threads(1)
-    lockstep(houses, slots, settings, act, lambda run, result: None, lambda slot, why: None)
+    lockstep(houses, slots, settings, act, lambda run, result: tick(1), lambda slot, why: tick(1))
     arrays = pack(policy.samples, settings.goals, cfg.context)
     write_atomic(chunk_path(Path(cfg.out), k), npz_bytes(arrays))
     return len(policy.samples)
 
 
-def _collect_worker(cfg: CollectConfig, settings, houses: dict, todo: list) -> int:
-    return sum(collect_chunk(cfg, settings, {s.house: houses[s.house] for s in slots}, slots, k)
-               for k, slots in todo)
+def _collect_task(task: tuple) -> tuple[int, int]:
+    """A pool task: :func:`collect_chunk` of ``task``; (its samples, its episodes)."""
+    return collect_chunk(*task), len(task[3])
 
 
 def collect(cfg: CollectConfig) -> tuple[int, int]:
@@ -154,12 +164,16 @@ def collect(cfg: CollectConfig) -> tuple[int, int]:
     out.mkdir(parents=True, exist_ok=True)
     todo = [(k, slots[a:a + cfg.chunk]) for k, a in enumerate(range(0, len(slots), cfg.chunk))
             if not chunk_path(out, k).exists()]
-    shares = [todo[w::cfg.workers] for w in range(cfg.workers) if todo[w::cfg.workers]]
-    if len(shares) <= 1:
-        written = sum(_collect_worker(cfg, settings, houses, s) for s in shares)
-    else:
-        ctx = mp.get_context("forkserver")
-        with ctx.Pool(len(shares)) as pool:
-            written = sum(pool.starmap(_collect_worker,
-                                       [(cfg, settings, houses, s) for s in shares]))
+    tasks = [(cfg, settings, {s.house: houses[s.house] for s in chunk}, chunk, k)
+             for k, chunk in todo]  # each chunk's file is a function of the chunk alone
+    workers = min(worker_count(cfg.workers), len(tasks))
+    written = 0
+    with progress_bar(sum(len(chunk) for _, chunk in todo), "collect", "ep", cfg.progress) as bar:
+        if workers <= 1:
+            written = sum(collect_chunk(*task, tick=bar.update) for task in tasks)
+        else:
+            with mp.get_context("forkserver").Pool(workers) as pool:
+                for samples, episodes in pool.imap_unordered(_collect_task, tasks):
+                    written += samples
+                    bar.update(episodes)
     return len(todo), written

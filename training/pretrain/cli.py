@@ -22,7 +22,7 @@ from training.pretrain.module import EncoderPretrainModule
 def pretrain(args: list[str]) -> None:
     """``spoc-pretrain``'s work: parse ``args``, build and run."""
     build_cli(args, model_class=EncoderPretrainModule, datamodule_class=LabelledFrameDataModule,
-              prog="spoc-pretrain")
+              prog="spoc-pretrain", description=__doc__)
 
 
 def main(args: list[str] | None = None) -> int:

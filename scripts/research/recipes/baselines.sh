@@ -26,7 +26,6 @@ episodes=(--houses data/big/houses/test.jsonl.gz --episodes 1000 --seed 0 --work
           --videos 0 --camera.height 112 --camera.width 192 --tasks.min_pixels 12)
 for policy in oracle random forward; do
     run spoc-eval run --policy "$policy" "${episodes[@]}" --out "runs/big/eval1k/$policy"
+    # each new run paired with its published file
+    run spoc-eval compare "results/eval1k/$policy.json.gz" "runs/big/eval1k/$policy"
 done
-run spoc-eval compare results/eval1k/oracle.json.gz runs/big/eval1k/oracle \
-    results/eval1k/random.json.gz runs/big/eval1k/random \
-    results/eval1k/forward.json.gz runs/big/eval1k/forward
