@@ -103,9 +103,10 @@ def acting(run: dict) -> str:
     """How a run's policy chose its actions: argmax, sampled or with a stopping rule (over an
     ensemble's mean probabilities), the detector that gave it the target's box (none: the
     simulator's, when the policy takes one), the RoomNav goals' anchor types and the memory
-    probe."""
-    if run.get("checkpoint") is None:
-        return "-"  # a baseline acts by its own rule
+    probe; and the looks of the appearance probe, for any policy."""
+    looks = (run.get("probe") or {}).get("appearance")
+    if run.get("checkpoint") is None:  # a baseline acts by its own rule
+        return f"looks shifted at {looks:g} of their bounds" if looks else "-"
     how = "sampled" if run.get("sample") else "argmax"
     if run.get("ensemble"):
         how += f" of the mean of {1 + len(run['ensemble'])} policies"
@@ -123,6 +124,8 @@ def acting(run: dict) -> str:
     memory = probe.get("memory_steps", run.get("memory_steps"))
     if memory is not None:
         how += f", memory cleared every {memory} steps"
+    if looks:
+        how += f", looks shifted at {looks:g} of their bounds"
     return how
 
 

@@ -174,6 +174,12 @@ def validate_probes(cfg: EvalConfig) -> None:
                              "so drop it")
     if probe.map_forget_steps < 0:
         raise EvalInputError(f"--probe.map_forget_steps {probe.map_forget_steps} must be >= 0")
+    if not 0 <= probe.appearance <= 1:
+        raise EvalInputError(f"--probe.appearance {probe.appearance}: give a fraction of the "
+                             "appearance's bounds in [0, 1] (0: off)")
+    if probe.appearance and cfg.backend != "embedded":
+        raise EvalInputError("--probe.appearance changes the embedded renderer's look; use "
+                             "--backend embedded or drop it")
     if probe.oracle_explorer and cfg.mapper is not None and cfg.mapper.explorer:
         raise EvalInputError("--mapper.explorer and --probe.oracle_explorer both pick the "
                              "frontier; give one")

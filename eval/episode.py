@@ -28,6 +28,7 @@ from eval.metrics import NOTHING, EpisodeResult, spl
 from eval.probes import Privileged, oracle_cell_moves
 from eval.slots import EpisodeSlot, episode_seed
 from eval.video import EpisodeVideo, video_name
+from sim.appearance import APPEARANCE_STREAM, Appearance, AppearanceConfig, draw_appearance
 from sim.camera import CameraConfig
 from sim.detect import target_box, target_table
 from sim.env import EmbeddedEnv
@@ -62,6 +63,16 @@ class RolloutSettings:
     ``PolicyConfig.room_anchors``; :func:`datagen.tasks.box_target`)."""
     mapper: MapperConfig | None = None
     """The map agent's settings (``--policy mapper``)."""
+    appearance: AppearanceConfig | None = None
+    """``--probe.appearance``'s: each episode rendered under a look drawn from it by
+    :func:`episode_look` (None: the houses' own)."""
+
+
+def episode_look(config: AppearanceConfig, slot: EpisodeSlot) -> Appearance:
+    """The look ``--probe.appearance`` renders an episode under: a pure function of the
+    evaluation seed and the episode's index, so every policy meets the same looks."""
+    return draw_appearance(config, np.random.default_rng([slot.seed, slot.index,
+                                                           APPEARANCE_STREAM]))
 
 
 class FinalView(NamedTuple):
@@ -103,6 +114,8 @@ class EpisodeRun:
         self.goal = settings.goals.index(goal_name(episode.task, episode.target))
         self.steps, self.path_length, self.collisions = 0, 0.0, 0
         self.first, self.collided, self.reached_goal = True, False, False
+        if settings.appearance is not None:
+            env.appearance = episode_look(settings.appearance, slot)
         self.rgb = env.reset(ctx.record.house, Pose(*ctx.pose(episode.start))).rgb
         self.state = self.start_state = self._lattice_state()
         self._privileged = None

@@ -38,6 +38,7 @@ from eval.report import read_eval_info, write_eval_info, write_report, write_rep
 from eval.rollout import PolicySpec, rollout, stopping_rule_error
 from eval.slots import plan_slots
 from eval.video import choose_videos
+from sim.appearance import AppearanceConfig
 from sim.camera import CameraConfig
 from sim.lattice import AgentConfig
 
@@ -138,7 +139,9 @@ def build_run(cfg: EvalConfig):
         backend=cfg.backend, max_steps=cfg.max_steps, envs_per_worker=cfg.envs_per_worker,
         sample_attempts=cfg.sample_attempts, goals=tuple(goals or tasks.goals()),
         detector=detector, room_anchors=anchors,
-        mapper=(cfg.mapper or MapperConfig()) if cfg.policy == "mapper" else None)
+        mapper=(cfg.mapper or MapperConfig()) if cfg.policy == "mapper" else None,
+        appearance=(AppearanceConfig.uniform(cfg.probe.appearance)
+                    if cfg.probe.appearance else None))
     return spec, settings, train, steps
 
 

@@ -48,6 +48,11 @@ class ProbeConfig:
     """``--policy mapper``, privileged: pick the frontier by the learned explorer's training
     target (the map steps to it plus the shortest-path oracle's moves from it to the goal),
     to measure what exploring well is worth."""
+    appearance: float = 0.0
+    """The embedded backend: render every episode under a look drawn from (seed, episode)
+    with every part of :class:`sim.appearance.AppearanceConfig` at this fraction of its
+    bounds (0-1), to measure how a policy copes with a change of look (0: the houses' own,
+    as deployed)."""
 
     def active(self) -> dict:
         """The probes switched on, by name (empty: none)."""

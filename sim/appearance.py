@@ -233,6 +233,11 @@ class Appearance:
         return out
 
 
+APPEARANCE_STREAM = 0xA99E
+"""Tags the seed sequences appearances are drawn from (training's per-episode looks, the
+evaluation's probe) apart from their callers' other streams."""
+
+
 def draw_appearance(config: AppearanceConfig,
                     rng: np.random.Generator | int) -> Appearance:
     """One episode's appearance drawn from ``rng`` (a Generator, or a seed for one; the

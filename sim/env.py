@@ -12,6 +12,7 @@ from collections import OrderedDict
 import numpy as np
 
 from common.errors import InputError
+from sim.appearance import Appearance
 from sim.camera import CameraConfig
 from sim.interface import Env, Observation, Pose, StepResult, VisibleObject, action_index
 from sim.lattice import AgentConfig, Lattice
@@ -30,6 +31,11 @@ class EmbeddedEnv(Env):
         self._scene: Scene | None = None
         self._obs: Observation | None = None
         self.state: tuple[int, int, int] | None = None
+        self.appearance: Appearance | None = None
+        """The look the next loaded house is rendered under
+        (:meth:`sim.render.Renderer.with_appearance`); None: the house's own."""
+        self._view = None
+        self._frame = 0
 
     def load(self, house: dict) -> tuple[Scene, Lattice]:
         """Scene and lattice of a house (cached by house id)."""
@@ -46,6 +52,8 @@ class EmbeddedEnv(Env):
                 self._cache.popitem(last=False)
         self._cache.move_to_end(hid)
         self._scene, self.lattice, self.renderer = self._cache[hid]
+        self._view = (self.renderer if self.appearance is None else
+                      self.renderer.with_appearance(self.appearance))
         return self._scene, self.lattice
 
     def reset(self, house: dict, pose: Pose) -> Observation:
@@ -64,15 +72,17 @@ class EmbeddedEnv(Env):
     def reset_state(self, state: tuple[int, int, int]) -> Observation:
         """Place the agent at a lattice state of the loaded house."""
         self.state = tuple(int(v) for v in state)
+        self._frame = 0
         return self._render()
 
     def step(self, action: int | str) -> StepResult:
         self.state, ok = self.lattice.step(self.state, action_index(action))
+        self._frame += 1
         return StepResult(self._render(), ok)
 
     def _render(self) -> Observation:
         p = self.pose
-        frame = self.renderer.render(p.x, p.z, p.yaw)
+        frame = self._view.render(p.x, p.z, p.yaw, frame=self._frame)
         self._obs = Observation(frame.rgb, frame.depth, frame.ids)
         return self._obs
 

@@ -428,6 +428,48 @@ def test_memory_steps_is_recorded_and_checked(houses, tmp_path, capsys, monkeypa
         assert "--probe.memory_steps" in bad_input(capsys, argv)
 
 
+def test_the_appearance_probe_changes_the_look_and_nothing_else(houses, tmp_path, capsys):
+    """--probe.appearance renders each episode under a look drawn from (seed, episode): the
+    same episodes (the oracle, which does not look, walks them alike), other pixels but the
+    same depth and ids, the same look for every policy; off, the bytes are the house's own."""
+    from eval.episode import episode_look
+    from eval.slots import plan_slots
+    from sim.appearance import AppearanceConfig
+    from sim.camera import CameraConfig
+    from sim.env import EmbeddedEnv
+    from sim.house import load_houses
+    from sim.interface import Pose
+
+    base = ["--policy", "oracle", "--episodes", "4", "--videos", "0"]
+    plain = run_eval(tmp_path / "plain", houses, *base)
+    shifted = run_eval(tmp_path / "shifted", houses, *base, "--probe.appearance", "1")
+    assert shifted["run"]["probe"] == {"appearance": 1.0} and plain["run"]["probe"] is None
+    assert shifted["per_episode"] == plain["per_episode"]
+    assert acting(shifted["run"]) == "looks shifted at 1 of their bounds"
+
+    slot = plan_slots(2, 2, seed=0)[1]
+    look = episode_look(AppearanceConfig.uniform(1.0), slot)
+    assert look == episode_look(AppearanceConfig.uniform(1.0), slot)
+    assert look != episode_look(AppearanceConfig.uniform(1.0), plan_slots(2, 2, seed=0)[0])
+    house = next(iter(load_houses(houses))).house
+    env = EmbeddedEnv(CameraConfig(height=48, width=64))
+    lattice = env.load(house)[1]
+    start = Pose(*lattice.position(*lattice.reachable_states()[0][:2]), 0.0)
+    own = [env.reset(house, start), env.step("rotate_left").observation]
+    env.appearance = look
+    new = [env.reset(house, start), env.step("rotate_left").observation]
+    for a, b in zip(own, new):
+        assert not np.array_equal(a.rgb, b.rgb)
+        assert np.array_equal(a.depth, b.depth) and np.array_equal(a.ids, b.ids)
+    env.appearance = None
+    again = env.reset(house, start)
+    assert np.array_equal(again.rgb, own[0].rgb)
+    for value, backend in (("1.5", "embedded"), ("0.5", "ai2thor")):
+        argv = ["run", "--houses", str(houses), *base, "--probe.appearance", value,
+                "--backend", backend, "--out", str(tmp_path / "x")]
+        assert "--probe.appearance" in bad_input(capsys, argv)
+
+
 def test_an_ensemble_acts_on_its_members_mean_probabilities(tmp_path):
     """Each step gives the log of the members' mean probabilities; each member keeps its own
     memory and is fed the ensemble's action, so it steps as it would alone on that episode."""

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from common.errors import InputError
 from datagen.constants import INFO_FILE
-from sim.appearance import Appearance, AppearanceConfig, draw_appearance
+from sim.appearance import APPEARANCE_STREAM, Appearance, AppearanceConfig, draw_appearance
 from training.data.accounting import EpisodeLedger, UnreadableShardsError
 from training.data.chunks import collate_chunks, episode_chunks
 from training.data.houses import (
@@ -32,9 +32,6 @@ from training.data.houses import (
     room_types,
 )
 from training.data.info import DataOptionError
-
-APPEARANCE_STREAM = 0xA99E
-"""Tags the appearance draws apart from the streams' other seed sequences."""
 
 MAX_CONSECUTIVE_FAILURES = 200
 """A stream that skips this many samples (or reads this many shards yielding no sample) in a

@@ -51,3 +51,12 @@ for run_name in video none none-appearance; do
         --out "$OUT/eval/$run_name"
 done
 run spoc-eval compare "$OUT/eval/video" "$OUT/eval/none" "$OUT/eval/none-appearance"
+# the same episodes with every look shifted (a probe), each paired with its run above
+for run_name in video none none-appearance; do
+    run spoc-eval run --checkpoint "$OUT/train-$run_name/checkpoints/last.ckpt" \
+        --houses "$H/val.jsonl.gz" --episodes 200 --seed 0 --workers "$WORKERS" --videos 0 \
+        --probe.appearance 1 --out "$OUT/eval/$run_name-shifted"
+    run spoc-eval compare "$OUT/eval/$run_name" "$OUT/eval/$run_name-shifted"
+done
+run spoc-eval compare "$OUT/eval/none-shifted" "$OUT/eval/none-appearance-shifted" \
+    "$OUT/eval/video-shifted"
